@@ -1,0 +1,111 @@
+"""The `llark` command; its subcommands mirror the entry-point files.
+
+    llark train --config configs/debug.yaml train.steps=20        # = python train.py ...
+    llark evaluate --checkpoint DIR --manifest eval.jsonl --out results/   # = python evaluate.py ...
+    llark ask --checkpoint DIR --manifest in.jsonl --out out.jsonl
+    llark ask --checkpoint DIR --audio song.wav --question "What key is this in?"
+    llark ask --checkpoint DIR --features clip.npy --question "What key is this in?" --stream
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("generation")
+    group.add_argument("--max-new-tokens", type=int, default=64)
+    group.add_argument("--batch-size", type=int, default=8, help="clips answered together")
+    group.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    group.add_argument("--temperature", type=float, default=1.0)
+    group.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
+    group.add_argument("--top-p", type=float, default=1.0, help="1.0 disables nucleus sampling")
+    group.add_argument("--seed", type=int, default=0, help="sampling seed")
+    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_answerer(args: argparse.Namespace):
+    from llark.inference import Answerer, GenerationOptions
+    from llark.model import LLark
+
+    options = GenerationOptions(max_new_tokens=args.max_new_tokens, do_sample=args.sample,
+                                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    model = LLark.from_pretrained(args.checkpoint, device=args.device)
+    return Answerer(model, options, batch_size=args.batch_size)
+
+
+def ask(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="llark ask",
+        description="Answer questions about clips. Manifest lines: {id, question, audio|features}; "
+        "output lines: {id, question, answer}; failed lines go to <out>.failures.jsonl.",
+    )
+    parser.add_argument("--checkpoint", required=True, help="a checkpoints/step-NNNNNN directory")
+    parser.add_argument("--manifest", help="JSON lines to answer in batches (needs --out)")
+    parser.add_argument("--out", help="where the answers go (JSON lines, written atomically)")
+    parser.add_argument("--audio", help="one audio file (needs a checkpoint with an encoder)")
+    parser.add_argument("--features", help="one [T, D] .npy feature file")
+    parser.add_argument("--question", help="the question for --audio / --features")
+    parser.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    add_generation_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.manifest:
+        if not args.out:
+            parser.error("--manifest needs --out")
+    elif not (args.audio or args.features) or not args.question:
+        parser.error("give --manifest and --out, or --audio/--features with --question")
+
+    from llark.inference import answer_manifest, failures_path
+
+    answerer = build_answerer(args)
+    if args.manifest:
+        answered, failed = answer_manifest(answerer, args.manifest, args.out)
+        print(f"answered {answered}, failed {failed} -> {args.out}", file=sys.stderr)
+        if failed:
+            print(f"failures listed in {failures_path(args.out)}", file=sys.stderr)
+        return 1 if failed else 0
+    try:
+        features = answerer.features_for({"audio": args.audio, "features": args.features})
+    except (OSError, ValueError, RuntimeError) as err:
+        print(f"llark ask: {err}", file=sys.stderr)
+        return 2
+    if args.stream:
+        printed = ""
+
+        def show(text: str) -> None:
+            nonlocal printed
+            sys.stdout.write(text[len(printed):] if text.startswith(printed) else "\n" + text)
+            sys.stdout.flush()
+            printed = text
+
+        answerer.answer([args.question], [features], on_text=show)
+        print()
+    else:
+        print(answerer.answer([args.question], [features])[0])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = ("train", "evaluate", "ask")
+    if not argv or argv[0] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        import train
+
+        train.main(rest)
+        return 0
+    if command == "evaluate":
+        import evaluate
+
+        return evaluate.main(rest)
+    return ask(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Training data: webdataset shards -> (clip, question, answer) examples -> padded batches.
+
+One shard record holds one clip and all its Q/A pairs; pairs are expanded here. Shards are split
+across every (process, loader worker) pair jointly, so 1 process with 2 workers reads exactly what
+2 processes with 1 worker each read, batch for batch. Each stream is seeded by (seed, epoch, global
+worker) alone and training streams loop forever, so uneven shard counts never stall a rank.
+
+    dataset = ShardDataset(["data/shards/train-*.tar"], example_builder, seed=0, loop=True)
+    loader = DataLoader(dataset, batch_size=8, collate_fn=partial(collate, pad_id=ids.pad))
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import webdataset as wds
+from braceexpand import braceexpand
+from torch.utils.data import IterableDataset, get_worker_info
+
+from llark.distributed import DistEnv
+from llark.shards import clip_id_from_key, decode_npy
+from llark.templates import ConversationTemplate
+from llark.tokenizer import IGNORE_INDEX, SpecialIds, encode_segments
+
+log = logging.getLogger(__name__)
+
+
+def expand_shard_patterns(patterns: list[str]) -> list[str]:
+    """Tar paths from globs and {000..009} brace patterns, sorted; an unmatched pattern is an error."""
+    paths: list[str] = []
+    for pattern in patterns:
+        for expanded in braceexpand(pattern):
+            matches = sorted(glob.glob(expanded))
+            if not matches:
+                raise FileNotFoundError(f"no shard matches {expanded!r}")
+            paths += matches
+    return sorted(dict.fromkeys(paths))
+
+
+@dataclass
+class Clip:
+    clip_id: str
+    features: np.ndarray  # [T, D] float16
+    meta: dict[str, Any]
+
+
+def decode_record(raw: dict[str, Any]) -> Clip:
+    """A raw webdataset record -> Clip; raises ValueError naming the shard and key when malformed."""
+    where = f"{raw.get('__url__', '?')}:{raw.get('__key__', '?')}"
+    missing = [part for part in ("features.npy", "json") if part not in raw]
+    if missing:
+        raise ValueError(f"{where}: record lacks {missing}")
+    features = decode_npy(raw["features.npy"], where)
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.floating):
+        raise ValueError(f"{where}: features must be a float [T, D] array, got {features.dtype} {features.shape}")
+    meta = json.loads(raw["json"])
+    if not isinstance(meta.get("qa"), list):
+        raise ValueError(f"{where}: json has no 'qa' list")
+    return Clip(clip_id_from_key(raw["__key__"]), features, meta)
+
+
+class ExampleTooLong(ValueError):
+    pass
+
+
+@dataclass
+class ExampleBuilder:
+    """Renders and tokenizes one (clip, question, answer) with a conversation template."""
+
+    tokenizer: Any
+    ids: SpecialIds
+    template: ConversationTemplate
+    max_length: int
+    audio_position: str = "random"  # random | before | after
+    system: str = ""
+
+    def __call__(self, features: np.ndarray, question: str, answer: str | None, rng: random.Random) -> dict[str, Any]:
+        position = self.audio_position
+        if position == "random":
+            position = "before" if rng.random() < 0.5 else "after"
+        segments = self.template.render(question, answer, audio_position=position, system=self.system)
+        input_ids, labels = encode_segments(self.tokenizer, self.ids, segments, num_frames=len(features))
+        if len(input_ids) > self.max_length:
+            last_audio = len(input_ids) - 1 - input_ids[::-1].index(self.ids.audio_end)
+            if last_audio >= self.max_length or answer is None:
+                raise ExampleTooLong(f"{len(input_ids)} tokens (audio block included) > max_length {self.max_length}")
+            input_ids, labels = input_ids[: self.max_length], labels[: self.max_length]
+        return {"input_ids": input_ids, "labels": labels, "features": features}
+
+
+class ShardDataset(IterableDataset):
+    """Examples from shards, split by process and loader worker, shuffled with a seeded buffer."""
+
+    def __init__(
+        self,
+        shard_patterns: list[str],
+        builder: ExampleBuilder,
+        seed: int = 0,
+        shuffle_buffer: int = 256,
+        loop: bool = True,
+        dist: DistEnv | None = None,
+    ):
+        self.shards = expand_shard_patterns(shard_patterns)
+        self.builder = builder
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self.loop = loop
+        self.dist = dist or DistEnv()
+        self.skipped = 0  # malformed records and unreadable shards (per worker process)
+
+    def _stream_position(self) -> tuple[int, int]:
+        worker = get_worker_info()
+        num_workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
+        return self.dist.rank * num_workers + worker_id, self.dist.world_size * num_workers
+
+    def _count_and_continue(self, error: Exception) -> bool:
+        self.skipped += 1
+        log.warning("skipping unreadable shard data (%d so far): %s", self.skipped, error)
+        return True
+
+    def _clips(self, shards: list[str], keep: tuple[int, int] | None) -> Iterator[Clip]:
+        """Clips of the given shards; `keep=(i, n)` keeps every n-th record starting at i."""
+        records = wds.tarfile_samples([{"url": s} for s in shards], handler=self._count_and_continue)
+        for index, raw in enumerate(records):
+            if keep is not None and index % keep[1] != keep[0]:
+                continue
+            try:
+                yield decode_record(raw)
+            except ValueError as err:
+                self._count_and_continue(err)
+
+    def _examples(self, epoch: int, stream: int, streams: int) -> Iterator[dict[str, Any]]:
+        rng = random.Random(f"{self.seed}-{epoch}-{stream}")
+        if len(self.shards) >= streams:
+            shards, keep = self.shards[stream::streams], None
+            if self.shuffle_buffer:
+                shards = rng.sample(shards, len(shards))
+        else:  # fewer shards than streams: everyone reads all shards and keeps its share of records
+            shards, keep = self.shards, (stream, streams)
+        for clip in self._clips(shards, keep):
+            for pair in clip.meta["qa"]:
+                try:
+                    yield self.builder(clip.features, pair["question"], pair["answer"], rng)
+                except ExampleTooLong as err:
+                    self._count_and_continue(ValueError(f"{clip.clip_id}: {err}"))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        stream, streams = self._stream_position()
+        epoch = 0
+        while True:
+            rng = random.Random(f"shuffle-{self.seed}-{epoch}-{stream}")
+            produced = 0
+            for example in _shuffled(self._examples(epoch, stream, streams), self.shuffle_buffer, rng):
+                produced += 1
+                yield example
+            if not self.loop:
+                return
+            if produced == 0:
+                raise RuntimeError(f"stream {stream}/{streams} produced no examples from {len(self.shards)} shards")
+            epoch += 1
+
+
+def _shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Iterator[Any]:
+    if buffer_size <= 1:
+        yield from items
+        return
+    buffer: list[Any] = []
+    for item in items:
+        buffer.append(item)
+        if len(buffer) >= buffer_size:
+            index = rng.randrange(len(buffer))
+            buffer[index], buffer[-1] = buffer[-1], buffer[index]
+            yield buffer.pop()
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def collate(examples: list[dict[str, Any]], pad_id: int, left_pad: bool = False) -> dict[str, torch.Tensor]:
+    """Pad token ids (right for training, left for generation), labels, and audio frames."""
+    longest = max(len(e["input_ids"]) for e in examples)
+    most_frames = max(len(e["features"]) for e in examples)
+    dim = examples[0]["features"].shape[1]
+    batch = len(examples)
+    input_ids = torch.full((batch, longest), pad_id, dtype=torch.long)
+    labels = torch.full((batch, longest), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((batch, longest), dtype=torch.long)
+    audio = torch.zeros((batch, most_frames, dim), dtype=torch.float32)
+    audio_lengths = torch.zeros(batch, dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example["input_ids"])
+        span = slice(longest - n, longest) if left_pad else slice(0, n)
+        input_ids[row, span] = torch.tensor(example["input_ids"])
+        attention_mask[row, span] = 1
+        if "labels" in example:
+            labels[row, span] = torch.tensor(example["labels"])
+        frames = torch.from_numpy(np.asarray(example["features"], dtype=np.float32))
+        audio[row, : len(frames)] = frames
+        audio_lengths[row] = len(frames)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": labels,
+        "audio": audio,
+        "audio_lengths": audio_lengths,
+    }
+
+
+def iter_qa_texts(shard_patterns: list[str], limit: int) -> Iterator[str]:
+    """Questions and answers in shard order (deterministic), for training a BPE tokenizer."""
+    seen = 0
+    records = wds.tarfile_samples([{"url": s} for s in expand_shard_patterns(shard_patterns)])
+    for raw in records:
+        for pair in json.loads(raw["json"])["qa"]:
+            yield pair["question"]
+            yield pair["answer"]
+            seen += 1
+            if seen >= limit:
+                return
+
+
+def load_features(path: str | Path) -> np.ndarray:
+    """A [T, D] float feature file (.npy, never pickled), with an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: feature file not found")
+    try:
+        features = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise ValueError(f"{path}: not a plain numeric .npy file ({err})") from None
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.floating):
+        raise ValueError(f"{path}: expected float features [T, D], got {features.dtype} {features.shape}")
+    if not np.isfinite(features).all():
+        raise ValueError(f"{path}: features contain NaN or inf")
+    return features

@@ -1,0 +1,168 @@
+"""Answering questions about clips with a trained checkpoint: one clip, or a manifest in batches.
+
+Manifest contract (other tools rely on it): each input line is a JSON object with `id`, `question`
+and either `audio` (a path) or `features` (a `.npy` path of shape [T, D]); each output line repeats
+`id` and `question` and adds `answer`. Lines that fail (missing file, bad features, no encoder)
+go to `<out>.failures.jsonl` with the error; the rest are answered.
+
+    llark ask --checkpoint runs/demo/checkpoints/step-000300 --manifest in.jsonl --out out.jsonl
+    llark ask --checkpoint runs/demo/checkpoints/step-000300 --features clip.npy --question "What key?"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from llark.audio import load_audio
+from llark.data import ExampleBuilder, collate, load_features
+from llark.encoders import Encoder, build_encoder
+from llark.model import LLark
+from llark.templates import get_template
+
+
+@dataclass
+class GenerationOptions:
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class Answerer:
+    """Turns (question, features) pairs into answers with one loaded model."""
+
+    model: LLark
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+    batch_size: int = 8
+    _encoder: Encoder | None = None
+
+    def __post_init__(self) -> None:
+        cfg = self.model.run_config
+        self.template = get_template(cfg.model.template)
+        # Inference puts the audio before the question (LLark).
+        self.builder = ExampleBuilder(self.model.tokenizer, self.model.ids, self.template, cfg.model.max_length,
+                                      audio_position="before", system=cfg.model.system_prompt)
+        self.device = next(self.model.parameters()).device
+
+    def features_for(self, item: dict[str, Any]) -> np.ndarray:
+        """Features of a manifest item: from its `features` .npy, or by encoding its `audio`."""
+        if item.get("features"):
+            features = load_features(item["features"])
+        elif item.get("audio"):
+            if self._encoder is None:
+                self._encoder = build_encoder(self.model.run_config.encoder)
+            features = self._encoder.encode(load_audio(item["audio"], self._encoder.sample_rate))
+        else:
+            raise ValueError("needs 'audio' or 'features'")
+        dim = self.model.config.audio_dim
+        if features.shape[1] != dim:
+            raise ValueError(f"features have {features.shape[1]} dims, the checkpoint expects {dim}")
+        return features
+
+    def _cut_at_stop(self, text: str) -> str:
+        for stop in self.template.stop_strings:
+            text = text.split(stop, 1)[0]
+        return text.strip()
+
+    def answer(
+        self, questions: list[str], features: list[np.ndarray], on_text: Callable[[str], None] | None = None
+    ) -> list[str]:
+        """Answers for parallel lists of questions and [T, D] features, `batch_size` at a time.
+
+        `on_text` (single-question streaming) receives the decoded text as it grows.
+        """
+        tokenizer = self.model.tokenizer
+        generator = torch.Generator(device=self.device).manual_seed(self.options.seed)
+        stops = self.template.stop_strings
+        answers: list[str] = []
+        for start in range(0, len(questions), self.batch_size):
+            chunk = list(zip(questions[start : start + self.batch_size], features[start : start + self.batch_size]))
+            examples = [self.builder(f, q, None, random.Random(0)) for q, f in chunk]
+            batch = {k: v.to(self.device) for k, v in collate(examples, self.model.ids.pad, left_pad=True).items()}
+            streamed: list[int] = []
+
+            def stream(tokens: torch.Tensor) -> None:
+                streamed.append(int(tokens[0]))
+                on_text(tokenizer.decode(streamed, skip_special_tokens=True))
+
+            def is_done(row: int, tokens: list[int]) -> bool:
+                return any(stop in tokenizer.decode(tokens[-8:]) for stop in stops)
+
+            outputs = self.model.generate(
+                batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
+                max_new_tokens=self.options.max_new_tokens, do_sample=self.options.do_sample,
+                temperature=self.options.temperature, top_k=self.options.top_k, top_p=self.options.top_p,
+                generator=generator if self.options.do_sample else None,
+                on_tokens=stream if on_text is not None and len(chunk) == 1 else None,
+                is_done=is_done if stops else None,
+            )
+            answers += [self._cut_at_stop(tokenizer.decode(tokens, skip_special_tokens=True)) for tokens in outputs]
+        return answers
+
+
+def read_manifest(path: str | Path, required: Iterable[str] = ("id", "question")) -> list[dict[str, Any]]:
+    """JSON lines; an unreadable line or a missing field is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: manifest not found")
+    items = []
+    with path.open() as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(item, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object")
+            missing = [k for k in required if k not in item]
+            if missing:
+                raise ValueError(f"{path}:{number}: missing field(s) {missing}")
+            items.append(item)
+    return items
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+def failures_path(out_path: str | Path) -> Path:
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.stem + ".failures.jsonl")
+
+
+def answer_manifest(answerer: Answerer, manifest: str | Path, out: str | Path) -> tuple[int, int]:
+    """Answer every line of `manifest` into `out`; returns (answered, failed)."""
+    items = read_manifest(manifest)
+    ready, failures = [], []
+    for item in items:
+        try:
+            ready.append((item, answerer.features_for(item)))
+        except Exception as err:  # recorded per line, the batch goes on
+            failures.append({"id": item["id"], "question": item["question"], "error": f"{type(err).__name__}: {err}"})
+    answers = answerer.answer([item["question"] for item, _ in ready], [f for _, f in ready])
+    write_jsonl_atomic(out, ({"id": item["id"], "question": item["question"], "answer": answer}
+                             for (item, _), answer in zip(ready, answers)))
+    if failures:
+        write_jsonl_atomic(failures_path(out), failures)
+    elif failures_path(out).exists():
+        failures_path(out).unlink()  # a stale list from an earlier run would mislead
+    return len(ready), len(failures)

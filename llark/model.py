@@ -1,0 +1,341 @@
+"""LLark: frozen-encoder audio features -> a projector trained from scratch -> a causal LM.
+
+Gardner et al., "LLark: A Multimodal Instruction-Following Language Model for Music" (ICML 2024).
+The text of an example is `... <audio_start> <audio>xT <audio_end> ... question ... answer`; the T
+placeholder embeddings are replaced by the projected encoder frames, T may differ per example.
+
+    model = LLark.from_pretrained("runs/debug/checkpoints/step-000040")
+    tokens = model.generate(input_ids, attention_mask, audio, audio_lengths, max_new_tokens=32)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import peft
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+from llark.config import Config, LMConfig, ModelConfig, config_from_dict, config_to_dict
+from llark.tokenizer import IGNORE_INDEX, SpecialIds, special_ids
+
+CHECKPOINT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The projector: encoder frames [B, T, D] -> LM embedding space [B, T, H]
+# ---------------------------------------------------------------------------------------------
+
+
+class Projector(nn.Module):
+    """LLark uses a single Linear(D -> H) trained from scratch; "mlp2" adds a GELU hidden layer."""
+
+    def __init__(self, kind: str, audio_dim: int, hidden_size: int):
+        super().__init__()
+        if kind == "linear":
+            self.net = nn.Sequential(nn.Linear(audio_dim, hidden_size))
+        elif kind == "mlp2":
+            self.net = nn.Sequential(nn.Linear(audio_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+        else:
+            raise ValueError(f"unknown projector {kind!r}; use 'linear' or 'mlp2'")
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.net(frames)
+
+
+# ---------------------------------------------------------------------------------------------
+# The language model: a random Llama (CPU sizes) or a local pretrained checkpoint (Llama-2-7b-chat)
+# ---------------------------------------------------------------------------------------------
+
+
+def build_lm(cfg: LMConfig, vocab_size: int) -> PreTrainedModel:
+    """The base causal LM, before llark's tokens are added (its vocabulary is the tokenizer's base)."""
+    dtype = getattr(torch, cfg.dtype)
+    if cfg.source == "scratch":
+        lm_config = LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=cfg.hidden_size,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            num_key_value_heads=cfg.num_kv_heads,
+            intermediate_size=cfg.intermediate_size,
+            max_position_embeddings=cfg.max_position_embeddings,
+            tie_word_embeddings=False,
+        )
+        return LlamaForCausalLM(lm_config).to(dtype)
+    if cfg.source == "pretrained":
+        path = Path(cfg.path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: no Hugging Face model directory (config.json missing); set model.lm.path")
+        return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+    raise ValueError(f"unknown model.lm.source {cfg.source!r}; use 'scratch' or 'pretrained'")
+
+
+# ---------------------------------------------------------------------------------------------
+# LLark
+# ---------------------------------------------------------------------------------------------
+
+
+class LLark(nn.Module):
+    def __init__(self, config: ModelConfig, lm: PreTrainedModel, ids: SpecialIds, num_tokens: int):
+        """`num_tokens` is the tokenizer's full size; ids at or above `ids.base_vocab_size` are llark's."""
+        super().__init__()
+        self.config = config
+        self.ids = ids
+        hidden_size = lm.get_input_embeddings().embedding_dim
+        self.projector = Projector(config.projector, config.audio_dim, hidden_size)
+        # New tokens (<audio_start>, <audio>, <audio_end>, maybe <pad>) live in their own table, so the
+        # LM's embedding matrix stays the pretrained one (a frozen base LM is referenced, not copied).
+        # LLark initialises them to the mean of the existing embeddings.
+        base_embeddings = lm.get_input_embeddings().weight.detach()
+        mean = base_embeddings[: ids.base_vocab_size].float().mean(0)
+        new = mean.expand(num_tokens - ids.base_vocab_size, hidden_size).clone()
+        self.new_token_embeddings = nn.Parameter(new.to(base_embeddings.dtype))
+        if config.trainable.lm == "lora":
+            lora = config.lora
+            lm = peft.get_peft_model(
+                lm,
+                peft.LoraConfig(
+                    r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules
+                ),
+            )
+        self.lm = lm
+        self._set_trainable()
+
+    # --- what trains, per component ----------------------------------------------------------
+
+    def _set_trainable(self) -> None:
+        trainable = self.config.trainable
+        if trainable.lm not in ("none", "full", "lora"):
+            raise ValueError(f"unknown model.trainable.lm {trainable.lm!r}; use none, full or lora")
+        for name, param in self.lm.named_parameters():
+            if trainable.lm == "full":
+                param.requires_grad = True
+            elif trainable.lm == "lora":
+                param.requires_grad = "lora_" in name  # peft names its adapter tensors lora_A / lora_B
+            else:
+                param.requires_grad = False
+        base = self.base_lm()
+        for param in [*base.get_input_embeddings().parameters(), *base.get_output_embeddings().parameters()]:
+            param.requires_grad = trainable.lm_embeddings
+        self.projector.requires_grad_(trainable.projector)
+        self.new_token_embeddings.requires_grad = trainable.new_token_embeddings
+
+    def base_lm(self) -> PreTrainedModel:
+        """The Hugging Face model under any peft wrapper (LoRA layers stay injected in it)."""
+        return self.lm.get_base_model() if isinstance(self.lm, peft.PeftModel) else self.lm
+
+    # --- embeddings ----------------------------------------------------------------------------
+
+    def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        base_vocab = self.ids.base_vocab_size
+        is_new = input_ids >= base_vocab
+        base = self.base_lm().get_input_embeddings()(input_ids.clamp(max=base_vocab - 1))
+        new = self.new_token_embeddings[(input_ids - base_vocab).clamp(min=0)]
+        return torch.where(is_new.unsqueeze(-1), new.to(base.dtype), base)
+
+    def embed(self, input_ids: torch.Tensor, audio: torch.Tensor, audio_lengths: torch.Tensor) -> torch.Tensor:
+        """Token embeddings with each example's <audio> placeholders replaced by its projected frames.
+
+        audio: [B, T_max, D] padded frames; audio_lengths: [B] true frame counts (placeholders per row).
+        """
+        embeds = self.embed_tokens(input_ids)
+        placeholders = input_ids == self.ids.audio_patch
+        counts = placeholders.sum(1)
+        if not torch.equal(counts.cpu(), audio_lengths.cpu()):
+            raise ValueError(f"audio placeholders per example {counts.tolist()} != frames {audio_lengths.tolist()}")
+        frames_present = torch.arange(audio.shape[1], device=audio.device)[None, :] < audio_lengths[:, None].to(audio.device)
+        projected = self.projector(audio.to(self.projector.net[0].weight.dtype))
+        # Boolean indexing walks both masks row by row, left to right, so frame t of example b lands
+        # on the t-th placeholder of row b.
+        embeds = embeds.masked_scatter(placeholders.unsqueeze(-1), projected[frames_present].to(embeds.dtype))
+        return embeds
+
+    # --- training forward ----------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        audio: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        labels: torch.Tensor,
+        label_only_logits: bool = True,
+    ) -> torch.Tensor:
+        """Mean next-token cross-entropy over the answer tokens.
+
+        With `label_only_logits` the LM head runs only on the positions that predict a label: with a
+        long audio block and prompt, most positions have none, and the head is the largest matmul.
+        """
+        embeds = self.embed(input_ids, audio, audio_lengths)
+        base = self.base_lm()
+        hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        targets = labels[:, 1:]
+        hidden = hidden[:, :-1]
+        has_label = targets != IGNORE_INDEX
+        head = base.get_output_embeddings()
+        if label_only_logits:
+            logits = head(hidden[has_label])
+        else:
+            logits = head(hidden)[has_label]
+        return F.cross_entropy(logits.float(), targets[has_label])
+
+    # --- generation ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        audio: torch.Tensor,
+        audio_lengths: torch.Tensor,
+        max_new_tokens: int = 64,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+        on_tokens: Callable[[torch.Tensor], None] | None = None,
+        is_done: Callable[[int, list[int]], bool] | None = None,
+    ) -> list[list[int]]:
+        """Batched decoding with a KV cache. Prompts must be LEFT-padded (attention_mask 0 on the left).
+
+        Greedy by default; `do_sample` draws with temperature / top-k / top-p. Each row stops at EOS
+        (not included in the result) or when `is_done(row, tokens)` says so. `on_tokens` receives the
+        new token of every row after each step (for streaming).
+        """
+        batch = input_ids.shape[0]
+        embeds = self.embed(input_ids, audio, audio_lengths)
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.lm(
+            inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=True, logits_to_keep=1
+        )
+        results: list[list[int]] = [[] for _ in range(batch)]
+        finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+        for _ in range(max_new_tokens):
+            logits = out.logits[:, -1].float()
+            logits[:, self.ids.base_vocab_size :] = float("-inf")  # llark's own tokens are never generated
+            next_tokens = _pick_tokens(logits, do_sample, temperature, top_k, top_p, generator)
+            next_tokens = torch.where(finished, torch.full_like(next_tokens, self.ids.pad), next_tokens)
+            if on_tokens is not None:
+                on_tokens(next_tokens)
+            for row, token in enumerate(next_tokens.tolist()):
+                if finished[row]:
+                    continue
+                if token == self.ids.eos:
+                    finished[row] = True
+                    continue
+                results[row].append(token)
+                if is_done is not None and is_done(row, results[row]):
+                    finished[row] = True
+            if bool(finished.all()):
+                break
+            attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
+            position_ids = position_ids[:, -1:] + 1
+            out = self.lm(
+                inputs_embeds=self.embed_tokens(next_tokens[:, None]),
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=out.past_key_values,
+                use_cache=True,
+            )
+        return results
+
+    # --- checkpoints (DESIGN §3) ---------------------------------------------------------------
+
+    def lm_weights_are_saved(self) -> bool:
+        """A frozen (or LoRA-adapted) pretrained LM is referenced by path; anything else is written out."""
+        trainable = self.config.trainable
+        return self.config.lm.source == "scratch" or trainable.lm == "full" or trainable.lm_embeddings
+
+    def save_pretrained(
+        self, directory: str | Path, run_config: Config, tokenizer, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        """Write config.json, projector, new-token embeddings, LM weights or adapter, tokenizer.
+
+        `state_dict` lets a sharded (FSDP2) run pass the gathered full state dict; by default the
+        module's own. The caller makes the write atomic (see llark/checkpoint.py).
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in (state_dict or self.state_dict()).items()}
+        save_file(_with_prefix(tensors, "projector."), directory / "projector.safetensors")
+        save_file({"weight": tensors["new_token_embeddings"]}, directory / "new_token_embeddings.safetensors")
+        lm_tensors = _with_prefix(tensors, "lm.")
+        if self.config.trainable.lm == "lora":
+            save_file({k: v for k, v in lm_tensors.items() if "lora_" in k}, directory / "lm_adapter.safetensors")
+        if self.lm_weights_are_saved():
+            (directory / "lm").mkdir(exist_ok=True)
+            self.base_lm().config.save_pretrained(directory / "lm")
+            base = {_hf_name(k): v for k, v in lm_tensors.items() if "lora_" not in k}
+            save_file(base, directory / "lm" / "model.safetensors", metadata={"format": "pt"})
+        tokenizer.save_pretrained(directory / "tokenizer")
+        meta = {"format": CHECKPOINT_FORMAT, "base_vocab_size": self.ids.base_vocab_size, "num_tokens": len(tokenizer)}
+        (directory / "config.json").write_text(json.dumps({**config_to_dict(run_config), "llark": meta}, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "LLark":
+        """Load a checkpoint written by `save_pretrained`; `.run_config` and `.tokenizer` are attached."""
+        from transformers import AutoTokenizer
+
+        directory = Path(directory)
+        config_path = directory / "config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{directory}: not an llark checkpoint (config.json missing)")
+        raw = json.loads(config_path.read_text())
+        meta = raw.pop("llark", None)
+        if meta is None or meta.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{config_path}: not an llark checkpoint config of format {CHECKPOINT_FORMAT}")
+        run_config = config_from_dict(raw, where=str(config_path))
+        tokenizer = AutoTokenizer.from_pretrained(str(directory / "tokenizer"), local_files_only=True)
+        ids = special_ids(tokenizer, meta["base_vocab_size"])
+        if (directory / "lm").is_dir():
+            lm_dtype = getattr(torch, run_config.model.lm.dtype)
+            lm = AutoModelForCausalLM.from_pretrained(str(directory / "lm"), local_files_only=True, dtype=lm_dtype)
+        else:
+            lm = build_lm(run_config.model.lm, meta["base_vocab_size"])
+        model = cls(run_config.model, lm, ids, meta["num_tokens"])
+        model.projector.load_state_dict(load_file(directory / "projector.safetensors"))
+        new_embeddings = load_file(directory / "new_token_embeddings.safetensors")["weight"]
+        model.new_token_embeddings.data.copy_(new_embeddings)
+        if run_config.model.trainable.lm == "lora":
+            adapter = {"lm." + k: v for k, v in load_file(directory / "lm_adapter.safetensors").items()}
+            missing = [k for k, _ in model.named_parameters() if "lora_" in k and k not in adapter]
+            if missing:
+                raise ValueError(f"{directory}/lm_adapter.safetensors lacks {len(missing)} LoRA tensors, e.g. {missing[0]}")
+            model.load_state_dict(adapter, strict=False)
+        model.run_config = run_config
+        model.tokenizer = tokenizer
+        return model.to(device).eval()
+
+
+def _pick_tokens(
+    logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int, top_p: float, generator
+) -> torch.Tensor:
+    if not do_sample:
+        return logits.argmax(-1)
+    logits = logits / max(temperature, 1e-5)
+    if top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) > top_p  # keep the smallest set reaching top_p
+        logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+
+
+def _with_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _hf_name(name: str) -> str:
+    """Key of a (possibly peft-wrapped) LM tensor as the plain Hugging Face model names it."""
+    name = name.removeprefix("base_model.model.")
+    return name.replace(".base_layer.", ".")

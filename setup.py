@@ -1,0 +1,39 @@
+"""llark: an open, reproducible LLark-style music-understanding toolkit.
+
+    pip install torch==2.13.0 && pip install -c constraints.txt -e '.[train,dev]'   # what `make` does
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="llark",
+    version="0.1.0",
+    description="Music understanding: audio clips and ABC scores in, text answers out (LLark + ChatMusician style)",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["llark", "llark.*"]),
+    py_modules=["train", "evaluate"],  # `llark train` / `llark evaluate` run these entry points
+    install_requires=[
+        "torch>=2.6",
+        "transformers>=5.0,<6",
+        "tokenizers>=0.21",
+        "safetensors>=0.4",
+        "numpy>=1.26",
+        "pyyaml>=6.0",
+        "tqdm>=4.66",
+        "soundfile>=0.12",
+        "soxr>=0.4",
+        "peft>=0.13",
+        "webdataset>=0.2.86",
+    ],
+    extras_require={
+        "train": [],  # everything training needs is in install_requires; kept so `.[train]` stays valid
+        "preprocess": ["librosa>=0.10"],
+        "serve": [],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.8"],
+    },
+    entry_points={"console_scripts": ["llark=llark.cli:main"]},
+)

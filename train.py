@@ -1,0 +1,240 @@
+"""Train LLark: projector (+ LM, LoRA or new-token embeddings, as the config says) on shards.
+
+    python train.py --config configs/debug.yaml                        # one CPU process
+    python train.py --config configs/tiny.yaml train.steps=2000 optim.lr=5e-4
+    torchrun --nproc_per_node 2 train.py --config configs/debug.yaml train.strategy=fsdp2
+    torchrun --nnodes 4 --nproc_per_node 8 ... train.py --config configs/llark-7b.yaml   # GPU cluster
+
+Re-running the same command resumes from the newest checkpoint in train.out_dir (train.resume=auto).
+Writes out_dir/log.jsonl (step, loss, lr, tokens/s) and out_dir/checkpoints/step-NNNNNN/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.fsdp import FSDPModule
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from llark.checkpoint import (
+    atomic_checkpoint_dir,
+    load_training_state,
+    prune_checkpoints,
+    resolve_resume,
+    save_training_state,
+)
+from llark.config import Config, load_config
+from llark.data import ExampleBuilder, ShardDataset, collate, iter_qa_texts
+from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown
+from llark.model import LLark, build_lm
+from llark.templates import get_template
+from llark.tokenizer import add_llark_tokens, load_pretrained_tokenizer, train_bpe_tokenizer
+
+
+def lr_at(step: int, cfg: Config) -> float:
+    """Linear warmup over warmup_fraction of the steps, then cosine down to lr * min_lr_fraction."""
+    warmup = max(1, round(cfg.optim.warmup_fraction * cfg.train.steps))
+    if step < warmup:
+        return cfg.optim.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.train.steps - warmup)
+    floor = cfg.optim.min_lr_fraction
+    return cfg.optim.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def build_tokenizer(cfg: Config):
+    if cfg.model.lm.tokenizer == "pretrained":
+        tokenizer = load_pretrained_tokenizer(cfg.model.lm.path)
+    elif cfg.model.lm.tokenizer == "bpe":
+        template = get_template(cfg.model.template)
+        fixed_text = [segment.content for segment in template.render("?", "!") if isinstance(segment.content, str)]
+        texts = iter_qa_texts(cfg.data.train_shards, cfg.data.bpe_training_examples)
+        tokenizer = train_bpe_tokenizer([*fixed_text, *texts], cfg.model.lm.bpe_vocab_size)
+    else:
+        raise ValueError(f"unknown model.lm.tokenizer {cfg.model.lm.tokenizer!r}; use 'bpe' or 'pretrained'")
+    return tokenizer, add_llark_tokens(tokenizer)
+
+
+def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv) -> torch.nn.Module:
+    if not env.is_distributed:
+        return model
+    if cfg.train.strategy == "fsdp2":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mesh = init_device_mesh(env.device.type, (env.world_size,))
+        bf16 = uses_bf16(cfg, env)
+        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32)
+        for layer in model.base_lm().get_decoder().layers:  # one all-gather per transformer block
+            fully_shard(layer, mesh=mesh, mp_policy=policy)
+        fully_shard(model, mesh=mesh, mp_policy=policy)
+        return model
+    if cfg.train.strategy == "ddp":
+        return DistributedDataParallel(model, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+    raise ValueError(f"unknown train.strategy {cfg.train.strategy!r}; use 'ddp' or 'fsdp2'")
+
+
+def uses_bf16(cfg: Config, env: DistEnv) -> bool:
+    if cfg.train.precision == "auto":
+        return env.device.type == "cuda"
+    if cfg.train.precision not in ("fp32", "bf16"):
+        raise ValueError(f"unknown train.precision {cfg.train.precision!r}; use auto, fp32 or bf16")
+    return cfg.train.precision == "bf16"
+
+
+def gradient_sync(model: torch.nn.Module, sync: bool):
+    """Skip the gradient all-reduce on all but the last micro-batch of an accumulation."""
+    if isinstance(model, DistributedDataParallel):
+        return contextlib.nullcontext() if sync else model.no_sync()
+    if isinstance(model, FSDPModule):
+        model.set_requires_gradient_sync(sync)
+    return contextlib.nullcontext()
+
+
+def save_checkpoint(model, raw_model: LLark, optimizer, tokenizer, cfg: Config, env: DistEnv, state: dict) -> None:
+    # Every rank takes part in gathering full (unsharded) state dicts; rank 0 writes them.
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_state = get_model_state_dict(model, options=options)
+    optimizer_state = get_optimizer_state_dict(model, optimizer, options=options)
+    if env.is_main:
+        with atomic_checkpoint_dir(cfg.train.out_dir, state["step"]) as directory:
+            raw_model.save_pretrained(directory, cfg, tokenizer, state_dict=model_state)
+            save_training_state(directory, state, optimizer_state, torch.get_rng_state())
+        prune_checkpoints(cfg.train.out_dir, cfg.train.keep_checkpoints)
+    barrier(env)
+
+
+def main(argv: list[str] | None = None) -> None:
+    # --- args -> config ------------------------------------------------------------------------
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML file under configs/")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=10 optim.lr=1e-4")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    if not cfg.data.train_shards:
+        parser.error("data.train_shards is empty: point it at webdataset shards (see preprocessing/)")
+
+    # --- distributed init and seeds ------------------------------------------------------------
+    env = init_distributed()
+    torch.manual_seed(cfg.train.seed)
+    out_dir = Path(cfg.train.out_dir)
+    resume_from = resolve_resume(cfg.train.resume, out_dir)
+
+    # --- tokenizer and model -------------------------------------------------------------------
+    if resume_from is not None:
+        raw_model = LLark.from_pretrained(resume_from)
+        tokenizer, ids = raw_model.tokenizer, raw_model.ids
+        raw_model.train()
+    else:
+        tokenizer, ids = build_tokenizer(cfg)
+        raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
+    if cfg.train.activation_checkpointing:
+        raw_model.base_lm().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    raw_model.to(env.device)
+    model = wrap_for_parallelism(raw_model, cfg, env)
+    bf16 = uses_bf16(cfg, env)
+
+    # --- optimizer -----------------------------------------------------------------------------
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("nothing trains: enable model.trainable.projector, .lm, .lm_embeddings or .new_token_embeddings")
+    optimizer = torch.optim.AdamW(
+        trainable, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), weight_decay=cfg.optim.weight_decay
+    )
+    step, micro_batches_done = 0, 0
+    if resume_from is not None:
+        state, optimizer_state, rng_state = load_training_state(resume_from)
+        set_optimizer_state_dict(
+            model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True)
+        )
+        step, micro_batches_done = state["step"], state["micro_batches_done"]
+        if (state["world_size"], state["num_workers"]) != (env.world_size, cfg.data.num_workers):
+            print(f"[train] warning: {resume_from} was written with world_size={state['world_size']}, "
+                  f"num_workers={state['num_workers']}; the data stream will not continue exactly", flush=True)
+
+    # --- data ----------------------------------------------------------------------------------
+    builder = ExampleBuilder(
+        tokenizer, ids, get_template(cfg.model.template), cfg.model.max_length,
+        audio_position=cfg.data.audio_position, system=cfg.model.system_prompt,
+    )
+    dataset = ShardDataset(cfg.data.train_shards, builder, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
+                           loop=True, dist=env)
+    loader = DataLoader(
+        dataset, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers,
+        collate_fn=partial(collate, pad_id=ids.pad), generator=torch.Generator().manual_seed(cfg.train.seed),
+    )
+    batches = iter(loader)
+    for _ in range(micro_batches_done):  # resume: replay the stream up to where the checkpoint was taken
+        next(batches)
+    if resume_from is not None:
+        torch.set_rng_state(rng_state)
+
+    # --- loop ----------------------------------------------------------------------------------
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(f"[train] {sum(p.numel() for p in trainable):,} trainable of {sum(p.numel() for p in model.parameters()):,}"
+              f" parameters; {env.world_size} process(es) on {env.device}; start at step {step}", flush=True)
+    log_file = (out_dir / "log.jsonl").open("a") if env.is_main else None
+    progress = tqdm(total=cfg.train.steps, initial=step, disable=not (env.is_main and cfg.train.progress),
+                    desc="train", dynamic_ncols=True)
+    model.train()
+    while step < cfg.train.steps:
+        started = time.perf_counter()
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        step_loss = torch.zeros((), device=env.device)
+        tokens = torch.zeros((), device=env.device)
+        for micro in range(cfg.train.grad_accum):
+            batch = {k: v.to(env.device) for k, v in next(batches).items()}
+            micro_batches_done += 1
+            tokens += batch["attention_mask"].sum()
+            with gradient_sync(model, sync=micro == cfg.train.grad_accum - 1), torch.autocast(
+                env.device.type, dtype=torch.bfloat16, enabled=bf16
+            ):
+                loss = model(**batch, label_only_logits=cfg.train.label_only_logits) / cfg.train.grad_accum
+                loss.backward()
+            step_loss += loss.detach()
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        step_loss = mean_across_ranks(step_loss, env).item()
+        tokens_per_s = mean_across_ranks(tokens, env).item() * env.world_size / (time.perf_counter() - started)
+        if env.is_main:
+            log_file.write(json.dumps({"step": step, "loss": step_loss, "lr": lr, "tokens_per_s": tokens_per_s}) + "\n")
+            log_file.flush()
+            progress.update(1)
+            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+                progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:,.0f}")
+        if (cfg.train.save_every and step % cfg.train.save_every == 0) or step == cfg.train.steps:
+            state = {"step": step, "micro_batches_done": micro_batches_done, "world_size": env.world_size,
+                     "num_workers": cfg.data.num_workers}
+            save_checkpoint(model, raw_model, optimizer, tokenizer, cfg, env, state)
+
+    # --- done ----------------------------------------------------------------------------------
+    progress.close()
+    if env.is_main:
+        log_file.close()
+        print(f"[train] done: {out_dir / 'checkpoints'}", flush=True)
+    shutdown(env)
+
+
+if __name__ == "__main__":
+    main()
