@@ -1,0 +1,41 @@
+# make demo   set up .venv (once) and run the main job on the embedded default
+# make test   set up .venv (once) and run the whole test suite (what CI runs)
+# make test-fast   the same without the slow end-to-end tests (pytest -m "not slow")
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.llark-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast benchmarks clean
+
+# Re-installs when setup.py or the pins change; torch goes first so nothing pulls a CUDA build.
+$(STAMP): setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0 -c constraints.txt
+	$(PY) -m pip install -q -c constraints.txt -e '.[train,dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS) tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS) tests
+
+DEMO := runs/demo-probe
+demo: $(STAMP)
+	$(PY) preprocessing/make_probe_data.py --out data/probe
+	$(PY) train.py --config configs/debug.yaml train.steps=300 train.out_dir=$(DEMO) train.log_every=50
+	$(PY) evaluate.py --checkpoint $(DEMO)/checkpoints/step-000300 --manifest data/probe/test.jsonl \
+		--out $(DEMO)/eval --ablations zeroed,shuffled
+	head -n 4 data/probe/test.jsonl > $(DEMO)/ask.jsonl
+	$(VENV)/bin/llark ask --checkpoint $(DEMO)/checkpoints/step-000300 --manifest $(DEMO)/ask.jsonl --out $(DEMO)/answers.jsonl
+	cat $(DEMO)/answers.jsonl
+	cat $(DEMO)/eval/report.md
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/train_step.py
+
+clean:
+	rm -rf runs data/probe

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny probe shards, a tiny BPE tokenizer, and tiny LLark models.
+
+Tests run in parallel (pytest -n 2 on 2 cores), so each process uses one torch thread.
+Slow end-to-end tests carry @pytest.mark.slow: `make test-fast` (pytest -m "not slow") skips them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from llark.config import ModelConfig, LMConfig, TrainableConfig
+from llark.model import LLark, build_lm
+from llark.shards import write_shards
+from llark.synthetic import PROBE_ANSWER, PROBE_QUESTIONS, PROBE_WORDS, probe_records
+from llark.tokenizer import add_llark_tokens, train_bpe_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # train.py and evaluate.py are top-level entry points
+
+torch.set_num_threads(1)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end tests (skip with -m 'not slow')")
+
+
+PROBE_TEXTS = [*PROBE_QUESTIONS, *(PROBE_ANSWER.format(word=w) for w in PROBE_WORDS), "[INST] [/INST] ### Human:"]
+
+
+@pytest.fixture(scope="session")
+def probe_shards(tmp_path_factory) -> Path:
+    """4 shards of 40 probe clips (16-d features, 8-24 frames), 2 Q/A pairs each."""
+    out = tmp_path_factory.mktemp("probe")
+    write_shards(probe_records(160, audio_dim=16, seed=0), out / "train", max_bytes=60_000)
+    return out
+
+
+def tiny_tokenizer():
+    tokenizer = train_bpe_tokenizer(PROBE_TEXTS, vocab_size=300)
+    ids = add_llark_tokens(tokenizer)
+    return tokenizer, ids
+
+
+def tiny_model(template: str = "llama2", trainable: TrainableConfig | None = None, seed: int = 0) -> LLark:
+    torch.manual_seed(seed)
+    tokenizer, ids = tiny_tokenizer()
+    config = ModelConfig(
+        lm=LMConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2, intermediate_size=64,
+                    max_position_embeddings=256),
+        audio_dim=16,
+        template=template,
+        max_length=128,
+        trainable=trainable or TrainableConfig(lm="full", lm_embeddings=True),
+    )
+    model = LLark(config, build_lm(config.lm, ids.base_vocab_size), ids, len(tokenizer))
+    model.tokenizer = tokenizer
+    return model

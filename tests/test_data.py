@@ -1,0 +1,172 @@
+"""Shards and the training data reader: expansion, splitting, shuffling, bad data, collation."""
+
+import hashlib
+import io
+import json
+import random
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, load_features
+from llark.distributed import DistEnv
+from llark.shards import ClipRecord, clip_id_from_key, clip_key, write_shards
+from llark.synthetic import probe_records
+from llark.templates import get_template
+from tests.conftest import tiny_tokenizer
+
+
+def builder(position="random"):
+    tokenizer, ids = tiny_tokenizer()
+    return ExampleBuilder(tokenizer, ids, get_template("llama2"), max_length=128, audio_position=position)
+
+
+def fingerprint(example) -> str:
+    """Identifies an example by its clip's features and its tokens (use a fixed audio position)."""
+    return hashlib.sha1(np.asarray(example["features"]).tobytes() + bytes(str(example["input_ids"]), "utf8")).hexdigest()
+
+
+def all_examples(dataset, num_workers=0):
+    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
+    return [fingerprint(e) for e in loader]
+
+
+@pytest.mark.parametrize("clip_id", ["track-start0.000-end25.000", "a.b%2E-start1.5-end2", "plain"])
+def test_clip_keys_round_trip_and_have_no_dots(clip_id):
+    assert "." not in clip_key(clip_id)
+    assert clip_id_from_key(clip_key(clip_id)) == clip_id
+
+
+def test_write_shards_manifest(tmp_path):
+    manifest = write_shards(probe_records(50, 16, seed=1), tmp_path / "train", max_bytes=20_000)
+    assert manifest["samples"] == 50 and len(manifest["shards"]) > 1
+    on_disk = json.loads((tmp_path / "train-manifest.json").read_text())
+    assert on_disk == manifest
+    for shard in manifest["shards"]:
+        data = (tmp_path / shard["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == shard["sha256"] and len(data) == shard["bytes"]
+        with tarfile.open(tmp_path / shard["path"]) as tar:
+            names = tar.getnames()
+        assert len(names) == 2 * shard["samples"]
+        assert all(n.endswith((".features.npy", ".json")) for n in names)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_every_qa_pair_is_expanded_once(probe_shards):
+    dataset = ShardDataset([str(probe_shards / "train-*.tar")], builder("before"), shuffle_buffer=0, loop=False)
+    examples = all_examples(dataset)
+    assert len(examples) == 160 * 2 and len(set(examples)) == 320
+
+
+@pytest.mark.parametrize("world_size, num_workers", [(2, 2), (4, 1), (8, 1)])  # 4 shards: split by shard / by record
+def test_split_by_node_and_worker_is_disjoint_and_complete(probe_shards, world_size, num_workers):
+    seen = Counter()
+    for rank in range(world_size):
+        dataset = ShardDataset([str(probe_shards / "train-*.tar")], builder("before"), shuffle_buffer=16, loop=False,
+                               dist=DistEnv(rank=rank, world_size=world_size))
+        seen.update(all_examples(dataset, num_workers=num_workers))
+    assert len(seen) == 320 and set(seen.values()) == {1}
+
+
+def test_one_process_two_workers_reads_what_two_processes_read(probe_shards):
+    """Batch k of 1 process x 2 workers == batch k//2 of rank k%2 with 2 processes x 0 workers."""
+    pattern = [str(probe_shards / "train-*.tar")]
+    take = lambda loader, n: [b["input_ids"].tolist() for _, b in zip(range(n), loader)]
+    single = take(DataLoader(ShardDataset(pattern, builder(), seed=3), batch_size=4, num_workers=2,
+                             collate_fn=lambda e: collate(e, 0)), 6)
+    ranks = [take(DataLoader(ShardDataset(pattern, builder(), seed=3, dist=DistEnv(rank=r, world_size=2)),
+                             batch_size=4, collate_fn=lambda e: collate(e, 0)), 3) for r in range(2)]
+    assert single == [ranks[k % 2][k // 2] for k in range(6)]
+
+
+def test_uneven_shard_counts_never_run_dry(probe_shards):
+    shards = sorted(str(p) for p in probe_shards.glob("train-*.tar"))[:3]
+    counts = []
+    for rank in range(2):
+        dataset = ShardDataset(shards, builder(), dist=DistEnv(rank=rank, world_size=2), loop=True)
+        stream = iter(dataset)
+        counts.append(sum(1 for _ in zip(range(500), stream)))
+    assert counts == [500, 500]  # rank 1 holds one shard (80 examples) and loops over it
+
+
+def test_shuffling_is_seeded_and_epochs_differ(probe_shards):
+    pattern = [str(probe_shards / "train-*.tar")]
+    first = [fingerprint(e) for _, e in zip(range(640), ShardDataset(pattern, builder("before"), seed=1))]
+    again = [fingerprint(e) for _, e in zip(range(640), ShardDataset(pattern, builder("before"), seed=1))]
+    other = [fingerprint(e) for _, e in zip(range(320), ShardDataset(pattern, builder("before"), seed=2))]
+    assert first == again and first[:320] != other
+    assert first[:320] != first[320:] and sorted(first[:320]) == sorted(first[320:])
+
+
+def test_audio_goes_before_or_after_the_question_at_random(probe_shards):
+    tokenizer, ids = tiny_tokenizer()
+    dataset = ShardDataset([str(probe_shards / "train-*.tar")], builder(), loop=False)
+    question_first = Counter()
+    for example in dataset:
+        start = example["input_ids"].index(ids.audio_start)
+        question_first[start > 12] += 1  # "[INST] " is a few tokens; a question is longer
+    assert 0.35 < question_first[True] / 320 < 0.65
+
+
+def test_corrupt_shards_and_records_are_skipped_and_counted(tmp_path, caplog):
+    write_shards(probe_records(20, 16, seed=0), tmp_path / "good", max_bytes=1 << 20)
+    good = (tmp_path / "good-000000.tar").read_bytes()
+    (tmp_path / "truncated-000000.tar").write_bytes(good[: len(good) // 2 + 100])
+    # A record whose features are a pickled object array must never be unpickled.
+    with tarfile.open(tmp_path / "pickled-000000.tar", "w") as tar:
+        for name, payload in [("evil.features.npy", _npy(np.array([{"x": 1}], dtype=object))),
+                              ("evil.json", json.dumps({"qa": [{"question": "q", "answer": "a"}]}).encode()),
+                              ("lonely.json", json.dumps({"qa": []}).encode())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    dataset = ShardDataset([str(tmp_path / "*.tar")], builder(), shuffle_buffer=0, loop=False)
+    examples = list(dataset)
+    assert len(examples) >= 40  # the whole good shard, plus what the truncated one held intact
+    assert dataset.skipped >= 3  # the pickled record, the record without features, the truncated tail
+    assert any("pickled-000000.tar" in r.message and "not a plain numeric" in r.message for r in caplog.records)
+
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def test_collate_pads_right_for_training_and_left_for_generation():
+    b = builder("before")
+    rng = random.Random(0)
+    examples = [b(np.ones((2, 16), np.float32), "Q?", "A.", rng), b(np.ones((5, 16), np.float32), "Longer question?", "A.", rng)]
+    right = collate(examples, pad_id=-1)
+    left = collate(examples, pad_id=-1, left_pad=True)
+    assert right["audio"].shape == (2, 5, 16) and right["audio_lengths"].tolist() == [2, 5]
+    assert right["audio"][0, 2:].abs().sum() == 0
+    n = len(examples[0]["input_ids"])
+    assert right["input_ids"][0, :n].tolist() == examples[0]["input_ids"] and right["attention_mask"][0, n:].sum() == 0
+    assert left["input_ids"][0, -n:].tolist() == examples[0]["input_ids"] and left["attention_mask"][0, :-n].sum() == 0
+    assert (right["labels"][0, n:] == -100).all()
+
+
+def test_unmatched_shard_pattern_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no shard matches"):
+        expand_shard_patterns([str(tmp_path / "missing-{000..003}.tar")])
+
+
+@pytest.mark.parametrize("payload, message", [
+    (None, "not found"),
+    (np.array([{"a": 1}], dtype=object), "not a plain numeric"),
+    (np.zeros(5, np.float32), "expected float features"),
+    (np.full((3, 4), np.nan, np.float32), "NaN"),
+])
+def test_load_features_errors_name_the_file(tmp_path, payload, message):
+    path = tmp_path / "clip.npy"
+    if payload is not None:
+        path.write_bytes(_npy(payload))
+    with pytest.raises((FileNotFoundError, ValueError), match=message) as err:
+        load_features(path)
+    assert "clip.npy" in str(err.value)

@@ -1,0 +1,203 @@
+"""LLark model: audio splicing, losses, generation, trainable components and checkpoints."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from llark.config import Config, LMConfig, ModelConfig, TrainableConfig
+from llark.data import ExampleBuilder, collate
+from llark.model import LLark, build_lm
+from llark.templates import get_template
+from llark.tokenizer import add_llark_tokens, load_pretrained_tokenizer, train_bpe_tokenizer
+from tests.conftest import PROBE_TEXTS, tiny_model
+
+QUESTIONS = ["Which instrument is loudest in this clip?", "Name the instrument that stands out the most."]
+
+
+def make_batch(model, frames=(3, 7), answers=("The loudest instrument is the cello.", "The loudest instrument is the organ."),
+               left_pad=False, seed=0):
+    rng = np.random.default_rng(seed)
+    builder = ExampleBuilder(model.tokenizer, model.ids, get_template(model.config.template), 128, audio_position="before")
+    examples = [builder(rng.normal(size=(t, 16)).astype(np.float32), q, a, random.Random(0))
+                for t, q, a in zip(frames, QUESTIONS, answers)]
+    return collate(examples, model.ids.pad, left_pad=left_pad)
+
+
+def test_projected_frames_replace_the_placeholders_per_example():
+    model = tiny_model()
+    batch = make_batch(model, frames=(3, 7))
+    embeds = model.embed(batch["input_ids"], batch["audio"], batch["audio_lengths"])
+    for row, frames in enumerate((3, 7)):
+        positions = (batch["input_ids"][row] == model.ids.audio_patch).nonzero().squeeze(1)
+        assert len(positions) == frames
+        expected = model.projector(batch["audio"][row, :frames])
+        torch.testing.assert_close(embeds[row, positions], expected)
+    # Non-audio tokens keep their token embeddings; new tokens read llark's own table.
+    start = (batch["input_ids"][0] == model.ids.audio_start).nonzero().item()
+    torch.testing.assert_close(embeds[0, start], model.new_token_embeddings[model.ids.audio_start - model.ids.base_vocab_size])
+
+
+def test_placeholder_count_must_match_frames():
+    model = tiny_model()
+    batch = make_batch(model)
+    with pytest.raises(ValueError, match="placeholders"):
+        model.embed(batch["input_ids"], batch["audio"], batch["audio_lengths"] + 1)
+
+
+def test_label_only_logits_give_the_same_loss_and_gradients():
+    model = tiny_model()
+    batch = make_batch(model)
+    loss_fast = model(**batch, label_only_logits=True)
+    grads_fast = torch.autograd.grad(loss_fast, model.projector.parameters())
+    loss_full = model(**batch, label_only_logits=False)
+    grads_full = torch.autograd.grad(loss_full, model.projector.parameters())
+    torch.testing.assert_close(loss_fast, loss_full)
+    for a, b in zip(grads_fast, grads_full):
+        torch.testing.assert_close(a, b)
+    # The loss is the mean cross-entropy of exactly the answer tokens (and EOS).
+    logits = model.lm(inputs_embeds=model.embed(batch["input_ids"], batch["audio"], batch["audio_lengths"]),
+                      attention_mask=batch["attention_mask"]).logits[:, :-1]
+    targets = batch["labels"][:, 1:]
+    mask = targets != -100
+    torch.testing.assert_close(loss_full, torch.nn.functional.cross_entropy(logits[mask], targets[mask]))
+
+
+def test_batched_generation_matches_one_by_one_with_left_padding():
+    model = tiny_model(seed=3).eval()
+    with torch.no_grad():  # an EOS logit of 0 (others random) keeps an untrained model talking
+        model.base_lm().get_output_embeddings().weight[model.ids.eos].zero_()
+    batch = make_batch(model, frames=(2, 9), answers=(None, None), left_pad=True)
+    assert (batch["attention_mask"][:, 0] == 0).any()  # really left-padded
+    together = model.generate(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
+                              max_new_tokens=12)
+    for row in range(2):
+        alone = make_batch(model, frames=((2, 9)[row],), answers=(None,), left_pad=True, seed=0)
+        # Same features as in the batch for this row:
+        alone["audio"] = batch["audio"][row : row + 1, : batch["audio_lengths"][row]]
+        alone["input_ids"] = batch["input_ids"][row : row + 1][:, batch["attention_mask"][row].bool()]
+        alone["attention_mask"] = torch.ones_like(alone["input_ids"])
+        single = model.generate(alone["input_ids"], alone["attention_mask"], alone["audio"],
+                                batch["audio_lengths"][row : row + 1], max_new_tokens=12)
+        assert single[0] == together[row]
+    assert [len(tokens) for tokens in together] == [12, 12]
+
+
+def constant_head(model, favourite: int, vocab: int) -> None:
+    """Replace the LM head by one whose logits always favour token `favourite`."""
+    head = torch.nn.Linear(32, vocab, bias=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[favourite] = 10.0
+        head.bias[5] = 5.0  # the runner-up
+    model.base_lm().lm_head = head
+
+
+def test_generation_stops_at_eos():
+    model = tiny_model().eval()
+    constant_head(model, model.ids.eos, model.ids.base_vocab_size)
+    batch = make_batch(model, answers=(None, None), left_pad=True)
+    steps = []
+    out = model.generate(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
+                         max_new_tokens=10, on_tokens=steps.append)
+    assert out == [[], []] and len(steps) == 1
+
+
+def test_generation_never_emits_llark_tokens():
+    """Even when the LM's head is larger than the base vocabulary, llark's own ids are masked."""
+    model = tiny_model().eval()
+    constant_head(model, model.ids.audio_patch, model.ids.base_vocab_size + 4)
+    batch = make_batch(model, answers=(None, None), left_pad=True)
+    out = model.generate(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
+                         max_new_tokens=4)
+    assert out == [[5] * 4, [5] * 4]
+
+
+def test_sampling_is_seeded_and_streams():
+    model = tiny_model(seed=1).eval()
+    batch = make_batch(model, answers=(None, None), left_pad=True)
+    args = (batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"])
+    first = model.generate(*args, max_new_tokens=8, do_sample=True, temperature=1.5, top_k=20, top_p=0.9,
+                           generator=torch.Generator().manual_seed(7))
+    again = model.generate(*args, max_new_tokens=8, do_sample=True, temperature=1.5, top_k=20, top_p=0.9,
+                           generator=torch.Generator().manual_seed(7))
+    assert first == again
+    greedy = model.generate(*args, max_new_tokens=8)
+    top1 = model.generate(*args, max_new_tokens=8, do_sample=True, top_k=1, generator=torch.Generator().manual_seed(0))
+    assert top1 == greedy
+    streamed = []
+    model.generate(*args, max_new_tokens=8, on_tokens=lambda tokens: streamed.append(tokens.tolist()))
+    assert [step[0] for step in streamed] == greedy[0]
+
+
+def test_trainable_components_are_explicit():
+    frozen = tiny_model(trainable=TrainableConfig(projector=True, lm="none", lm_embeddings=False, new_token_embeddings=True))
+    names = {n for n, p in frozen.named_parameters() if p.requires_grad}
+    assert names == {"new_token_embeddings", "projector.net.0.weight", "projector.net.0.bias"}
+    lora = tiny_model(trainable=TrainableConfig(projector=False, lm="lora", new_token_embeddings=False))
+    names = {n for n, p in lora.named_parameters() if p.requires_grad}
+    assert names and all("lora_" in n for n in names)
+    full = tiny_model(trainable=TrainableConfig(lm="full", lm_embeddings=False))
+    assert not full.base_lm().get_input_embeddings().weight.requires_grad
+    assert not full.base_lm().get_output_embeddings().weight.requires_grad
+    assert full.base_lm().get_decoder().layers[0].self_attn.q_proj.weight.requires_grad
+
+
+def run_config_for(model: LLark) -> Config:
+    return Config(model=model.config)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = tiny_model(seed=5).eval()
+    batch = make_batch(model)
+    model.save_pretrained(tmp_path / "ckpt", run_config_for(model), model.tokenizer)
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {
+        "config.json", "projector.safetensors", "new_token_embeddings.safetensors", "lm", "tokenizer"}
+    loaded = LLark.from_pretrained(tmp_path / "ckpt")
+    torch.testing.assert_close(loaded(**batch), model(**batch))
+    prompt = make_batch(model, answers=(None, None), left_pad=True)
+    args = (prompt["input_ids"], prompt["attention_mask"], prompt["audio"], prompt["audio_lengths"])
+    assert loaded.generate(*args, max_new_tokens=6) == model.generate(*args, max_new_tokens=6)
+
+
+def test_from_pretrained_names_a_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not an llark checkpoint"):
+        LLark.from_pretrained(tmp_path)
+
+
+@pytest.fixture
+def local_pretrained_lm(tmp_path):
+    """A tiny 'pretrained' Hugging Face directory, as Llama-2-7b-chat would be on disk."""
+    tokenizer = train_bpe_tokenizer(PROBE_TEXTS, vocab_size=300)
+    torch.manual_seed(0)
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
+                                      max_position_embeddings=256))
+    lm.save_pretrained(tmp_path / "base-lm")
+    tokenizer.save_pretrained(tmp_path / "base-lm")
+    return tmp_path / "base-lm"
+
+
+@pytest.mark.parametrize("trainable_lm", ["none", "lora"])
+def test_a_pretrained_base_is_referenced_not_copied(tmp_path, local_pretrained_lm, trainable_lm):
+    config = ModelConfig(lm=LMConfig(source="pretrained", path=str(local_pretrained_lm), tokenizer="pretrained"),
+                         audio_dim=16, trainable=TrainableConfig(lm=trainable_lm), lora=ModelConfig().lora)
+    tokenizer = load_pretrained_tokenizer(local_pretrained_lm)
+    ids = add_llark_tokens(tokenizer)
+    model = LLark(config, build_lm(config.lm, ids.base_vocab_size), ids, len(tokenizer))
+    model.tokenizer = tokenizer
+    if trainable_lm == "lora":  # move the adapter away from its zero init so the round trip means something
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.02)
+    model.save_pretrained(tmp_path / "ckpt", Config(model=config), tokenizer)
+    files = {p.name for p in (tmp_path / "ckpt").iterdir()}
+    assert "lm" not in files  # no copy of the base weights
+    assert ("lm_adapter.safetensors" in files) == (trainable_lm == "lora")
+    loaded = LLark.from_pretrained(tmp_path / "ckpt")
+    batch = make_batch(model)
+    torch.testing.assert_close(loaded(**batch), model(**batch))
