@@ -59,3 +59,18 @@ def tiny_model(template: str = "llama2", trainable: TrainableConfig | None = Non
     model = LLark(config, build_lm(config.lm, ids.base_vocab_size), ids, len(tokenizer))
     model.tokenizer = tokenizer
     return model
+
+
+@pytest.fixture(scope="session")
+def trained_probe_checkpoint(tmp_path_factory):
+    """configs/debug.yaml trained for 300 steps on the probe task (~15 s); (data dir, checkpoint dir)."""
+    import subprocess
+
+    root = tmp_path_factory.mktemp("trained")
+    data = root / "probe"
+    subprocess.run([sys.executable, str(REPO / "preprocessing" / "make_probe_data.py"), "--out", str(data)], check=True)
+    import train
+
+    train.main(["--config", str(REPO / "configs" / "debug.yaml"), f"train.out_dir={root / 'run'}",
+                f"data.train_shards=[{data}/train-*.tar]", "train.steps=300", "train.progress=false"])
+    return data, root / "run" / "checkpoints" / "step-000300"

@@ -1,0 +1,81 @@
+"""The batch inference contract of `llark ask` and the single-clip path, on a trained probe checkpoint."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from llark.inference import read_manifest
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # needs the trained probe checkpoint
+
+
+def llark(*args):
+    return subprocess.run([sys.executable, "-m", "llark.cli", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+
+
+def test_manifest_in_answers_out_failures_recorded(trained_probe_checkpoint, tmp_path):
+    data, checkpoint = trained_probe_checkpoint
+    good = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()[:5]]
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    wav = tmp_path / "clip.wav"
+    wav.write_bytes(b"RIFF....WAVE")  # never read: this checkpoint has no encoder
+    lines = [{"id": g["id"], "question": g["question"], "features": g["features"]} for g in good] + [
+        {"id": "missing", "question": "Which instrument?", "features": str(tmp_path / "missing.npy")},
+        {"id": "corrupt", "question": "Which instrument?", "features": str(tmp_path / "bad.npy")},
+        {"id": "audio", "question": "Which instrument?", "audio": str(wav)},
+    ]
+    manifest = tmp_path / "in.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = llark("ask", "--checkpoint", str(checkpoint), "--manifest", str(manifest), "--out", str(tmp_path / "out.jsonl"),
+                   "--batch-size", "3")
+    assert result.returncode == 1  # some lines failed
+    assert "answered 5, failed 3" in result.stderr
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(o["id"], o["question"]) for o in out] == [(g["id"], g["question"]) for g in good]
+    for row, gold in zip(out, good):
+        assert set(row) == {"id", "question", "answer"} and gold["gold"] in row["answer"]
+    failures = {f["id"]: f["error"] for f in map(json.loads, (tmp_path / "out.failures.jsonl").read_text().splitlines())}
+    assert "not found" in failures["missing"] and "missing.npy" in failures["missing"]
+    assert "bad.npy" in failures["corrupt"]
+    assert "no encoder configured" in failures["audio"]
+
+
+def test_single_clip_question_and_streaming(trained_probe_checkpoint, tmp_path):
+    data, checkpoint = trained_probe_checkpoint
+    first = json.loads((data / "test.jsonl").read_text().splitlines()[0])
+    args = ["ask", "--checkpoint", str(checkpoint), "--features", first["features"], "--question", first["question"]]
+    plain = llark(*args)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.strip() == f"The loudest instrument is the {first['gold']}."
+    streamed = llark(*args, "--stream")
+    assert streamed.returncode == 0 and streamed.stdout.strip() == plain.stdout.strip()
+    no_encoder = llark("ask", "--checkpoint", str(checkpoint), "--audio", str(tmp_path / "x.wav"), "--question", "Key?")
+    assert no_encoder.returncode == 2 and "no encoder configured" in no_encoder.stderr
+
+
+def test_batched_answers_equal_one_at_a_time(trained_probe_checkpoint):
+    from llark.data import load_features
+    from llark.inference import Answerer
+    from llark.model import LLark
+
+    data, checkpoint = trained_probe_checkpoint
+    items = read_manifest(data / "test.jsonl")[:6]
+    model = LLark.from_pretrained(checkpoint)
+    features = [load_features(item["features"]) for item in items]
+    questions = [item["question"] for item in items]
+    assert Answerer(model, batch_size=6).answer(questions, features) == Answerer(model, batch_size=1).answer(questions, features)
+
+
+def test_manifest_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": "a", "question": "q", "features": "x.npy"}\n{"id": "b"}\n')
+    with pytest.raises(ValueError, match=r"in\.jsonl:2: missing field\(s\) \['question'\]"):
+        read_manifest(path)
+    path.write_text("{not json\n")
+    with pytest.raises(ValueError, match=r"in\.jsonl:1: not valid JSON"):
+        read_manifest(path)
