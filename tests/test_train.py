@@ -119,3 +119,30 @@ def test_the_audio_path_is_wired(trained_probe_checkpoint, tmp_path):
     assert results["shuffled"]["contains"]["accuracy"] <= 0.30  # chance is 1/8
     assert results["zeroed"]["contains"]["accuracy"] <= 0.30
     assert "| contains | shuffled |" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_activation_checkpointing_gives_the_same_losses(tmp_path, probe_shards):
+    plain = run_train(tmp_path / "plain", probe_shards, "train.steps=3", "train.save_every=0")
+    checkpointed = run_train(tmp_path / "ckpt", probe_shards, "train.steps=3", "train.save_every=0",
+                             "train.activation_checkpointing=true")
+    assert [r["loss"] for r in checkpointed] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    from llark.config import load_config
+
+    cfg = load_config(None, ["train.steps=100", "optim.lr=1.0", "optim.warmup_fraction=0.1", "optim.min_lr_fraction=0.1"])
+    lrs = [train.lr_at(step, cfg) for step in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_llark_command_mirrors_the_entry_points():
+    for command in ("train", "evaluate", "ask"):
+        result = subprocess.run([sys.executable, "-m", "llark.cli", command, "--help"], capture_output=True, text=True,
+                                cwd=REPO, timeout=120)
+        assert result.returncode == 0 and "usage" in result.stdout.lower(), result.stderr
+    assert "--manifest" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "llark.cli"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and "llark ask" in result.stderr
