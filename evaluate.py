@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     ready, features, failures = [], [], []
     for item in items:
         try:
-            features.append(answerer.features_for(item))
+            clip = answerer.features_for(item)
+            answerer.prompt(item["question"], clip)
+            features.append(clip)
             ready.append(item)
         except Exception as err:  # recorded per item; the evaluation goes on
             failures.append({"id": item["id"], "error": f"{type(err).__name__}: {err}"})

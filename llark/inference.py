@@ -70,6 +70,10 @@ class Answerer:
             raise ValueError(f"features have {features.shape[1]} dims, the checkpoint expects {dim}")
         return features
 
+    def prompt(self, question: str, features: np.ndarray) -> dict[str, Any]:
+        """The tokenized prompt; raises ExampleTooLong when it exceeds the model's max_length."""
+        return self.builder(features, question, None, random.Random(0))
+
     def _cut_at_stop(self, text: str) -> str:
         for stop in self.template.stop_strings:
             text = text.split(stop, 1)[0]
@@ -88,7 +92,7 @@ class Answerer:
         answers: list[str] = []
         for start in range(0, len(questions), self.batch_size):
             chunk = list(zip(questions[start : start + self.batch_size], features[start : start + self.batch_size]))
-            examples = [self.builder(f, q, None, random.Random(0)) for q, f in chunk]
+            examples = [self.prompt(q, f) for q, f in chunk]
             batch = {k: v.to(self.device) for k, v in collate(examples, self.model.ids.pad, left_pad=True).items()}
             streamed: list[int] = []
 
@@ -155,7 +159,9 @@ def answer_manifest(answerer: Answerer, manifest: str | Path, out: str | Path) -
     ready, failures = [], []
     for item in items:
         try:
-            ready.append((item, answerer.features_for(item)))
+            features = answerer.features_for(item)
+            answerer.prompt(item["question"], features)  # too long for the model: this line fails, not the batch
+            ready.append((item, features))
         except Exception as err:  # recorded per line, the batch goes on
             failures.append({"id": item["id"], "question": item["question"], "error": f"{type(err).__name__}: {err}"})
     answers = answerer.answer([item["question"] for item, _ in ready], [f for _, f in ready])

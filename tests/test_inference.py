@@ -22,19 +22,21 @@ def test_manifest_in_answers_out_failures_recorded(trained_probe_checkpoint, tmp
     data, checkpoint = trained_probe_checkpoint
     good = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()[:5]]
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    np.save(tmp_path / "long.npy", np.zeros((500, 16), np.float32))  # 500 frames > debug max_length 128
     wav = tmp_path / "clip.wav"
     wav.write_bytes(b"RIFF....WAVE")  # never read: this checkpoint has no encoder
     lines = [{"id": g["id"], "question": g["question"], "features": g["features"]} for g in good] + [
         {"id": "missing", "question": "Which instrument?", "features": str(tmp_path / "missing.npy")},
         {"id": "corrupt", "question": "Which instrument?", "features": str(tmp_path / "bad.npy")},
         {"id": "audio", "question": "Which instrument?", "audio": str(wav)},
+        {"id": "long", "question": "Which instrument?", "features": str(tmp_path / "long.npy")},
     ]
     manifest = tmp_path / "in.jsonl"
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = llark("ask", "--checkpoint", str(checkpoint), "--manifest", str(manifest), "--out", str(tmp_path / "out.jsonl"),
                    "--batch-size", "3")
     assert result.returncode == 1  # some lines failed
-    assert "answered 5, failed 3" in result.stderr
+    assert "answered 5, failed 4" in result.stderr
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [(o["id"], o["question"]) for o in out] == [(g["id"], g["question"]) for g in good]
     for row, gold in zip(out, good):
@@ -43,6 +45,7 @@ def test_manifest_in_answers_out_failures_recorded(trained_probe_checkpoint, tmp
     assert "not found" in failures["missing"] and "missing.npy" in failures["missing"]
     assert "bad.npy" in failures["corrupt"]
     assert "no encoder configured" in failures["audio"]
+    assert "max_length" in failures["long"]
 
 
 def test_single_clip_question_and_streaming(trained_probe_checkpoint, tmp_path):
