@@ -138,7 +138,6 @@ def main(argv: list[str] | None = None) -> None:
     if resume_from is not None:
         raw_model = LLark.from_pretrained(resume_from)
         tokenizer, ids = raw_model.tokenizer, raw_model.ids
-        raw_model.train()
     else:
         tokenizer, ids = build_tokenizer(cfg)
         raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))

@@ -9,7 +9,6 @@ Every field lives in one dataclass below; the whole `Config` is written into eac
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,7 +218,3 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         return config_from_dict(tree)
     except ConfigError as err:
         raise ConfigError(f"{path or 'defaults'}: {err}") from None
-
-
-def save_config_json(cfg: Config, path: Path) -> None:
-    path.write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")

@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from llark.checkpoint import (atomic_checkpoint_dir, list_checkpoints, load_training_state, prune_checkpoints,
+                              resolve_resume, save_training_state)
+
+
+def fake_checkpoint(out_dir, step):
+    with atomic_checkpoint_dir(out_dir, step) as directory:
+        (directory / "config.json").write_text("{}")
+        save_training_state(directory, {"step": step}, {"state": {0: {"exp_avg": torch.ones(2)}}}, torch.get_rng_state())
+
+
+def test_a_failed_write_leaves_no_checkpoint(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_checkpoint_dir(tmp_path, 5) as directory:
+            (directory / "config.json").write_text("{}")
+            raise RuntimeError("disk full")
+    assert list((tmp_path / "checkpoints").iterdir()) == []
+    assert resolve_resume("auto", tmp_path) is None
+
+
+def test_resume_auto_picks_the_newest_complete_checkpoint_and_pruning_keeps_the_newest(tmp_path):
+    for step in (10, 20, 30):
+        fake_checkpoint(tmp_path, step)
+    (tmp_path / "checkpoints" / "step-000040").mkdir()  # no trainer state: incomplete, ignored
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [10, 20, 30]
+    assert resolve_resume("auto", tmp_path).name == "step-000030"
+    assert resolve_resume("none", tmp_path) is None
+    assert resolve_resume(str(tmp_path / "checkpoints" / "step-000010"), tmp_path).name == "step-000010"
+    with pytest.raises(FileNotFoundError, match="step-000040"):
+        resolve_resume(str(tmp_path / "checkpoints" / "step-000040"), tmp_path)
+    prune_checkpoints(tmp_path, keep=2)
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [20, 30]
+    state, optimizer_state, rng = load_training_state(tmp_path / "checkpoints" / "step-000030")
+    assert state == {"step": 30} and torch.equal(optimizer_state["state"][0]["exp_avg"], torch.ones(2))
+    assert torch.equal(rng, torch.get_rng_state())
