@@ -31,7 +31,9 @@ setup(
     ],
     extras_require={
         "train": [],  # everything training needs is in install_requires; kept so `.[train]` stays valid
-        "preprocess": ["librosa>=0.10"],
+        # tinysoundfont renders MIDI but depends on pyaudio (playback only, needs portaudio headers):
+        # install it with `pip install --no-deps tinysoundfont` (the Makefile does).
+        "preprocess": ["librosa>=0.10", "pretty_midi>=0.2.10", "music21>=9", "symusic>=0.5", "mir_eval>=0.7"],
         "serve": [],
         "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.8"],
     },
