@@ -1,7 +1,8 @@
 """Answering questions about clips with a trained checkpoint: one clip, or a manifest in batches.
 
 Manifest contract (other tools rely on it): each input line is a JSON object with `id`, `question`
-and either `audio` (a path) or `features` (a `.npy` path of shape [T, D]); each output line repeats
+and either `audio` (a path; optional `start`/`end` seconds, default the first 25 s) or `features`
+(a `.npy` path of shape [T, D]); each output line repeats
 `id` and `question` and adds `answer`. Lines that fail (missing file, bad features, no encoder)
 go to `<out>.failures.jsonl` with the error; the rest are answered.
 
@@ -21,9 +22,9 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from llark.audio import load_audio
+from llark.audio import CLIP_SECONDS
 from llark.data import ExampleBuilder, collate, load_features
-from llark.encoders import Encoder, build_encoder
+from llark.encoders import Encoder, build_encoder, encode_file
 from llark.model import LLark
 from llark.templates import get_template
 
@@ -56,13 +57,19 @@ class Answerer:
         self.device = next(self.model.parameters()).device
 
     def features_for(self, item: dict[str, Any]) -> np.ndarray:
-        """Features of a manifest item: from its `features` .npy, or by encoding its `audio`."""
+        """Features of a manifest item: from its `features` .npy, or by encoding its `audio`.
+
+        Audio is encoded from `start` to `end` seconds when the item gives them, else its first 25 s
+        (the clip length the models are trained on).
+        """
         if item.get("features"):
             features = load_features(item["features"])
         elif item.get("audio"):
             if self._encoder is None:
                 self._encoder = build_encoder(self.model.run_config.encoder)
-            features = self._encoder.encode(load_audio(item["audio"], self._encoder.sample_rate))
+            start = float(item.get("start", 0.0))
+            end = float(item.get("end", start + CLIP_SECONDS))
+            features = encode_file(self._encoder, item["audio"], start=start, end=end)
         else:
             raise ValueError("needs 'audio' or 'features'")
         dim = self.model.config.audio_dim

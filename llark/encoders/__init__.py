@@ -1,0 +1,86 @@
+"""The encoder interface: audio waveform -> features [T, D] at exactly 25 frames per second.
+
+Every encoder has `name`, `sample_rate`, `dim`, `frame_rate`, `settings()` and
+`encode(wave) -> float32 [round(25 * seconds), dim]`, where `wave` is mono, peak-normalised audio at
+`sample_rate`. A checkpoint records which encoder (and its settings) produced its training features
+(`encoder.name`, `encoder.settings` in config.json), so `llark ask --audio` encodes new audio the
+same way through `encode_file`.
+
+    encoder = build_encoder(EncoderConfig(name="mir"))
+    features = encode_file(encoder, "song.flac", start=0.0, end=25.0)   # [625, encoder.dim]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from llark.audio import load_audio
+from llark.config import EncoderConfig
+
+FRAME_RATE = 25.0
+
+
+class Encoder(Protocol):
+    name: str
+    sample_rate: int
+    dim: int
+    frame_rate: float
+
+    def settings(self) -> dict[str, Any]:
+        """Everything needed to rebuild an identical encoder (stored in checkpoints)."""
+        ...
+
+    def encode(self, wave: np.ndarray) -> np.ndarray:
+        """Mono peak-normalised float waveform at `sample_rate` -> float32 [round(25 * seconds), dim]."""
+        ...
+
+
+class NoEncoderConfigured(RuntimeError):
+    """The checkpoint was trained on precomputed features and names no encoder for raw audio."""
+
+
+def frames_for(num_samples: int, sample_rate: int, frame_rate: float = FRAME_RATE) -> int:
+    return int(round(frame_rate * num_samples / sample_rate))
+
+
+def pool_to_frames(values: np.ndarray, frames: int) -> np.ndarray:
+    """Adaptive average pooling of [N, D] along time to [frames, D] (frame i averages rows
+    floor(i*N/frames) .. ceil((i+1)*N/frames)-1, as torch's adaptive_avg_pool1d does)."""
+    count = len(values)
+    if count == 0 or frames <= 0:
+        raise ValueError(f"cannot pool {count} rows to {frames} frames")
+    starts = (np.arange(frames) * count) // frames
+    ends = -((-(np.arange(1, frames + 1)) * count) // frames)  # ceil division
+    cumulative = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0, dtype=np.float64)])
+    return ((cumulative[ends] - cumulative[starts]) / (ends - starts)[:, None]).astype(np.float32)
+
+
+def _build_mir(settings: dict[str, Any]) -> Encoder:
+    from llark.encoders.mir import MIRFeatureEncoder
+
+    return MIRFeatureEncoder(**settings)
+
+
+# name -> builder(settings). Each builder imports its module only when that encoder is asked for.
+ENCODER_BUILDERS: dict[str, Callable[[dict[str, Any]], Encoder]] = {"mir": _build_mir}
+
+
+def build_encoder(cfg: EncoderConfig) -> Encoder:
+    if cfg.name == "none":
+        raise NoEncoderConfigured(
+            "no encoder configured: this checkpoint was trained on precomputed features (encoder.name=none), "
+            "so it cannot encode audio files; pass a features .npy file instead"
+        )
+    if cfg.name not in ENCODER_BUILDERS:
+        raise KeyError(f"unknown encoder {cfg.name!r}; known: {sorted(ENCODER_BUILDERS)}")
+    return ENCODER_BUILDERS[cfg.name](dict(cfg.settings))
+
+
+def encode_file(encoder: Encoder, path: str | Path, start: float | None = None, end: float | None = None,
+                min_seconds: float = 1.0) -> np.ndarray:
+    """Features of [start, end) of an audio file: mono, resampled, peak-normalised, encoded."""
+    wave = load_audio(path, encoder.sample_rate, start=start, end=end, normalise=True, min_seconds=min_seconds)
+    return encoder.encode(wave)

@@ -1,0 +1,131 @@
+"""Audio I/O: formats, channels, rates, spans, and a typed error naming the file for every bad input."""
+
+import numpy as np
+import pytest
+import soundfile
+
+from llark.audio import (EmptyAudio, NonFiniteAudio, SilentAudio, TooShortAudio, TruncatedAudio, UnreadableAudio,
+                         UnsupportedSampleRate, audio_info, clip_id, clip_windows, load_audio, parse_clip_id,
+                         peak_normalise)
+
+
+def tone(seconds, rate, channels=1, freq=440.0, amplitude=0.5):
+    t = np.arange(int(seconds * rate)) / rate
+    wave = amplitude * np.sin(2 * np.pi * freq * t)
+    return np.stack([wave * (c + 1) / channels for c in range(channels)], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt, subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+def test_formats_load_as_mono_at_the_requested_rate(tmp_path, fmt, subtype):
+    path = tmp_path / f"a.{fmt.lower()}"
+    soundfile.write(path, tone(2.0, 44100, channels=2), 44100, format=fmt, subtype=subtype)
+    wave = load_audio(path, 22050)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert abs(len(wave) - 44100) < 3000  # lossy codecs pad a little
+    spectrum = np.abs(np.fft.rfft(wave[:22050]))
+    assert abs(np.argmax(spectrum) - 440) <= 2  # still a 440 Hz tone after mixing and resampling
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("rate", [8000, 44100, 192000])
+def test_any_channel_count_and_rate_in_range(tmp_path, channels, rate):
+    path = tmp_path / "a.wav"
+    soundfile.write(path, tone(0.5, rate, channels), rate)
+    wave = load_audio(path, 16000)
+    assert len(wave) == 8000
+    expected_amplitude = 0.5 * np.mean([(c + 1) / channels for c in range(channels)])
+    assert abs(np.abs(wave).max() - expected_amplitude) < 0.02
+
+
+def test_span_reads_only_the_window(tmp_path):
+    rate = 8000
+    ramp = (np.arange(10 * rate) / (10 * rate)).astype(np.float32)
+    path = tmp_path / "ramp.wav"
+    soundfile.write(path, ramp, rate, subtype="FLOAT")
+    span = load_audio(path, rate, start=2.0, end=3.5)
+    np.testing.assert_array_equal(span, ramp[2 * rate : int(3.5 * rate)])
+    assert len(load_audio(path, rate, start=9.0, end=30.0)) == rate  # cut at the end of the file
+    with pytest.raises(TooShortAudio, match="ramp.wav"):
+        load_audio(path, rate, start=11.0, end=12.0)
+
+
+def test_normalise_and_minimum_length(tmp_path):
+    path = tmp_path / "quiet.wav"
+    soundfile.write(path, tone(1.0, 8000, amplitude=0.01), 8000, subtype="FLOAT")
+    assert abs(np.abs(load_audio(path, 8000, normalise=True)).max() - 1.0) < 1e-6
+    with pytest.raises(TooShortAudio, match="quiet.wav.*minimum 2"):
+        load_audio(path, 8000, min_seconds=2)
+
+
+def write_bytes(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_bad_inputs_raise_typed_errors_naming_the_file(tmp_path):
+    cases = []
+    cases.append((UnreadableAudio, tmp_path / "missing.wav"))
+    cases.append((UnreadableAudio, write_bytes(tmp_path, "text.wav", b"this is not audio at all" * 10)))
+    cases.append((UnreadableAudio, write_bytes(tmp_path, "zero.flac", b"")))
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros((0, 1), np.float32), 8000)
+    cases.append((EmptyAudio, empty))
+    full = tmp_path / "full.wav"
+    soundfile.write(full, tone(1.0, 8000), 8000)
+    data = full.read_bytes()
+    cases.append((TruncatedAudio, write_bytes(tmp_path, "truncated.wav", data[: len(data) // 2])))
+    flac = tmp_path / "full.flac"
+    soundfile.write(flac, np.random.default_rng(0).uniform(-0.5, 0.5, 80000).astype(np.float32), 8000)
+    data = flac.read_bytes()
+    cases.append((TruncatedAudio, write_bytes(tmp_path, "truncated.flac", data[: len(data) // 2])))
+    slow = tmp_path / "slow.wav"
+    soundfile.write(slow, tone(1.0, 4000), 4000)
+    cases.append((UnsupportedSampleRate, slow))
+    nan = tmp_path / "nan.wav"
+    samples = tone(0.1, 8000)
+    samples[10] = np.nan
+    soundfile.write(nan, samples, 8000, subtype="FLOAT")
+    cases.append((NonFiniteAudio, nan))
+    for error, path in cases:
+        with pytest.raises(error) as raised:
+            load_audio(path, 8000)
+        assert path.name in str(raised.value), (error, str(raised.value))
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros((8000, 1), np.float32), 8000)
+    with pytest.raises(SilentAudio, match="silent.wav"):
+        load_audio(silent, 8000, normalise=True)
+    with pytest.raises(SilentAudio):
+        peak_normalise(np.zeros(10, np.float32), "x")
+
+
+def test_long_files_are_not_read_whole(tmp_path, monkeypatch):
+    path = tmp_path / "long.flac"
+    with soundfile.SoundFile(path, "w", samplerate=8000, channels=1, format="FLAC") as f:
+        for _ in range(60):  # one minute written in blocks
+            f.write(tone(1.0, 8000))
+    assert audio_info(path).duration == 60.0
+    reads = []
+    real_read = soundfile.read
+    monkeypatch.setattr(soundfile, "read", lambda *a, **k: reads.append(k) or real_read(*a, **k))
+    load_audio(path, 8000, start=30.0, end=32.0)
+    assert reads[0]["start"] == 240000 and reads[0]["stop"] == 256000
+
+
+def test_clip_windows():
+    assert clip_windows(60.0, mode="first") == [(0.0, 25.0)]
+    assert clip_windows(60.0, mode="all") == [(0.0, 25.0), (25.0, 50.0)]
+    assert clip_windows(50.0, mode="all") == [(0.0, 25.0), (25.0, 50.0)]
+    assert clip_windows(12.5, mode="all") == [(0.0, 12.5)]
+    assert clip_windows(3.0, min_seconds=5.0) == []
+    with pytest.raises(ValueError, match="mode"):
+        clip_windows(30.0, mode="random")
+
+
+@pytest.mark.parametrize("track, start, end", [("gen-00042", 0.0, 25.0), ("a-start1.000-end2.000", 12.3456, 37.3456),
+                                               ("fma/000123", 30.0, 55.0)])
+def test_clip_ids_round_trip(track, start, end):
+    value = clip_id(track, start, end)
+    assert parse_clip_id(value) == (track, round(start, 3), round(end, 3))
+    with pytest.raises(ValueError, match="not a clip id"):
+        parse_clip_id("gen-00042")
