@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from llark.inference import read_manifest, write_jsonl_atomic
+from llark.inference import read_manifest
+from llark.jsonl import write_jsonl_atomic
 
 TASKS = ("exact", "contains")
 

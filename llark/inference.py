@@ -12,8 +12,6 @@ go to `<out>.failures.jsonl` with the error; the rest are answered.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from llark.audio import CLIP_SECONDS
 from llark.data import ExampleBuilder, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file
+from llark.jsonl import read_jsonl, write_jsonl_atomic
 from llark.model import LLark
 from llark.templates import get_template
 
@@ -123,36 +122,8 @@ class Answerer:
 
 
 def read_manifest(path: str | Path, required: Iterable[str] = ("id", "question")) -> list[dict[str, Any]]:
-    """JSON lines; an unreadable line or a missing field is an error naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: manifest not found")
-    items = []
-    with path.open() as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(item, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
-            missing = [k for k in required if k not in item]
-            if missing:
-                raise ValueError(f"{path}:{number}: missing field(s) {missing}")
-            items.append(item)
-    return items
-
-
-def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
+    """Manifest lines; an unreadable line or a missing field is an error naming the file and line."""
+    return read_jsonl(path, required)
 
 
 def failures_path(out_path: str | Path) -> Path:

@@ -117,6 +117,10 @@ def write_shards(records: Iterable[ClipRecord], prefix: str | Path, max_bytes: i
         count += 1
         size += record_size
     close_current()
+    # An earlier, larger run may have left higher-numbered shards that a glob would still pick up.
+    for stale in prefix.parent.glob(f"{prefix.name}-[0-9][0-9][0-9][0-9][0-9][0-9].tar"):
+        if int(stale.stem.rsplit("-", 1)[1]) >= len(shards):
+            stale.unlink()
     manifest = {"shards": shards, "samples": sum(s["samples"] for s in shards)}
     manifest_path = prefix.parent / f"{prefix.name}-manifest.json"
     tmp_manifest = manifest_path.with_suffix(".json.tmp")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llark.inference import write_jsonl_atomic
+from llark.jsonl import write_jsonl_atomic
 from llark.shards import write_shards
 from llark.synthetic import probe_records
 

@@ -1,0 +1,63 @@
+"""Tracks -> 25 s clips whose labels describe exactly the clip's span (LLark labelled whole tracks; we don't).
+
+    clips = clips_of_track(track, "data/corpus/tracks.jsonl", "data/pipeline/clips.jsonl", mode="first")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from llark.audio import CLIP_SECONDS, audio_info, clip_id, clip_windows
+from llark.jsonl import relative_path, resolve_path
+
+# Labels that hold for the whole piece, so for any span of it.
+PIECE_LABELS = ("key", "tempo", "meter", "instruments", "genre", "dynamics", "melody_instrument")
+TIME_LISTS = ("beats", "downbeats")
+ABC_TOLERANCE = 0.05  # seconds: the clip must start at the tune's start and reach its last note
+
+
+def crop_labels(labels: dict[str, Any], start: float, end: float, covers_whole_track: bool) -> dict[str, Any]:
+    """Labels of [start, end): times re-zeroed to `start` and cut to the span; `abc` only for whole tunes."""
+    cropped = {k: labels[k] for k in PIECE_LABELS if k in labels}
+    for name in TIME_LISTS:
+        if name in labels:
+            cropped[name] = [round(t - start, 4) for t in labels[name] if start <= t < end]
+    if "chords" in labels:
+        cropped["chords"] = [
+            {"start": round(max(c["start"], start) - start, 4), "end": round(min(c["end"], end) - start, 4),
+             "chord": c["chord"]}
+            for c in labels["chords"] if c["end"] > start and c["start"] < end
+        ]
+    if "abc" in labels and covers_whole_track:
+        cropped["abc"] = labels["abc"]
+    return cropped
+
+
+def clips_of_track(
+    track: dict[str, Any],
+    tracks_file: str | Path,
+    clips_file: str | Path,
+    mode: str = "first",
+    clip_seconds: float = CLIP_SECONDS,
+    min_seconds: float = 5.0,
+) -> list[dict[str, Any]]:
+    """Clip records (docs/data-formats.md) of one tracks.jsonl line."""
+    audio = resolve_path(track["audio"], tracks_file)
+    duration = float(track["duration"]) if "duration" in track else audio_info(audio).duration
+    labels = track.get("labels", {})
+    # A tune's ABC is the answer of a transcription question only if the clip holds all of it.
+    music_end = float(labels.get("music_end", duration))
+    clips = []
+    for start, end in clip_windows(duration, clip_seconds, mode, min_seconds):
+        covers = start <= ABC_TOLERANCE and end >= music_end - ABC_TOLERANCE
+        clips.append({
+            "clip_id": clip_id(track["track_id"], start, end),
+            "track_id": track["track_id"],
+            "audio": relative_path(audio, clips_file),
+            "start": start,
+            "end": end,
+            **{k: track[k] for k in ("split", "source", "licence", "provenance") if k in track},
+            "labels": crop_labels(labels, start, end, covers),
+        })
+    return clips

@@ -1,0 +1,64 @@
+"""JSON-lines files, the hand-over format between pipeline stages: read with errors naming file and
+line, write atomically (temp file, then rename), and resolve paths relative to the file that names them.
+
+    rows = read_jsonl("data/pipeline/clips.jsonl", required=("clip_id", "audio"))
+    write_jsonl_atomic("data/pipeline/clips.jsonl", rows)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    rows = []
+    with path.open() as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object")
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise ValueError(f"{path}:{number}: missing field(s) {missing}")
+            rows.append(row)
+    return rows
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | Path, value: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def resolve_path(value: str, listed_in: str | Path) -> Path:
+    """A path from a JSONL file: absolute as is, relative to the directory of the file that lists it."""
+    path = Path(value)
+    return path if path.is_absolute() else Path(listed_in).resolve().parent / path
+
+
+def relative_path(target: str | Path, listed_in: str | Path) -> str:
+    """How the file `listed_in` should name `target` (relative to its own directory)."""
+    return os.path.relpath(Path(target).resolve(), Path(listed_in).resolve().parent)
