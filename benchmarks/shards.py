@@ -1,0 +1,56 @@
+"""Shard write and read throughput (MB/s and samples/s) for clips of 25 s at 25 fps.
+
+    python benchmarks/shards.py                          # 400 clips of [625, 174] float16 features
+    python benchmarks/shards.py --clips 200 --dim 4800   # Jukebox-sized features
+
+Write: ClipRecord -> webdataset tars (llark.shards.write_shards). Read: the training reader
+(llark.data.ShardDataset) decoding every record and expanding and tokenizing its Q/A pairs.
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from llark.data import ExampleBuilder, ShardDataset
+from llark.shards import ClipRecord, write_shards
+from llark.templates import get_template
+from llark.tokenizer import add_llark_tokens, train_bpe_tokenizer
+
+QA = [{"question": "What key is this in?", "answer": "It is in F# minor.", "family": "mir_qa"},
+      {"question": "Describe the tempo.", "answer": "About 96 BPM, a relaxed walking pace.", "family": "mir_qa"}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=400)
+    parser.add_argument("--frames", type=int, default=625)
+    parser.add_argument("--dim", type=int, default=174)
+    parser.add_argument("--shard-mb", type=float, default=64.0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    features = [rng.normal(size=(args.frames, args.dim)).astype(np.float16) for _ in range(8)]
+    records = (ClipRecord(f"clip{i:06d}-start0.000-end25.000", features[i % 8], {"labels": {"key": "F# minor"}}, QA)
+               for i in range(args.clips))
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        manifest = write_shards(records, Path(tmp) / "bench", max_bytes=int(args.shard_mb * (1 << 20)))
+        write_seconds = time.perf_counter() - started
+        megabytes = sum(s["bytes"] for s in manifest["shards"]) / 1e6
+        tokenizer = train_bpe_tokenizer([q["question"] for q in QA] + [q["answer"] for q in QA], 300)
+        ids = add_llark_tokens(tokenizer)
+        builder = ExampleBuilder(tokenizer, ids, get_template("llama2"), max_length=args.frames + 200)
+        started = time.perf_counter()
+        examples = sum(1 for _ in ShardDataset([str(Path(tmp) / "bench-*.tar")], builder, loop=False, shuffle_buffer=64))
+        read_seconds = time.perf_counter() - started
+    print(f"{args.clips} clips of [{args.frames}, {args.dim}] float16 in {len(manifest['shards'])} shards, {megabytes:.0f} MB")
+    print(f"  write: {megabytes / write_seconds:.0f} MB/s, {args.clips / write_seconds:.0f} clips/s "
+          f"(incl. sha256 of each shard)")
+    print(f"  read:  {megabytes / read_seconds:.0f} MB/s, {args.clips / read_seconds:.0f} clips/s, "
+          f"{examples / read_seconds:.0f} examples/s (decode + Q/A expansion + tokenization)")
+
+
+if __name__ == "__main__":
+    main()
