@@ -1,47 +1,52 @@
-"""Evaluate a checkpoint on a manifest of questions with gold answers, with audio ablations.
+"""Evaluate a checkpoint with music-information-retrieval metrics, baselines, intervals and audio ablations.
 
-    python evaluate.py --checkpoint runs/debug/checkpoints/step-000040 --manifest eval.jsonl --out results/
-    python evaluate.py ... --ablations zeroed,shuffled      # the same questions without real audio
+    python evaluate.py --checkpoint runs/tiny/checkpoints/step-001000 --manifest data/demo/eval.jsonl --out results/
+    python evaluate.py ... --ablations none --bootstrap 200          # faster: no ablations, fewer resamples
 
-Manifest lines (JSON): {"id", "question", "audio" | "features", "task", "gold"}
-  task "exact":    the answer, lower-cased without punctuation, equals the gold answer
-  task "contains": the gold answer appears in the answer as whole words
-Ablations: "zeroed" replaces every clip's features with zeros; "shuffled" gives each question the
-features of another clip (a derangement, seeded). A model that listens falls to chance on both.
+Manifest: JSON lines {"id", "question", "task", "gold", "audio" | "features", ["start", "end"], ["options"]}
+  audio     path of an audio file (relative to the manifest); start/end seconds (default the first 25 s)
+  features  path of a [T, D] .npy made by the checkpoint's encoder (preprocessing/encode.py)
+  task      key        gold "F# minor"          MIREX weighted score (mir_eval), exact accuracy
+            tempo      gold 96.0                Acc1 (within 4 %), Acc2 (also x2, x3, x1/2, x1/3)
+            meter      gold "6/8"               accuracy
+            instruments gold ["Flute", "Drums"] micro and macro F1 over instrument classes
+            genre      gold "jazz"              accuracy of the first genre named
+            caption    gold "A slow ..."        BLEU-4 (sacrebleu), ROUGE-L F1
+            mcq        gold "B", options {"A": "...", ...}   accuracy: parsed letter, and LM likelihood
+            abc_transcription gold "X:1 ..."    note F1 (mir_eval.transcription, onsets only)
+            exact / contains  gold "text"       string match (probe tasks)
+  Make manifests with preprocessing/make_eval_manifest.py (our clips, GiantSteps, GTZAN, CSV).
 
-Writes results.json (accuracy per task and condition), report.md and predictions.jsonl to --out.
+Systems in the same run: the model with its audio; with features zeroed and shuffled across clips
+(a model that listens falls to about the majority baseline); majority class, constant answer and
+random baselines; the classic librosa key and tempo estimators on the same audio spans (items with
+`audio`). Every metric has a 95 % bootstrap interval. Unparseable answers count as wrong and are
+reported per task. Writes results.json, report.md, predictions.jsonl and PNG plots to --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from llark.evaluation import get_task
+from llark.evaluation.baselines import classic_estimates, constant, majority, uniform_random
+from llark.evaluation.bootstrap import bootstrap
+from llark.evaluation.report import key_confusion_png, report_markdown, task_bars_png, tempo_scatter_png
 from llark.inference import read_manifest
-from llark.jsonl import write_jsonl_atomic
+from llark.jsonl import resolve_path, write_jsonl_atomic
 
-TASKS = ("exact", "contains")
-
-
-def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s#/]", " ", text.lower()).split())
-
-
-def is_correct(task: str, answer: str, gold: str) -> bool:
-    if task == "exact":
-        return normalise(answer) == normalise(gold)
-    if task == "contains":
-        return f" {normalise(gold)} " in f" {normalise(answer)} "
-    raise ValueError(f"unknown task {task!r}; known: {TASKS}")
+ABLATIONS = ("zeroed", "shuffled")
 
 
 def ablate(features: list[np.ndarray], condition: str, seed: int) -> list[np.ndarray]:
+    """The features the model hears under each condition (a shuffle is a seeded derangement)."""
     if condition == "audio":
         return features
     if condition == "zeroed":
@@ -57,22 +62,43 @@ def ablate(features: list[np.ndarray], condition: str, seed: int) -> list[np.nda
     raise ValueError(f"unknown ablation {condition!r}; use zeroed or shuffled")
 
 
-def score(items: list[dict], answers: list[str]) -> dict[str, dict[str, float]]:
-    by_task: dict[str, list[bool]] = defaultdict(list)
-    for item, answer in zip(items, answers):
-        by_task[item["task"]].append(is_correct(item["task"], answer, item["gold"]))
-    return {task: {"n": len(hits), "correct": int(sum(hits)), "accuracy": float(np.mean(hits))}
-            for task, hits in sorted(by_task.items())}
+def with_intervals(task, predicted: list, gold: list, samples: int, seed: int) -> dict[str, dict[str, float]]:
+    values = task.metrics(predicted, gold)
+    intervals = bootstrap(task.metrics, predicted, gold, samples=samples, seed=seed)
+    return {m: {"value": v, "low": intervals[m][0], "high": intervals[m][1]} for m, v in values.items()}
 
 
-def write_report(out: Path, results: dict) -> None:
-    lines = [f"# Evaluation of `{results['checkpoint']}`", "", f"Manifest: `{results['manifest']}`, "
-             f"{results['answered']} questions answered, {results['failed']} failed.", "",
-             "| task | condition | n | accuracy |", "|---|---|---|---|"]
-    for condition, tasks in results["conditions"].items():
-        for task, row in tasks.items():
-            lines.append(f"| {task} | {condition} | {row['n']} | {row['accuracy']:.3f} |")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+def prepare_items(manifest: str, answerer) -> tuple[list[dict], list[Any], list[np.ndarray], list[dict]]:
+    """Items whose gold parses and whose features load; the rest become failures (id + reason)."""
+    items = read_manifest(manifest, required=("id", "question", "task", "gold"))
+    ready, golds, features, failures = [], [], [], []
+    for item in items:
+        try:
+            gold = get_task(item["task"]).parse_gold(item["gold"])
+            if item.get("audio"):
+                item = {**item, "audio": str(resolve_path(item["audio"], manifest))}
+            if item.get("features"):
+                item = {**item, "features": str(resolve_path(item["features"], manifest))}
+            clip = answerer.features_for(item)
+            answerer.prompt(item["question"], clip)  # too long for the model: this item fails, not the run
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            failures.append({"id": item["id"], "task": item["task"], "error": f"{type(err).__name__}: {err}"})
+            continue
+        ready.append(item)
+        golds.append(gold)
+        features.append(clip)
+    return ready, golds, features, failures
+
+
+def classic_wave_loader(sample_rate: int = 22050):
+    from llark.audio import CLIP_SECONDS, load_audio
+
+    def load(item: dict) -> tuple[np.ndarray, int]:
+        start = float(item.get("start", 0.0))
+        wave = load_audio(item["audio"], sample_rate, start=start, end=float(item.get("end", start + CLIP_SECONDS)))
+        return wave, sample_rate
+
+    return load
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,42 +108,84 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--out", required=True, help="results directory")
-    parser.add_argument("--ablations", default="", help="comma list of: zeroed, shuffled")
+    parser.add_argument("--ablations", default="zeroed,shuffled", help="comma list of zeroed, shuffled; or none")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals")
+    parser.add_argument("--no-classic", action="store_true", help="skip the librosa key/tempo estimators")
     add_generation_arguments(parser)
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    conditions = ["audio"] + [c for c in args.ablations.split(",") if c and c != "none"]
+    for condition in conditions[1:]:
+        if condition not in ABLATIONS:
+            parser.error(f"unknown ablation {condition!r}; use {', '.join(ABLATIONS)} or none")
 
-    items = read_manifest(args.manifest, required=("id", "question", "task", "gold"))
-    for item in items:
-        if item["task"] not in TASKS:
-            raise ValueError(f"{args.manifest}: item {item['id']}: unknown task {item['task']!r}; known: {TASKS}")
+    # --- model, items and answers under each condition ---------------------------------------
     answerer = build_answerer(args)
-    ready, features, failures = [], [], []
-    for item in items:
-        try:
-            clip = answerer.features_for(item)
-            answerer.prompt(item["question"], clip)
-            features.append(clip)
-            ready.append(item)
-        except Exception as err:  # recorded per item; the evaluation goes on
-            failures.append({"id": item["id"], "error": f"{type(err).__name__}: {err}"})
-
-    conditions = ["audio"] + [c for c in args.ablations.split(",") if c]
-    results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "answered": len(ready),
-               "failed": len(failures), "failures": failures, "conditions": {}}
-    predictions = []
+    items, golds, features, failures = prepare_items(args.manifest, answerer)
+    if not items:
+        print(f"[evaluate] no item could be evaluated ({len(failures)} failed)", file=sys.stderr)
+        return 1
+    answers = {}
     for condition in conditions:
-        answers = answerer.answer([item["question"] for item in ready], ablate(features, condition, args.seed))
-        results["conditions"][condition] = score(ready, answers)
-        predictions += [{"id": item["id"], "condition": condition, "question": item["question"], "gold": item["gold"],
-                         "answer": answer} for item, answer in zip(ready, answers)]
-        print(f"[evaluate] {condition}: " + ", ".join(f"{task} {row['accuracy']:.3f}"
-              for task, row in results["conditions"][condition].items()), file=sys.stderr)
-    write_jsonl_atomic(out / "predictions.jsonl", predictions)
+        answers[condition] = answerer.answer([i["question"] for i in items], ablate(features, condition, args.seed))
+        print(f"[evaluate] answered {len(items)} questions ({condition})", file=sys.stderr)
+
+    # --- score each task: model, ablations, baselines ------------------------------------------
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        by_task[item["task"]].append(index)
+    results: dict[str, Any] = {"checkpoint": args.checkpoint, "manifest": args.manifest, "answered": len(items),
+                               "failed": len(failures), "failures": failures, "bootstrap_samples": args.bootstrap,
+                               "tasks": {}, "plots": []}
+    parsed_model: dict[str, list] = {}
+    for name, indices in by_task.items():
+        task = get_task(name)
+        gold = [golds[i] for i in indices]
+        task_items = [items[i] for i in indices]
+        systems, unparseable = {}, {}
+        for condition in conditions:
+            parsed = [task.parse(answers[condition][i]) for i in indices]
+            unparseable[condition] = sum(p is None for p in parsed)
+            label = "llark" if condition == "audio" else f"llark, features {condition}"
+            systems[label] = with_intervals(task, parsed, gold, args.bootstrap, args.seed)
+            if condition == "audio":
+                parsed_model[name] = parsed
+        if name == "mcq" and all("options" in it for it in task_items):
+            chosen = []
+            for item, i in zip(task_items, indices):
+                letters = sorted(item["options"])
+                scores = answerer.option_scores(item["question"], features[i], [item["options"][k] for k in letters])
+                chosen.append(letters[int(np.argmax(scores))])
+            systems["llark, option likelihood"] = with_intervals(task, chosen, gold, args.bootstrap, args.seed)
+        baselines = {"majority": majority(gold), "constant": constant(task, gold),
+                     "random": uniform_random(gold, args.seed)}
+        if not args.no_classic and all(it.get("audio") for it in task_items):
+            classic = classic_estimates(name, task_items, classic_wave_loader())
+            if classic is not None:
+                baselines["classic (librosa)"] = classic
+        for label, values in baselines.items():
+            systems[label] = with_intervals(task, values, gold, args.bootstrap, args.seed)
+        results["tasks"][name] = {"n": len(indices), "unparseable": unparseable, "systems": systems}
+        if name == "key":
+            key_confusion_png(out / "key_confusion.png", parsed_model[name], gold)
+            results["plots"].append("key_confusion.png")
+        if name == "tempo":
+            tempo_scatter_png(out / "tempo_scatter.png", parsed_model[name], gold, baselines.get("classic (librosa)"))
+            results["plots"].append("tempo_scatter.png")
+        summary = ", ".join(f"{m} {v['value']:.3f}" for m, v in systems["llark"].items())
+        print(f"[evaluate] {name}: {summary} (unparseable {unparseable['audio']}/{len(indices)})", file=sys.stderr)
+
+    # --- write ---------------------------------------------------------------------------------
+    task_bars_png(out / "tasks.png", results)
+    results["plots"].append("tasks.png")
+    write_jsonl_atomic(out / "predictions.jsonl", (
+        {"id": item["id"], "task": item["task"], "condition": condition, "question": item["question"],
+         "gold": item["gold"], "answer": answers[condition][i]}
+        for condition in conditions for i, item in enumerate(items)))
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_report(out, results)
-    print(f"[evaluate] {len(failures)} failed; results in {out}", file=sys.stderr)
+    (out / "report.md").write_text(report_markdown(results))
+    print(f"[evaluate] {len(failures)} items failed; results in {out}", file=sys.stderr)
     return 0
 
 

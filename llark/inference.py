@@ -80,6 +80,12 @@ class Answerer:
         """The tokenized prompt; raises ExampleTooLong when it exceeds the model's max_length."""
         return self.builder(features, question, None, random.Random(0))
 
+    def option_scores(self, question: str, features: np.ndarray, options: list[str]) -> list[float]:
+        """Mean log-probability of each option's text as the answer (higher is more likely)."""
+        examples = [self.builder(features, question, option, random.Random(0)) for option in options]
+        batch = {k: v.to(self.device) for k, v in collate(examples, self.model.ids.pad).items()}
+        return self.model.answer_logprobs(**batch).tolist()
+
     def _cut_at_stop(self, text: str) -> str:
         for stop in self.template.stop_strings:
             text = text.split(stop, 1)[0]

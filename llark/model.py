@@ -185,6 +185,21 @@ class LLark(nn.Module):
             logits = head(hidden)[has_label]
         return F.cross_entropy(logits.float(), targets[has_label])
 
+    @torch.no_grad()
+    def answer_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, audio: torch.Tensor, audio_lengths: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """Mean log-probability per labelled token of each row ([B]); scores multiple-choice options."""
+        embeds = self.embed(input_ids, audio, audio_lengths)
+        base = self.base_lm()
+        hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        targets = labels[:, 1:]
+        has_label = targets != IGNORE_INDEX
+        log_probs = base.get_output_embeddings()(hidden[:, :-1]).float().log_softmax(-1)
+        picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return (picked * has_label).sum(1) / has_label.sum(1).clamp(min=1)
+
     # --- generation ----------------------------------------------------------------------------
 
     @torch.no_grad()

@@ -1,0 +1,24 @@
+"""Meter (time signature): accuracy of the stated "n/d"."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llark.evaluation.parsing import parse_meter
+
+
+class MeterTask:
+    name = "meter"
+    constant = "4/4"
+
+    def parse(self, answer: str) -> str | None:
+        return parse_meter(answer)
+
+    def parse_gold(self, gold) -> str:
+        meter = parse_meter(str(gold))
+        if meter is None:
+            raise ValueError(f"gold meter {gold!r} is not 'n/d'")
+        return meter
+
+    def metrics(self, predicted: list[str | None], gold: list[str]) -> dict[str, float]:
+        return {"accuracy": float(np.mean([p == g for p, g in zip(predicted, gold)]))}

@@ -1,0 +1,33 @@
+"""Tempo: Acc1 (within 4 % of the gold BPM) and Acc2 (also accepting x2, x3, x1/2, x1/3 of it)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llark.evaluation.parsing import parse_tempo
+
+TOLERANCE = 0.04
+OCTAVE_FACTORS = (1.0, 2.0, 3.0, 1 / 2, 1 / 3)
+
+
+def within(predicted: float, gold: float, factor: float = 1.0) -> bool:
+    return abs(predicted - gold * factor) <= TOLERANCE * gold * factor
+
+
+class TempoTask:
+    name = "tempo"
+    constant = 120.0
+
+    def parse(self, answer: str) -> float | None:
+        return parse_tempo(answer)
+
+    def parse_gold(self, gold) -> float:
+        value = float(gold) if not isinstance(gold, str) else parse_tempo(gold)
+        if value is None or not value > 0:
+            raise ValueError(f"gold tempo {gold!r} is not a positive BPM")
+        return value
+
+    def metrics(self, predicted: list[float | None], gold: list[float]) -> dict[str, float]:
+        acc1 = [p is not None and within(p, g) for p, g in zip(predicted, gold)]
+        acc2 = [p is not None and any(within(p, g, f) for f in OCTAVE_FACTORS) for p, g in zip(predicted, gold)]
+        return {"acc1": float(np.mean(acc1)), "acc2": float(np.mean(acc2))}
