@@ -131,3 +131,58 @@ def test_gold_labels_are_checked():
         get_task("tempo").parse_gold(-3)
     with pytest.raises(KeyError, match="unknown task"):
         get_task("bleu")
+
+
+@pytest.mark.slow
+def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_checkpoint, tmp_path):
+    """Probe checkpoint (16-d features) on MIR questions: the plumbing, baselines, intervals and files."""
+    import soundfile
+
+    import evaluate
+
+    _, checkpoint = trained_probe_checkpoint
+    rng = np.random.default_rng(0)
+    rows = []
+    keys = ["C major", "A minor", "G major", "E minor"]
+    for i in range(8):
+        np.save(tmp_path / f"clip{i}.npy", rng.normal(size=(20, 16)).astype(np.float32))
+        t = np.arange(22050 * 4) / 22050
+        soundfile.write(tmp_path / f"clip{i}.wav", (0.3 * np.sin(2 * np.pi * 220 * (1 + i / 8) * t)).astype(np.float32), 22050)
+        common = {"features": f"clip{i}.npy", "audio": f"clip{i}.wav", "start": 0.0, "end": 4.0}
+        rows += [{"id": f"clip{i}", "task": "key", "question": "What key?", "gold": keys[i % 4], **common},
+                 {"id": f"clip{i}", "task": "tempo", "question": "What tempo?", "gold": 90.0 + 10 * i, **common},
+                 {"id": f"clip{i}", "task": "instruments", "question": "Which instrument is loudest in this clip?",
+                  "gold": ["Acoustic Grand Piano"] if i % 2 else ["Violin"], **common},
+                 {"id": f"clip{i}", "task": "mcq", "question": "Which instrument is loudest in this clip?", "gold": "A",
+                  "options": {"A": "The loudest instrument is the piano.", "B": "The loudest instrument is the organ."},
+                  **common}]
+    rows.append({"id": "broken", "task": "key", "question": "What key?", "gold": "C major", "features": "missing.npy"})
+    rows.append({"id": "badgold", "task": "key", "question": "What key?", "gold": "H dorian", "features": "clip0.npy"})
+    manifest = tmp_path / "eval.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "results"
+    assert evaluate.main(["--checkpoint", str(checkpoint), "--manifest", str(manifest), "--out", str(out),
+                          "--bootstrap", "50", "--max-new-tokens", "16"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["answered"] == 32 and results["failed"] == 2
+    assert {f["id"] for f in results["failures"]} == {"broken", "badgold"}
+    assert set(results["tasks"]) == {"key", "tempo", "instruments", "mcq"}
+    key = results["tasks"]["key"]
+    assert key["n"] == 8 and key["unparseable"]["audio"] == 8  # the probe model only names instruments
+    systems = key["systems"]
+    assert {"llark", "llark, features zeroed", "llark, features shuffled", "majority", "constant", "random",
+            "classic (librosa)"} <= set(systems)
+    assert systems["llark"]["mirex"]["value"] == 0.0
+    expected = np.mean([mir_eval.key.weighted_score(keys[i % 4], "C major") for i in range(8)])  # the first of 4 ties
+    assert systems["majority"]["mirex"]["value"] == pytest.approx(expected)
+    for task in results["tasks"].values():
+        for metrics in task["systems"].values():
+            for value in metrics.values():
+                assert value["low"] <= value["value"] + 1e-9 and value["value"] <= value["high"] + 1e-9
+    assert "llark, option likelihood" in results["tasks"]["mcq"]["systems"]
+    assert results["tasks"]["instruments"]["unparseable"]["audio"] < 8  # it does name instruments
+    report = (out / "report.md").read_text()
+    assert "## key (n = 8" in report and "classic (librosa)" in report
+    for plot in ("key_confusion.png", "tempo_scatter.png", "tasks.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 32 * 3
