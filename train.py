@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     # --- data ----------------------------------------------------------------------------------
     builder = ExampleBuilder(
         tokenizer, ids, get_template(cfg.model.template), cfg.model.max_length,
-        audio_position=cfg.data.audio_position, system=cfg.model.system_prompt,
+        audio_position=cfg.data.audio_position, system=cfg.model.system_prompt, audio_pool=cfg.model.audio_pool,
     )
     dataset = ShardDataset(cfg.data.train_shards, builder, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
                            loop=True, dist=env)

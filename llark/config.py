@@ -62,6 +62,7 @@ class ModelConfig:
     template: str = "llama2"  # conversation template name, see llark/templates.py
     system_prompt: str = ""  # "" keeps the template's default system sentence
     max_length: int = 512  # tokens per example, audio placeholders included; longer examples are cut
+    audio_pool: int = 1  # average every k encoder frames into one audio token (1: 25 per second; LLark ~10 Hz)
     trainable: TrainableConfig = field(default_factory=TrainableConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
 

@@ -26,6 +26,7 @@ from braceexpand import braceexpand
 from torch.utils.data import IterableDataset, get_worker_info
 
 from llark.distributed import DistEnv
+from llark.encoders import pool_to_frames
 from llark.shards import clip_id_from_key, decode_npy
 from llark.templates import ConversationTemplate
 from llark.tokenizer import IGNORE_INDEX, SpecialIds, encode_segments
@@ -81,8 +82,11 @@ class ExampleBuilder:
     max_length: int
     audio_position: str = "random"  # random | before | after
     system: str = ""
+    audio_pool: int = 1  # average every k frames into one audio token
 
     def __call__(self, features: np.ndarray, question: str, answer: str | None, rng: random.Random) -> dict[str, Any]:
+        if self.audio_pool > 1:
+            features = pool_to_frames(np.asarray(features, dtype=np.float32), max(1, round(len(features) / self.audio_pool)))
         position = self.audio_position
         if position == "random":
             position = "before" if rng.random() < 0.5 else "after"

@@ -52,7 +52,8 @@ class Answerer:
         self.template = get_template(cfg.model.template)
         # Inference puts the audio before the question (LLark).
         self.builder = ExampleBuilder(self.model.tokenizer, self.model.ids, self.template, cfg.model.max_length,
-                                      audio_position="before", system=cfg.model.system_prompt)
+                                      audio_position="before", system=cfg.model.system_prompt,
+                                      audio_pool=cfg.model.audio_pool)
         self.device = next(self.model.parameters()).device
 
     def features_for(self, item: dict[str, Any]) -> np.ndarray:

@@ -170,3 +170,14 @@ def test_load_features_errors_name_the_file(tmp_path, payload, message):
     with pytest.raises((FileNotFoundError, ValueError), match=message) as err:
         load_features(path)
     assert "clip.npy" in str(err.value)
+
+
+def test_audio_pool_averages_frames_into_fewer_audio_tokens():
+    tokenizer, ids = tiny_tokenizer()
+    pooled = ExampleBuilder(tokenizer, ids, get_template("llama2"), max_length=128, audio_position="before", audio_pool=5)
+    features = np.repeat(np.arange(50, dtype=np.float32)[:, None], 16, axis=1)  # frame t holds the value t
+    example = pooled(features, "Q?", "A.", random.Random(0))
+    assert example["input_ids"].count(ids.audio_patch) == 10 and example["features"].shape == (10, 16)
+    np.testing.assert_allclose(example["features"][:, 0], np.arange(2, 50, 5))  # means of 0-4, 5-9, ...
+    odd = pooled(features[:23], "Q?", "A.", random.Random(0))
+    assert odd["input_ids"].count(ids.audio_patch) == len(odd["features"]) == 5  # round(23 / 5)
