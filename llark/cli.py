@@ -48,6 +48,8 @@ def ask(argv: list[str]) -> int:
     parser.add_argument("--out", help="where the answers go (JSON lines, written atomically)")
     parser.add_argument("--audio", help="one audio file (needs a checkpoint with an encoder)")
     parser.add_argument("--features", help="one [T, D] .npy feature file")
+    parser.add_argument("--start", type=float, default=0.0, help="with --audio: where the clip starts (seconds)")
+    parser.add_argument("--end", type=float, help="with --audio: where it ends (default start + 25 s)")
     parser.add_argument("--question", help="the question for --audio / --features")
     parser.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     add_generation_arguments(parser)
@@ -68,7 +70,10 @@ def ask(argv: list[str]) -> int:
             print(f"failures listed in {failures_path(args.out)}", file=sys.stderr)
         return 1 if failed else 0
     try:
-        features = answerer.features_for({"audio": args.audio, "features": args.features})
+        item = {"audio": args.audio, "features": args.features, "start": args.start}
+        if args.end is not None:
+            item["end"] = args.end
+        features = answerer.features_for(item)
     except (OSError, ValueError, RuntimeError) as err:
         print(f"llark ask: {err}", file=sys.stderr)
         return 2
