@@ -11,6 +11,8 @@ def test_bpe_training_is_deterministic():
     text = "Which instrument is loudest? The cello, in 6/8 at 120 BPM."
     assert first.encode(text) == second.encode(text)
     assert first.decode(first.encode(text, add_special_tokens=False)) == text  # byte-level: lossless
+    digits = first.convert_ids_to_tokens(first.encode("196", add_special_tokens=False))
+    assert digits == ["1", "9", "6"]  # numbers are spelled digit by digit
 
 
 def test_audio_tokens_are_added_after_the_base_vocabulary(tmp_path):
