@@ -39,7 +39,7 @@ from llark.checkpoint import (
     save_training_state,
 )
 from llark.config import Config, load_config
-from llark.data import ExampleBuilder, ShardDataset, collate, iter_qa_texts
+from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, iter_qa_texts
 from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown
 from llark.model import LLark, build_lm
 from llark.templates import get_template
@@ -67,6 +67,19 @@ def build_tokenizer(cfg: Config):
     else:
         raise ValueError(f"unknown model.lm.tokenizer {cfg.model.lm.tokenizer!r}; use 'bpe' or 'pretrained'")
     return tokenizer, add_llark_tokens(tokenizer)
+
+
+def check_encoder(cfg: Config, shard_paths: list[str]) -> None:
+    """The checkpoint will encode new audio with cfg.encoder: it must be what made the shards' features."""
+    manifest = Path(shard_paths[0]).parent / "manifest.json"
+    if not manifest.is_file():
+        return  # shards written without make_shards.py (tests, probes) carry no encoder record
+    record = json.loads(manifest.read_text()).get("encoder")
+    if record and (record["name"], record["settings"]) != (cfg.encoder.name, cfg.encoder.settings):
+        raise ValueError(f"{manifest}: features come from encoder {record['name']} {record['settings']}, "
+                         f"but the config says {cfg.encoder.name} {cfg.encoder.settings}; set encoder.* to match")
+    if record and record["dim"] != cfg.model.audio_dim:
+        raise ValueError(f"{manifest}: features have {record['dim']} dims, model.audio_dim is {cfg.model.audio_dim}")
 
 
 def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv) -> torch.nn.Module:
@@ -170,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer, ids, get_template(cfg.model.template), cfg.model.max_length,
         audio_position=cfg.data.audio_position, system=cfg.model.system_prompt, audio_pool=cfg.model.audio_pool,
     )
+    check_encoder(cfg, expand_shard_patterns(cfg.data.train_shards))
     dataset = ShardDataset(cfg.data.train_shards, builder, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
                            loop=True, dist=env)
     loader = DataLoader(

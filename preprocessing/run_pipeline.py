@@ -40,14 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=24.0,
                         help="track length; at most ~24 s keeps each track (and a tune's ABC) inside one 25 s clip")
     parser.add_argument("--augment", action="store_true", help="gain, reverb, noise and EQ on the rendered audio")
-    parser.add_argument("--workers", type=int, default=1, help="encoder processes")
+    parser.add_argument("--workers", type=int, default=1, help="processes for rendering and encoding")
     parser.add_argument("--no-annotate", action="store_true", help="skip estimating labels with the annotator")
     parser.add_argument("--shard-mb", type=float, default=512.0)
     args = parser.parse_args(argv)
 
     out = Path(args.out)
     corpus = ["--out", out / "corpus", "--generated", args.generated, "--tunes", args.tunes, "--seed", args.seed,
-              "--seconds", args.seconds]
+              "--seconds", args.seconds, "--workers", args.workers]
     times = {"corpus": stage("corpus", "make_corpus.py", *corpus, *(["--augment"] if args.augment else []))}
     times["crop"] = stage("crop", "crop_clips.py", "--tracks", out / "corpus" / "tracks.jsonl", "--out", out / "clips.jsonl")
     times["encode"] = stage("encode", "encode.py", "--clips", out / "clips.jsonl", "--out", out / "features",
