@@ -33,7 +33,8 @@ setup(
         "train": [],  # everything training needs is in install_requires; kept so `.[train]` stays valid
         # tinysoundfont renders MIDI but depends on pyaudio (playback only, needs portaudio headers):
         # install it with `pip install --no-deps tinysoundfont` (the Makefile does).
-        "preprocess": ["librosa>=0.10", "pretty_midi>=0.2.10", "music21>=9", "symusic>=0.5", "mir_eval>=0.7"],
+        "preprocess": ["librosa>=0.10", "pretty_midi>=0.2.10", "music21>=9", "symusic>=0.5", "threadpoolctl>=3"],
+        "eval": ["mir_eval>=0.7", "sacrebleu>=2.3", "matplotlib>=3.8", "librosa>=0.10", "symusic>=0.5", "pretty_midi>=0.2.10"],
         "serve": [],
         "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.8"],
     },

@@ -30,11 +30,15 @@ from llark.jsonl import read_jsonl, resolve_path, write_json_atomic, write_jsonl
 _encoder: Encoder | None = None  # one per worker process, built once by _init_worker
 
 
-def _init_worker(config: EncoderConfig) -> None:
+def _init_worker(config: EncoderConfig, threads: int | None = 1) -> None:
+    """Build this process's encoder; with several worker processes each keeps to one thread."""
     global _encoder
-    import torch
+    if threads is not None:
+        import torch
+        from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(threads)
+        threadpool_limits(threads)  # numpy's BLAS and OpenMP pools, so N workers use N cores, not N x N
     _encoder = build_encoder(config)
 
 
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     config = EncoderConfig(name=args.encoder, settings=settings)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    _init_worker(config)
+    _init_worker(config, threads=None)  # the main process keeps its threads when it encodes alone
     check_encoder_record(out, _encoder)
 
     clips = read_jsonl(args.clips, required=("clip_id", "audio", "start", "end"))
