@@ -6,16 +6,14 @@ import json
 import random
 import tarfile
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
 from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, load_features
 from llark.distributed import DistEnv
-from llark.shards import ClipRecord, clip_id_from_key, clip_key, write_shards
+from llark.shards import clip_id_from_key, clip_key, write_shards
 from llark.synthetic import probe_records
 from llark.templates import get_template
 from tests.conftest import tiny_tokenizer

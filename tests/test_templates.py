@@ -2,7 +2,7 @@
 
 import pytest
 
-from llark.templates import AUDIO, BOS, EOS, TEMPLATES, Segment, get_template
+from llark.templates import AUDIO, BOS, EOS, TEMPLATES, get_template
 from llark.tokenizer import IGNORE_INDEX, encode_segments
 from tests.conftest import tiny_tokenizer
 
