@@ -39,7 +39,7 @@ from llark.checkpoint import (
     save_training_state,
 )
 from llark.config import Config, load_config
-from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, iter_qa_texts
+from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, feature_statistics, iter_qa_texts
 from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown
 from llark.model import LLark, build_lm
 from llark.templates import get_template
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         tokenizer, ids = build_tokenizer(cfg)
         raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
+        if cfg.model.standardize_audio:
+            mean, std = feature_statistics(cfg.data.train_shards, cfg.data.bpe_training_examples)
+            raw_model.projector.set_feature_statistics(torch.from_numpy(mean), torch.from_numpy(std))
     if cfg.train.activation_checkpointing:
         raw_model.base_lm().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     raw_model.to(env.device)

@@ -59,6 +59,7 @@ class ModelConfig:
     lm: LMConfig = field(default_factory=LMConfig)
     audio_dim: int = 64  # D of the encoder features [T, D]
     projector: str = "linear"  # "linear" (LLark) | "mlp2" (Linear-GELU-Linear)
+    standardize_audio: bool = False  # per-channel mean/std of the training features applied before the projector
     template: str = "llama2"  # conversation template name, see llark/templates.py
     system_prompt: str = ""  # "" keeps the template's default system sentence
     max_length: int = 512  # tokens per example, audio placeholders included; longer examples are cut

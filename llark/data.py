@@ -217,6 +217,24 @@ def collate(examples: list[dict[str, Any]], pad_id: int, left_pad: bool = False)
     }
 
 
+def feature_statistics(shard_patterns: list[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over the frames of the first `limit` clips, in shard order."""
+    total = squares = None
+    frames = 0
+    records = wds.tarfile_samples([{"url": s} for s in expand_shard_patterns(shard_patterns)])
+    for index, raw in enumerate(records):
+        if index >= limit:
+            break
+        features = decode_record(raw).features.astype(np.float64)
+        total = features.sum(0) if total is None else total + features.sum(0)
+        squares = (features**2).sum(0) if squares is None else squares + (features**2).sum(0)
+        frames += len(features)
+    if not frames:
+        raise ValueError(f"no features in {shard_patterns}")
+    mean = total / frames
+    return mean.astype(np.float32), np.sqrt(np.maximum(squares / frames - mean**2, 0.0)).astype(np.float32)
+
+
 def iter_qa_texts(shard_patterns: list[str], limit: int) -> Iterator[str]:
     """Questions and answers in shard order (deterministic), for training a BPE tokenizer."""
     seen = 0

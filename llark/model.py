@@ -33,10 +33,19 @@ CHECKPOINT_FORMAT = 1
 
 
 class Projector(nn.Module):
-    """LLark uses a single Linear(D -> H) trained from scratch; "mlp2" adds a GELU hidden layer."""
+    """LLark uses a single Linear(D -> H) trained from scratch; "mlp2" adds a GELU hidden layer.
 
-    def __init__(self, kind: str, audio_dim: int, hidden_size: int):
+    With `standardize`, each feature channel is first shifted and scaled by statistics of the
+    training features (buffers set once by `set_feature_statistics`, saved with the projector):
+    features whose clip-to-clip variation is small next to their offset otherwise all project alike.
+    """
+
+    def __init__(self, kind: str, audio_dim: int, hidden_size: int, standardize: bool = False):
         super().__init__()
+        self.standardize = standardize
+        if standardize:
+            self.register_buffer("feature_mean", torch.zeros(audio_dim))
+            self.register_buffer("feature_std", torch.ones(audio_dim))
         if kind == "linear":
             self.net = nn.Sequential(nn.Linear(audio_dim, hidden_size))
         elif kind == "mlp2":
@@ -44,7 +53,15 @@ class Projector(nn.Module):
         else:
             raise ValueError(f"unknown projector {kind!r}; use 'linear' or 'mlp2'")
 
+    def set_feature_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        if not self.standardize:
+            raise ValueError("this projector was built without standardize=True")
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std.clamp(min=1e-3))
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.standardize:
+            frames = (frames - self.feature_mean) / self.feature_std
         return self.net(frames)
 
 
@@ -88,7 +105,7 @@ class LLark(nn.Module):
         self.config = config
         self.ids = ids
         hidden_size = lm.get_input_embeddings().embedding_dim
-        self.projector = Projector(config.projector, config.audio_dim, hidden_size)
+        self.projector = Projector(config.projector, config.audio_dim, hidden_size, config.standardize_audio)
         # New tokens (<audio_start>, <audio>, <audio_end>, maybe <pad>) live in their own table, so the
         # LM's embedding matrix stays the pretrained one (a frozen base LM is referenced, not copied).
         # LLark initialises them to the mean of the existing embeddings.

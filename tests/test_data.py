@@ -179,3 +179,15 @@ def test_audio_pool_averages_frames_into_fewer_audio_tokens():
     np.testing.assert_allclose(example["features"][:, 0], np.arange(2, 50, 5))  # means of 0-4, 5-9, ...
     odd = pooled(features[:23], "Q?", "A.", random.Random(0))
     assert odd["input_ids"].count(ids.audio_patch) == len(odd["features"]) == 5  # round(23 / 5)
+
+
+def test_feature_statistics_over_the_first_clips(probe_shards):
+    from llark.data import decode_record, feature_statistics
+    import webdataset as wds
+
+    mean, std = feature_statistics([str(probe_shards / "train-*.tar")], limit=30)
+    shards = sorted(str(p) for p in probe_shards.glob("train-*.tar"))
+    frames = np.concatenate([decode_record(raw).features.astype(np.float64)
+                             for _, raw in zip(range(30), wds.tarfile_samples([{"url": s} for s in shards]))])
+    np.testing.assert_allclose(mean, frames.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, frames.std(0), rtol=1e-4, atol=1e-6)

@@ -201,3 +201,23 @@ def test_a_pretrained_base_is_referenced_not_copied(tmp_path, local_pretrained_l
     loaded = LLark.from_pretrained(tmp_path / "ckpt")
     batch = make_batch(model)
     torch.testing.assert_close(loaded(**batch), model(**batch))
+
+
+def test_standardized_projector_keeps_its_statistics_in_the_checkpoint(tmp_path):
+    from llark.config import ModelConfig
+
+    model = tiny_model(seed=2)
+    config = ModelConfig(**{**model.config.__dict__, "standardize_audio": True})
+    standardized = LLark(config, model.lm, model.ids, len(model.tokenizer))
+    standardized.tokenizer = model.tokenizer
+    mean, std = torch.linspace(0, 1, 16), torch.linspace(0.5, 2, 16)
+    standardized.projector.set_feature_statistics(mean, std)
+    frames = torch.randn(3, 16)
+    expected = standardized.projector.net((frames - mean) / std)
+    torch.testing.assert_close(standardized.projector(frames), expected)
+    standardized.save_pretrained(tmp_path / "ckpt", Config(model=config), model.tokenizer)
+    loaded = LLark.from_pretrained(tmp_path / "ckpt")
+    torch.testing.assert_close(loaded.projector.feature_std, std)
+    torch.testing.assert_close(loaded.projector(frames), expected)
+    with pytest.raises(ValueError, match="standardize"):
+        model.projector.set_feature_statistics(mean, std)
