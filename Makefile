@@ -1,6 +1,7 @@
 # make demo   set up .venv (once) and run the main job on the embedded default
 # make test   set up .venv (once) and run the whole test suite (what CI runs)
 # make test-fast   the same without the slow end-to-end tests (pytest -m "not slow")
+# make demo-full   the whole audio pipeline: corpus -> features -> Q/A -> shards -> train tiny -> evaluate
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.llark-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast benchmarks clean
+.PHONY: demo demo-full test test-fast benchmarks clean
 
 # Re-installs when setup.py or the pins change; torch goes first so nothing pulls a CUDA build.
 $(STAMP): setup.py constraints.txt
@@ -35,8 +36,14 @@ demo: $(STAMP)
 	cat $(DEMO)/answers.jsonl
 	cat $(DEMO)/eval/report.md
 
+demo-full: $(STAMP)
+	$(PY) -m llark.demo
+
 benchmarks: $(STAMP)
 	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/encode.py
+	$(PY) benchmarks/shards.py
+	$(PY) benchmarks/corpus.py
 
 clean:
-	rm -rf runs data/probe
+	rm -rf runs data/probe data/demo
