@@ -6,7 +6,8 @@
 For each config it times full training steps (forward, backward, AdamW) on the same batches twice in
 one process: with the LM head computed only where labels exist (train.label_only_logits=true, the
 default) and over every position. Prints tokens/s (all positions, audio included) and the speed-up.
-debug uses the probe task's 8-24 frame clips; tiny uses 625 frames, a 25 s clip at 25 fps;
+debug uses the probe task's 8-24 frame clips; tiny uses 625 frames, a 25 s clip at 25 fps, averaged to
+the config's audio tokens (model.audio_pool);
 "tiny-32k" is tiny with an LM head of Llama-2's 32000 entries, where the saving is largest.
 """
 
@@ -48,20 +49,21 @@ def make_batches(model, builder, batch_size: int, frames: tuple[int, int], count
     return batches
 
 
-def time_steps(model, batches, label_only: bool, warmup: int) -> tuple[float, float]:
-    """(median seconds per step, tokens per step) over the timed batches."""
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    seconds = []
+def time_interleaved(models: dict[bool, LLark], batches, warmup: int) -> dict[bool, float]:
+    """Median seconds per step for each variant; the variants alternate step by step, so load drift
+    on a shared machine hits both alike."""
+    optimizers = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4) for k, m in models.items()}
+    seconds: dict[bool, list[float]] = {k: [] for k in models}
     for index, batch in enumerate(batches):
-        started = time.perf_counter()
-        loss = model(**batch, label_only_logits=label_only)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if index >= warmup:
-            seconds.append(time.perf_counter() - started)
-    tokens = statistics.mean(float(b["attention_mask"].sum()) for b in batches)
-    return statistics.median(seconds), tokens
+        for label_only, model in models.items():
+            started = time.perf_counter()
+            loss = model(**batch, label_only_logits=label_only)
+            loss.backward()
+            optimizers[label_only].step()
+            optimizers[label_only].zero_grad(set_to_none=True)
+            if index >= warmup:
+                seconds[label_only].append(time.perf_counter() - started)
+    return {k: statistics.median(v) for k, v in seconds.items()}
 
 
 def main() -> None:
@@ -81,16 +83,19 @@ def main() -> None:
         texts = [*PROBE_QUESTIONS, *(PROBE_ANSWER.format(word=w) for w in PROBE_WORDS)] * 4
         tokenizer = train_bpe_tokenizer(texts, cfg.model.lm.bpe_vocab_size)
         ids = add_llark_tokens(tokenizer)
-        builder = ExampleBuilder(tokenizer, ids, get_template(cfg.model.template), cfg.model.max_length)
-        results = {}
+        builder = ExampleBuilder(tokenizer, ids, get_template(cfg.model.template), cfg.model.max_length,
+                                 audio_pool=cfg.model.audio_pool)
+        models = {}
         for label_only in (True, False):  # same initial weights and batches for both
             torch.manual_seed(0)
             lm = build_lm(cfg.model.lm, HEAD_SIZE.get(name, ids.base_vocab_size))
-            model = LLark(cfg.model, lm, ids, len(tokenizer)).train()
-            batches = make_batches(model, builder, cfg.train.batch_size, FRAMES[name], args.steps + args.warmup)
-            results[label_only] = time_steps(model, batches, label_only, args.warmup)
+            models[label_only] = LLark(cfg.model, lm, ids, len(tokenizer)).train()
+        model = models[True]
+        batches = make_batches(model, builder, cfg.train.batch_size, FRAMES[name], args.steps + args.warmup)
+        tokens = statistics.mean(float(b["attention_mask"].sum()) for b in batches)
+        timings = time_interleaved(models, batches, args.warmup)
         params = sum(p.numel() for p in model.parameters())
-        (fast, tokens), (slow, _) = results[True], results[False]
+        fast, slow = timings[True], timings[False]
         print(f"{name:9}{params:>10,} {cfg.train.batch_size:>5} {tokens:>8.0f} {tokens / fast:>17,.0f} "
               f"{tokens / slow:>18,.0f} {slow / fast:>7.2f}x")
 
