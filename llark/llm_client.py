@@ -136,7 +136,11 @@ def repair_json(text: str) -> Any:
     try:
         return json.loads(text, strict=False)  # strict=False: raw newlines inside strings are fine
     except json.JSONDecodeError:
-        pass
+        return _repaired(text)
+
+
+def _repaired(text: str) -> Any:
+    """The first parse of the text's JSON after undoing fences, prose, trailing commas, odd quotes ..."""
     starts = [i for i, c in enumerate(text) if c in "[{"][:50]  # prose around the JSON may hold brackets too
     problem = "no '[' or '{' in the output"
     for start in starts:
