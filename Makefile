@@ -31,8 +31,8 @@ demo: $(STAMP)
 	$(PY) train.py --config configs/debug.yaml train.steps=300 train.out_dir=$(DEMO) train.log_every=50
 	$(PY) evaluate.py --checkpoint $(DEMO)/checkpoints/step-000300 --manifest data/probe/test.jsonl \
 		--out $(DEMO)/eval --ablations zeroed,shuffled
-	head -n 4 data/probe/test.jsonl > $(DEMO)/ask.jsonl
-	$(VENV)/bin/llark ask --checkpoint $(DEMO)/checkpoints/step-000300 --manifest $(DEMO)/ask.jsonl --out $(DEMO)/answers.jsonl
+	head -n 4 data/probe/test.jsonl > data/probe/ask.jsonl
+	$(VENV)/bin/llark ask --checkpoint $(DEMO)/checkpoints/step-000300 --manifest data/probe/ask.jsonl --out $(DEMO)/answers.jsonl
 	cat $(DEMO)/answers.jsonl
 	cat $(DEMO)/eval/report.md
 

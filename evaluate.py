@@ -40,7 +40,7 @@ from llark.evaluation.baselines import classic_estimates, constant, majority, un
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.report import key_confusion_png, report_markdown, task_bars_png, tempo_scatter_png
 from llark.inference import read_manifest
-from llark.jsonl import resolve_path, write_jsonl_atomic
+from llark.jsonl import write_jsonl_atomic
 
 ABLATIONS = ("zeroed", "shuffled")
 
@@ -75,10 +75,6 @@ def prepare_items(manifest: str, answerer) -> tuple[list[dict], list[Any], list[
     for item in items:
         try:
             gold = get_task(item["task"]).parse_gold(item["gold"])
-            if item.get("audio"):
-                item = {**item, "audio": str(resolve_path(item["audio"], manifest))}
-            if item.get("features"):
-                item = {**item, "features": str(resolve_path(item["features"], manifest))}
             clip = answerer.features_for(item)
             answerer.prompt(item["question"], clip)  # too long for the model: this item fails, not the run
         except (OSError, ValueError, KeyError, RuntimeError) as err:

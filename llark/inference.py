@@ -2,7 +2,8 @@
 
 Manifest contract (other tools rely on it): each input line is a JSON object with `id`, `question`
 and either `audio` (a path; optional `start`/`end` seconds, default the first 25 s) or `features`
-(a `.npy` path of shape [T, D]); each output line repeats
+(a `.npy` path of shape [T, D]); relative paths are relative to the manifest's folder. Each output
+line repeats
 `id` and `question` and adds `answer`. Lines that fail (missing file, bad features, no encoder)
 go to `<out>.failures.jsonl` with the error; the rest are answered.
 
@@ -23,7 +24,7 @@ import torch
 from llark.audio import CLIP_SECONDS
 from llark.data import ExampleBuilder, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file
-from llark.jsonl import read_jsonl, write_jsonl_atomic
+from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
 from llark.model import LLark
 from llark.templates import get_template
 
@@ -129,8 +130,14 @@ class Answerer:
 
 
 def read_manifest(path: str | Path, required: Iterable[str] = ("id", "question")) -> list[dict[str, Any]]:
-    """Manifest lines; an unreadable line or a missing field is an error naming the file and line."""
-    return read_jsonl(path, required)
+    """Manifest lines with their `audio`/`features` paths resolved (relative paths are relative to the
+    manifest's own folder); an unreadable line or a missing field is an error naming the file and line."""
+    items = read_jsonl(path, required)
+    for item in items:
+        for field_name in ("audio", "features"):
+            if item.get(field_name):
+                item[field_name] = str(resolve_path(item[field_name], path))
+    return items
 
 
 def failures_path(out_path: str | Path) -> Path:

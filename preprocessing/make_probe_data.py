@@ -3,7 +3,8 @@
     python preprocessing/make_probe_data.py --out data/probe --audio-dim 16
     python preprocessing/make_probe_data.py --out data/probe --train-clips 2000 --test-clips 200
 
-Writes {out}/train-000000.tar (+ manifest), {out}/test/*.npy and {out}/test.jsonl, a manifest in
+Writes {out}/train-000000.tar (+ manifest), {out}/test/*.npy and {out}/test.jsonl (paths relative
+to it), a manifest in
 the `llark ask` / `evaluate.py` format (task "contains", gold = the loudest instrument). Re-running
 with the same arguments rewrites the same files (seeded).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llark.jsonl import write_jsonl_atomic
+from llark.jsonl import relative_path, write_jsonl_atomic
 from llark.shards import write_shards
 from llark.synthetic import probe_records
 
@@ -37,14 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     manifest = write_shards(train, out / "train", max_bytes=args.shard_bytes)
     test = probe_records(args.test_clips, args.audio_dim, seed=args.seed + 1_000_003, split="test")
     (out / "test").mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, test_manifest = [], out / "test.jsonl"
     for record in test:
         path = out / "test" / f"{record.clip_id}.npy"
         np.save(path, record.features.astype(np.float16), allow_pickle=False)
         for pair in record.qa:
-            rows.append({"id": record.clip_id, "question": pair["question"], "features": str(path),
+            rows.append({"id": record.clip_id, "question": pair["question"], "features": relative_path(path, test_manifest),
                          "task": "contains", "gold": record.meta["labels"]["loudest"]})
-    write_jsonl_atomic(out / "test.jsonl", rows)
+    write_jsonl_atomic(test_manifest, rows)
     print(json.dumps({"train_shards": len(manifest["shards"]), "train_clips": manifest["samples"],
                       "test_questions": len(rows)}), file=sys.stderr)
     return 0

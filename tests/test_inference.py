@@ -20,7 +20,7 @@ def llark(*args):
 
 def test_manifest_in_answers_out_failures_recorded(trained_probe_checkpoint, tmp_path):
     data, checkpoint = trained_probe_checkpoint
-    good = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()[:5]]
+    good = read_manifest(data / "test.jsonl")[:5]  # paths resolved against the manifest's folder
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
     np.save(tmp_path / "long.npy", np.zeros((500, 16), np.float32))  # 500 frames > debug max_length 128
     wav = tmp_path / "clip.wav"
@@ -50,7 +50,8 @@ def test_manifest_in_answers_out_failures_recorded(trained_probe_checkpoint, tmp
 
 def test_single_clip_question_and_streaming(trained_probe_checkpoint, tmp_path):
     data, checkpoint = trained_probe_checkpoint
-    first = json.loads((data / "test.jsonl").read_text().splitlines()[0])
+    first = read_manifest(data / "test.jsonl")[0]
+    assert not json.loads((data / "test.jsonl").read_text().splitlines()[0])["features"].startswith("/")  # stored relative
     args = ["ask", "--checkpoint", str(checkpoint), "--features", first["features"], "--question", first["question"]]
     plain = llark(*args)
     assert plain.returncode == 0, plain.stderr
@@ -82,3 +83,15 @@ def test_manifest_errors_name_file_and_line(tmp_path):
     path.write_text("{not json\n")
     with pytest.raises(ValueError, match=r"in\.jsonl:1: not valid JSON"):
         read_manifest(path)
+
+
+def test_relative_paths_are_relative_to_the_manifest(trained_probe_checkpoint, tmp_path):
+    data, checkpoint = trained_probe_checkpoint
+    (tmp_path / "clips").mkdir()
+    np.save(tmp_path / "clips" / "a.npy", np.load(read_manifest(data / "test.jsonl")[0]["features"]))
+    manifest = tmp_path / "in.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "question": "Which instrument is loudest in this clip?",
+                                    "features": "clips/a.npy"}) + "\n")
+    result = llark("ask", "--checkpoint", str(checkpoint), "--manifest", str(manifest), "--out", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 0, result.stderr  # run from the repository, not from tmp_path
+    assert "loudest instrument" in json.loads((tmp_path / "o.jsonl").read_text())["answer"]
