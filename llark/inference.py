@@ -78,6 +78,13 @@ class Answerer:
             raise ValueError(f"features have {features.shape[1]} dims, the checkpoint expects {dim}")
         return features
 
+    def checked_features(self, item: dict[str, Any]) -> np.ndarray:
+        """`features_for(item)`, also refusing a prompt too long for the model, so a batch job can record
+        that item as failed instead of failing the whole batch."""
+        features = self.features_for(item)
+        self.prompt(item["question"], features)
+        return features
+
     def prompt(self, question: str, features: np.ndarray) -> dict[str, Any]:
         """The tokenized prompt; raises ExampleTooLong when it exceeds the model's max_length."""
         return self.builder(features, question, None, random.Random(0))
@@ -151,9 +158,7 @@ def answer_manifest(answerer: Answerer, manifest: str | Path, out: str | Path) -
     ready, failures = [], []
     for item in items:
         try:
-            features = answerer.features_for(item)
-            answerer.prompt(item["question"], features)  # too long for the model: this line fails, not the batch
-            ready.append((item, features))
+            ready.append((item, answerer.checked_features(item)))
         except Exception as err:  # recorded per line, the batch goes on
             failures.append({"id": item["id"], "question": item["question"], "error": f"{type(err).__name__}: {err}"})
     answers = answerer.answer([item["question"] for item, _ in ready], [f for _, f in ready])
