@@ -2,7 +2,8 @@
 
 Every encoder has `name`, `sample_rate`, `dim`, `frame_rate`, `settings()` and
 `encode(wave) -> float32 [round(25 * seconds), dim]`, where `wave` is mono, peak-normalised audio at
-`sample_rate`. A checkpoint records which encoder (and its settings) produced its training features
+`sample_rate`, and `encode_batch(waves) -> list of [T_i, dim]` (a GPU encoder runs the batch at once;
+the others loop). A checkpoint records which encoder (and its settings) produced its training features
 (`encoder.name`, `encoder.settings` in config.json), so `llark ask --audio` encodes new audio the
 same way through `encode_file`.
 
@@ -35,6 +36,10 @@ class Encoder(Protocol):
 
     def encode(self, wave: np.ndarray) -> np.ndarray:
         """Mono peak-normalised float waveform at `sample_rate` -> float32 [round(25 * seconds), dim]."""
+        ...
+
+    def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Several waveforms (any lengths) -> their features, as `encode` gives them one by one."""
         ...
 
 

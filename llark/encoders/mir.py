@@ -58,6 +58,9 @@ class MIRFeatureEncoder:
         groups = [self._log_mel(wave), self._chroma(wave), *self._onset_and_level(wave), self._tempogram(wave)]
         return np.concatenate([pool_to_frames(g, frames) for g in groups], axis=1)
 
+    def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        return [self.encode(wave) for wave in waves]
+
     def _log_mel(self, wave: np.ndarray) -> np.ndarray:
         power = librosa.feature.melspectrogram(y=wave, sr=self.sample_rate, n_fft=2048, hop_length=self.spectral_hop,
                                                n_mels=self.n_mels)
