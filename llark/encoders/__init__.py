@@ -69,8 +69,14 @@ def _build_mir(settings: dict[str, Any]) -> Encoder:
     return MIRFeatureEncoder(**settings)
 
 
+def _build_jukebox(settings: dict[str, Any]) -> Encoder:
+    from llark.encoders.jukebox import JukeboxEncoder
+
+    return JukeboxEncoder(**settings)
+
+
 # name -> builder(settings). Each builder imports its module only when that encoder is asked for.
-ENCODER_BUILDERS: dict[str, Callable[[dict[str, Any]], Encoder]] = {"mir": _build_mir}
+ENCODER_BUILDERS: dict[str, Callable[[dict[str, Any]], Encoder]] = {"mir": _build_mir, "jukebox": _build_jukebox}
 
 
 def build_encoder(cfg: EncoderConfig) -> Encoder:
