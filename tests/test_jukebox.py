@@ -49,7 +49,7 @@ def audio() -> np.ndarray:
 
 
 def test_codes_match_the_reference_exactly(audio):
-    assert np.array_equal(tiny_encoder().codes(audio).numpy(), np.load(TINY / "codes.npy"))
+    assert np.array_equal(tiny_encoder().model.codes(audio).numpy(), np.load(TINY / "codes.npy"))
 
 
 @pytest.mark.parametrize("layer", [3, 6])
@@ -57,10 +57,10 @@ def test_block_activations_match_the_reference(audio, layer):
     encoder = tiny_encoder(layer)
     codes = torch.as_tensor(np.load(TINY / "codes.npy"))[None]
     with torch.no_grad():
-        assert_close(encoder.prior_model.embed(codes)[0].numpy(), np.load(TINY / "layer0.npy"))
-        assert_close(encoder.prior_model(codes)[0].numpy(), np.load(TINY / f"layer{layer}.npy"))
+        assert_close(encoder.model.prior.embed(codes)[0].numpy(), np.load(TINY / "layer0.npy"))
+        assert_close(encoder.model.prior(codes)[0].numpy(), np.load(TINY / f"layer{layer}.npy"))
     # The same rows from audio, through the encoder's own path (VQ-VAE, windows, stitching).
-    assert_close(encoder.token_activations([audio])[0].numpy(), np.load(TINY / f"layer{layer}.npy"))
+    assert_close(encoder.model.token_activations([audio])[0].numpy(), np.load(TINY / f"layer{layer}.npy"))
 
 
 def test_pooled_25fps_features_match_the_reference(audio):
@@ -197,8 +197,8 @@ def test_converted_file_gives_the_same_features_and_reads_only_needed_blocks(tmp
     vqvae, prior = build_modules(JukeboxConfig.from_dict(tiny_config()), layer=4)
     assert summary["tensors"] == len(vqvae.state_dict()) + len(prior.state_dict())
     from_file = JukeboxEncoder(weights=str(out), layer=3, device="cpu")
-    assert from_file.model_config == JukeboxConfig.from_dict(tiny_config())
-    assert len(from_file.prior_model.prior.transformer._attn_mods) == 3
+    assert from_file.model.config == JukeboxConfig.from_dict(tiny_config())
+    assert len(from_file.model.prior.prior.transformer._attn_mods) == 3
     assert np.array_equal(from_file.encode(audio), tiny_encoder(layer=3).encode(audio))
     with pytest.raises(CheckpointError, match="holds 4 prior blocks, so it cannot give block 5"):
         JukeboxEncoder(weights=str(out), layer=5, device="cpu")
@@ -226,14 +226,14 @@ def test_a_25_second_clip_is_stitched_from_two_windows(audio):
     rng = np.random.default_rng(0)
     wave = np.tile(audio, 9)[:25 * 44100] * rng.uniform(0.5, 1.0, 25 * 44100).astype(np.float32)
     encoder = tiny_encoder(layer=3)
-    rows = encoder.token_activations([wave])[0]
+    rows = encoder.model.token_activations([wave])[0]
     assert rows.shape == (8613, 64)
-    first_window = encoder.token_activations([wave[:8192 * 128]])[0]
+    first_window = encoder.model.token_activations([wave[:8192 * 128]])[0]
     assert torch.equal(rows[:8192], first_window)  # the first window's span is a single-window run
     features = encoder.encode(wave)
     assert features.shape == (625, 64) and np.isfinite(features).all()
     # The tail comes from the second window, whose rows over the shared span are context-shifted.
-    second = encoder.token_activations([wave[421 * 128:]])[0]
+    second = encoder.model.token_activations([wave[421 * 128:]])[0]
     assert torch.equal(rows[8192:], second[8192 - 421:])
 
 
@@ -264,8 +264,8 @@ def test_batches_of_clips_equal_one_by_one(audio):
 def test_bfloat16_option_runs_close_to_float32(audio):
     reference = tiny_encoder(layer=3).encode(audio)
     half = tiny_encoder(layer=3, dtype="bfloat16")
-    assert half.prior_model.prior.transformer._attn_mods[0].mlp.c_fc.w.dtype == torch.bfloat16
-    assert half.prior_model.prior.pos_emb.pos_emb.dtype == torch.float32  # only matmul weights are cast
+    assert half.model.prior.prior.transformer._attn_mods[0].mlp.c_fc.w.dtype == torch.bfloat16
+    assert half.model.prior.prior.pos_emb.pos_emb.dtype == torch.float32  # only matmul weights are cast
     features = half.encode(audio)
     assert np.abs(features - reference).max() < 0.05 * np.abs(reference).max()
 

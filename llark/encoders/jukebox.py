@@ -410,6 +410,75 @@ def token_windows(tokens: int, context: int, hop: int) -> list[tuple[int, int, i
     return [(start, 0 if i == 0 else starts[i - 1] + context, start + context) for i, start in enumerate(starts)]
 
 
+class Jukebox(nn.Module):
+    """VQ-VAE + prior up to block L as one feature extractor: windows, batching, stitching, pooling."""
+
+    def __init__(self, vqvae: TopLevelVQVAE, prior: TopLevelPrior, tf32: bool = False, batch_size: int = 4,
+                 window_hop: int = 4096):
+        super().__init__()
+        self.vqvae, self.prior = vqvae, prior
+        self.config: JukeboxConfig = prior.config
+        self.tf32, self.batch_size, self.window_hop = tf32, batch_size, window_hop
+
+    @property
+    def device(self) -> torch.device:
+        return self.prior.prior.pos_emb.pos_emb.device
+
+    @torch.no_grad()
+    def codes(self, wave: np.ndarray) -> torch.Tensor:
+        """VQ-VAE codes [len(wave) // hop] of one waveform, in float32 with TF32 off (exact codes)."""
+        audio = torch.as_tensor(np.asarray(wave, dtype=np.float32), device=self.device)[None]
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            return self.vqvae(audio)[0]
+
+    @torch.no_grad()
+    def activations(self, windows: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Code windows (each <= n_ctx, any mix of lengths) -> residual streams, batched by length."""
+        results: list[torch.Tensor | None] = [None] * len(windows)
+        by_length: dict[int, list[int]] = {}
+        for index, window in enumerate(windows):
+            by_length.setdefault(len(window), []).append(index)
+        matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = self.tf32  # restored below: no setting leaks out
+        try:
+            for indices in by_length.values():
+                for first in range(0, len(indices), self.batch_size):
+                    chunk = indices[first:first + self.batch_size]
+                    rows = self.prior(torch.stack([windows[i] for i in chunk]))
+                    for index, row in zip(chunk, rows):
+                        results[index] = row.float()
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+        return results
+
+    def token_activations(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
+        """Block-L activations [len(wave) // hop, width] per waveform, windows stitched."""
+        hop, context = self.config.hop_length, self.config.n_ctx
+        plans, windows = [], []
+        for wave in waves:
+            tokens = len(wave) // hop
+            if tokens < 1 or frames_for(len(wave), self.config.sample_rate) < 1:
+                raise ValueError(f"{len(wave)} samples is shorter than one {hop}-sample token and one 25 fps frame")
+            spans = token_windows(tokens, context, self.window_hop)
+            plans.append((spans, len(windows)))
+            for start, _, end in spans:
+                # Each window's audio is encoded on its own, so a window is exactly a single-window run;
+                # the last keeps the samples after its last whole token, as a single run would.
+                audio_end = len(wave) if end == tokens else end * hop
+                windows.append(self.codes(wave[start * hop:audio_end]))
+        streams = self.activations(windows)
+        return [torch.cat([streams[first + i][keep - start:end - start] for i, (start, keep, end) in enumerate(spans)])
+                for spans, first in plans]
+
+    def features(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Waveforms -> float32 [round(25 * seconds), width] each (adaptive average pooling of the rows)."""
+        features = []
+        for wave, rows in zip(waves, self.token_activations(waves)):
+            pooled = F.adaptive_avg_pool1d(rows.T[None], frames_for(len(wave), self.config.sample_rate))[0].T
+            features.append(pooled.cpu().numpy().astype(np.float32))
+        return features
+
+
 @dataclass
 class JukeboxEncoder:
     """The `jukebox` encoder: 44.1 kHz mono audio -> [round(25 * seconds), width] features.
@@ -428,8 +497,8 @@ class JukeboxEncoder:
     tf32: bool = False
     batch_size: int = 4  # windows per transformer forward
     window_hop: int = 4096  # tokens between window starts for clips longer than two windows
-    trusted: bool = False  # allow arbitrary unpickling of the official files (never needed for the fixture)
-    config: dict[str, Any] = field(default_factory=dict)  # JukeboxConfig overrides (the file's own wins)
+    trusted: bool = False  # allow arbitrary unpickling of the official files (only for files you trust)
+    config: dict[str, Any] = field(default_factory=dict)  # JukeboxConfig fields that differ from 5b
 
     name = "jukebox"
     frame_rate = FRAME_RATE
@@ -441,80 +510,30 @@ class JukeboxEncoder:
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype {self.dtype!r}: use float32 (CPU) or bfloat16 (GPU)")
-        self.vqvae_model, self.prior_model = load_encoder_modules(
+        vqvae, prior = load_encoder_modules(
             weights=self.weights, vqvae=self.vqvae, prior=self.prior, layer=self.layer,
             overrides=self.config, trusted=self.trusted, device=self.device, dtype=getattr(torch, self.dtype))
-        self.model_config: JukeboxConfig = self.prior_model.config
-        self.config = self.model_config.to_dict()
+        self.model = Jukebox(vqvae, prior, tf32=self.tf32, batch_size=self.batch_size, window_hop=self.window_hop)
+        self.config = self.model.config.to_dict()
 
     @property
     def sample_rate(self) -> int:
-        return self.model_config.sample_rate
+        return self.model.config.sample_rate
 
     @property
     def dim(self) -> int:
-        return self.model_config.width
+        return self.model.config.width
 
     def settings(self) -> dict[str, Any]:
         """What the features depend on; where and how fast they are computed (device, batch) is left out."""
         keep = ("weights", "vqvae", "prior", "layer", "dtype", "tf32", "window_hop", "config")
         return {key: getattr(self, key) for key in keep}
 
-    @torch.no_grad()
-    def codes(self, wave: np.ndarray) -> torch.Tensor:
-        """VQ-VAE codes [len(wave) // hop] of one waveform, in float32 with TF32 off (exact codes)."""
-        audio = torch.as_tensor(np.asarray(wave, dtype=np.float32), device=self.device)[None]
-        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-            return self.vqvae_model(audio)[0]
-
-    @torch.no_grad()
-    def activations(self, windows: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Code windows (each <= n_ctx, any mix of lengths) -> residual streams, batched by length."""
-        results: list[torch.Tensor | None] = [None] * len(windows)
-        by_length: dict[int, list[int]] = {}
-        for index, window in enumerate(windows):
-            by_length.setdefault(len(window), []).append(index)
-        matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = self.tf32  # restored below: no setting leaks out
-        try:
-            for indices in by_length.values():
-                for first in range(0, len(indices), self.batch_size):
-                    chunk = indices[first:first + self.batch_size]
-                    rows = self.prior_model(torch.stack([windows[i] for i in chunk]))
-                    for index, row in zip(chunk, rows):
-                        results[index] = row.float()
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
-        return results
-
     def encode(self, wave: np.ndarray) -> np.ndarray:
-        return self.encode_batch([wave])[0]
+        return self.model.features([wave])[0]
 
     def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
-        features = []
-        for wave, rows in zip(waves, self.token_activations(waves)):
-            pooled = F.adaptive_avg_pool1d(rows.T[None], frames_for(len(wave), self.sample_rate))[0].T
-            features.append(pooled.cpu().numpy().astype(np.float32))
-        return features
-
-    def token_activations(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
-        """Block-`layer` activations [len(wave) // hop, width] per waveform, windows stitched."""
-        hop, context = self.model_config.hop_length, self.model_config.n_ctx
-        plans, windows = [], []
-        for wave in waves:
-            tokens = len(wave) // hop
-            if tokens < 1 or frames_for(len(wave), self.sample_rate) < 1:
-                raise ValueError(f"{len(wave)} samples is shorter than one {hop}-sample token and one 25 fps frame")
-            spans = token_windows(tokens, context, self.window_hop)
-            plans.append((spans, len(windows)))
-            for start, _, end in spans:
-                # Each window's audio is encoded on its own, so a window is exactly a single-window run;
-                # the last keeps the samples after its last whole token, as a single run would.
-                audio_end = len(wave) if end == tokens else end * hop
-                windows.append(self.codes(wave[start * hop:audio_end]))
-        streams = self.activations(windows)
-        return [torch.cat([streams[first + i][keep - start:end - start] for i, (start, keep, end) in enumerate(spans)])
-                for spans, first in plans]
+        return self.model.features(waves)
 
 
 def flops_per_window(config: JukeboxConfig, layers: int, tokens: int | None = None) -> float:
