@@ -251,6 +251,18 @@ def test_registered_encoder_encodes_any_audio_file(tmp_path, audio):
     assert encode_file(encoder, tmp_path / "mono22k.wav").shape == (50, 64)
     rebuilt = build_encoder(EncoderConfig(name="jukebox", settings=encoder.settings()))
     assert rebuilt.settings() == encoder.settings()  # a checkpoint's record rebuilds the same encoder
+    assert set(encoder.settings()) == {"vqvae", "prior", "layer", "dtype", "config"}  # defaults left out
+    assert encoder.settings()["config"] == {k: v for k, v in tiny_config().items() if JukeboxConfig().to_dict()[k] != v}
+
+
+def test_the_7b_config_names_valid_jukebox_settings():
+    from dataclasses import fields
+
+    from llark.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "llark-7b.yaml")
+    assert config.encoder.name == "jukebox" and config.model.audio_dim == JukeboxConfig().width
+    assert set(config.encoder.settings) <= {f.name for f in fields(JukeboxEncoder)}
 
 
 def test_batches_of_clips_equal_one_by_one(audio):

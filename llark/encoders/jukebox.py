@@ -525,9 +525,15 @@ class JukeboxEncoder:
         return self.model.config.width
 
     def settings(self) -> dict[str, Any]:
-        """What the features depend on; where and how fast they are computed (device, batch) is left out."""
-        keep = ("weights", "vqvae", "prior", "layer", "dtype", "tf32", "window_hop", "config")
-        return {key: getattr(self, key) for key in keep}
+        """What the features depend on, defaults left out (5b's config, no TF32): e.g. {"weights": ...,
+        "layer": 36, "dtype": "bfloat16"}, which is also what a training config's `encoder.settings` says.
+        Where and how fast they are computed (device, batch size) is not recorded."""
+        five_b = JukeboxConfig().to_dict()
+        values = {"weights": self.weights, "vqvae": self.vqvae, "prior": self.prior, "layer": self.layer,
+                  "dtype": self.dtype, "tf32": self.tf32, "window_hop": self.window_hop,
+                  "config": {key: value for key, value in self.config.items() if five_b[key] != value}}
+        optional = {"weights": None, "vqvae": None, "prior": None, "tf32": False, "window_hop": 4096, "config": {}}
+        return {key: value for key, value in values.items() if key not in optional or optional[key] != value}
 
     def encode(self, wave: np.ndarray) -> np.ndarray:
         return self.model.features([wave])[0]
