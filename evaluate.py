@@ -45,16 +45,18 @@ from llark.jsonl import write_jsonl_atomic
 ABLATIONS = ("zeroed", "shuffled")
 
 
-def ablate(features: list[np.ndarray], condition: str, seed: int) -> list[np.ndarray]:
-    """The features the model hears under each condition (a shuffle is a seeded derangement)."""
+def ablate(features: list[np.ndarray | None], condition: str, seed: int) -> list[np.ndarray | None]:
+    """The features the model hears under each condition (a shuffle is a seeded derangement of the
+    audio clips). Text-only items (None: ABC tasks) have no audio to ablate and stay as they are."""
     if condition == "audio":
         return features
     if condition == "zeroed":
-        return [np.zeros_like(f) for f in features]
+        return [None if f is None else np.zeros_like(f) for f in features]
     if condition == "shuffled":
-        if len(features) < 2:
+        audio = [i for i, f in enumerate(features) if f is not None]
+        if len(audio) < 2:
             raise ValueError("the shuffled ablation needs at least 2 clips")
-        order = np.random.default_rng(seed).permutation(len(features))
+        order = np.random.default_rng(seed).permutation(audio)
         shuffled = list(features)
         for i in range(len(order)):  # each clip gets the next clip's features in a random cycle
             shuffled[order[i]] = features[order[(i + 1) % len(order)]]
@@ -121,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     if not items:
         print(f"[evaluate] no item could be evaluated ({len(failures)} failed)", file=sys.stderr)
         return 1
+    if all(f is None for f in features) and len(conditions) > 1:
+        print("[evaluate] text-only manifest: no audio to ablate", file=sys.stderr)
+        conditions = ["audio"]
     answers = {}
     for condition in conditions:
         answers[condition] = answerer.answer([i["question"] for i in items], ablate(features, condition, args.seed))

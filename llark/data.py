@@ -49,22 +49,27 @@ def expand_shard_patterns(patterns: list[str]) -> list[str]:
 @dataclass
 class Clip:
     clip_id: str
-    features: np.ndarray  # [T, D] float16
+    features: np.ndarray | None  # [T, D] float16; None for a text-only record (an ABC task)
     meta: dict[str, Any]
 
 
 def decode_record(raw: dict[str, Any]) -> Clip:
     """A raw webdataset record -> Clip; raises ValueError naming the shard and key when malformed."""
     where = f"{raw.get('__url__', '?')}:{raw.get('__key__', '?')}"
-    missing = [part for part in ("features.npy", "json") if part not in raw]
-    if missing:
-        raise ValueError(f"{where}: record lacks {missing}")
-    features = decode_npy(raw["features.npy"], where)
-    if features.ndim != 2 or not np.issubdtype(features.dtype, np.floating):
-        raise ValueError(f"{where}: features must be a float [T, D] array, got {features.dtype} {features.shape}")
+    if "json" not in raw:
+        raise ValueError(f"{where}: record lacks ['json']")
     meta = json.loads(raw["json"])
     if not isinstance(meta.get("qa"), list):
         raise ValueError(f"{where}: json has no 'qa' list")
+    if meta.get("modality") == "text":  # said explicitly, so a lost features file is never read as text
+        if "features.npy" in raw:
+            raise ValueError(f"{where}: a text-only record must not carry features.npy")
+        return Clip(clip_id_from_key(raw["__key__"]), None, meta)
+    if "features.npy" not in raw:
+        raise ValueError(f"{where}: record lacks ['features.npy']")
+    features = decode_npy(raw["features.npy"], where)
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.floating):
+        raise ValueError(f"{where}: features must be a float [T, D] array, got {features.dtype} {features.shape}")
     return Clip(clip_id_from_key(raw["__key__"]), features, meta)
 
 
@@ -84,7 +89,15 @@ class ExampleBuilder:
     system: str = ""
     audio_pool: int = 1  # average every k frames into one audio token
 
-    def __call__(self, features: np.ndarray, question: str, answer: str | None, rng: random.Random) -> dict[str, Any]:
+    def __call__(self, features: np.ndarray | None, question: str, answer: str | None,
+                 rng: random.Random) -> dict[str, Any]:
+        """One tokenized example; `features=None` is a text-only example (no audio block at all)."""
+        if features is None:
+            segments = self.template.render(question, answer, system=self.system, with_audio=False)
+            input_ids, labels = encode_segments(self.tokenizer, self.ids, segments, num_frames=0)
+            if len(input_ids) > self.max_length:
+                raise ExampleTooLong(f"{len(input_ids)} tokens > max_length {self.max_length}")
+            return {"input_ids": input_ids, "labels": labels, "features": np.zeros((0, 0), np.float32)}
         if self.audio_pool > 1:
             features = pool_to_frames(np.asarray(features, dtype=np.float32), max(1, round(len(features) / self.audio_pool)))
         position = self.audio_position
@@ -191,7 +204,7 @@ def collate(examples: list[dict[str, Any]], pad_id: int, left_pad: bool = False)
     """Pad token ids (right for training, left for generation), labels, and audio frames."""
     longest = max(len(e["input_ids"]) for e in examples)
     most_frames = max(len(e["features"]) for e in examples)
-    dim = examples[0]["features"].shape[1]
+    dim = max(e["features"].shape[1] for e in examples)  # text-only examples carry [0, 0]
     batch = len(examples)
     input_ids = torch.full((batch, longest), pad_id, dtype=torch.long)
     labels = torch.full((batch, longest), IGNORE_INDEX, dtype=torch.long)
@@ -206,7 +219,8 @@ def collate(examples: list[dict[str, Any]], pad_id: int, left_pad: bool = False)
         if "labels" in example:
             labels[row, span] = torch.tensor(example["labels"])
         frames = torch.from_numpy(np.asarray(example["features"], dtype=np.float32))
-        audio[row, : len(frames)] = frames
+        if len(frames):
+            audio[row, : len(frames)] = frames
         audio_lengths[row] = len(frames)
     return {
         "input_ids": input_ids,
@@ -218,14 +232,18 @@ def collate(examples: list[dict[str, Any]], pad_id: int, left_pad: bool = False)
 
 
 def feature_statistics(shard_patterns: list[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std over the frames of the first `limit` clips, in shard order."""
+    """Per-channel mean and std over the frames of the first `limit` audio clips, in shard order."""
     total = squares = None
-    frames = 0
+    frames = clips = 0
     records = wds.tarfile_samples([{"url": s} for s in expand_shard_patterns(shard_patterns)])
-    for index, raw in enumerate(records):
-        if index >= limit:
+    for raw in records:
+        if clips >= limit:
             break
-        features = decode_record(raw).features.astype(np.float64)
+        clip = decode_record(raw)
+        if clip.features is None:  # text-only records carry no features
+            continue
+        clips += 1
+        features = clip.features.astype(np.float64)
         total = features.sum(0) if total is None else total + features.sum(0)
         squares = (features**2).sum(0) if squares is None else squares + (features**2).sum(0)
         frames += len(features)

@@ -57,12 +57,17 @@ class Answerer:
                                       audio_pool=cfg.model.audio_pool)
         self.device = next(self.model.parameters()).device
 
-    def features_for(self, item: dict[str, Any]) -> np.ndarray:
-        """Features of a manifest item: from its `features` .npy, or by encoding its `audio`.
+    def features_for(self, item: dict[str, Any]) -> np.ndarray | None:
+        """Features of a manifest item: from its `features` .npy, or by encoding its `audio`; None for
+        a text-only item (`"modality": "text"`, e.g. an ABC task), which is asked without audio.
 
         Audio is encoded from `start` to `end` seconds when the item gives them, else its first 25 s
         (the clip length the models are trained on).
         """
+        if item.get("modality") == "text":
+            if item.get("features") or item.get("audio"):
+                raise ValueError("a text-only item ('modality': 'text') cannot also give audio or features")
+            return None
         if item.get("features"):
             features = load_features(item["features"])
         elif item.get("audio"):
@@ -78,18 +83,18 @@ class Answerer:
             raise ValueError(f"features have {features.shape[1]} dims, the checkpoint expects {dim}")
         return features
 
-    def checked_features(self, item: dict[str, Any]) -> np.ndarray:
+    def checked_features(self, item: dict[str, Any]) -> np.ndarray | None:
         """`features_for(item)`, also refusing a prompt too long for the model, so a batch job can record
         that item as failed instead of failing the whole batch."""
         features = self.features_for(item)
         self.prompt(item["question"], features)
         return features
 
-    def prompt(self, question: str, features: np.ndarray) -> dict[str, Any]:
+    def prompt(self, question: str, features: np.ndarray | None) -> dict[str, Any]:
         """The tokenized prompt; raises ExampleTooLong when it exceeds the model's max_length."""
         return self.builder(features, question, None, random.Random(0))
 
-    def option_scores(self, question: str, features: np.ndarray, options: list[str]) -> list[float]:
+    def option_scores(self, question: str, features: np.ndarray | None, options: list[str]) -> list[float]:
         """Mean log-probability of each option's text as the answer (higher is more likely)."""
         examples = [self.builder(features, question, option, random.Random(0)) for option in options]
         batch = {k: v.to(self.device) for k, v in collate(examples, self.model.ids.pad).items()}
@@ -101,7 +106,7 @@ class Answerer:
         return text.strip()
 
     def answer(
-        self, questions: list[str], features: list[np.ndarray], on_text: Callable[[str], None] | None = None
+        self, questions: list[str], features: list[np.ndarray | None], on_text: Callable[[str], None] | None = None
     ) -> list[str]:
         """Answers for parallel lists of questions and [T, D] features, `batch_size` at a time.
 

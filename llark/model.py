@@ -166,6 +166,8 @@ class LLark(nn.Module):
         counts = placeholders.sum(1)
         if not torch.equal(counts.cpu(), audio_lengths.cpu()):
             raise ValueError(f"audio placeholders per example {counts.tolist()} != frames {audio_lengths.tolist()}")
+        if audio.shape[1] == 0:  # a batch of text-only examples (ABC tasks): nothing to project
+            return embeds
         frames_present = torch.arange(audio.shape[1], device=audio.device)[None, :] < audio_lengths[:, None].to(audio.device)
         projected = self.projector(audio.to(self.projector.net[0].weight.dtype))
         # Boolean indexing walks both masks row by row, left to right, so frame t of example b lands

@@ -1,7 +1,8 @@
 """The shard format (DESIGN §3): webdataset tars of one record per clip, plus a manifest.
 
 Each record: `__key__` (the clip id, dots escaped), `features.npy` (float16 [T, D], plain .npy) and
-`json` (clip metadata, labels, and `qa`: a list of {question, answer, family}).
+`json` (clip metadata, labels, and `qa`: a list of {question, answer, family}). A text-only record
+(an ABC task: no audio) has no `features.npy` and says `"modality": "text"` in its json.
 
     manifest = write_shards(records, "data/shards/train", max_bytes=512 << 20)
 """
@@ -32,7 +33,7 @@ def clip_id_from_key(key: str) -> str:
 @dataclass
 class ClipRecord:
     clip_id: str
-    features: np.ndarray  # [T, D]; stored as float16
+    features: np.ndarray | None  # [T, D], stored as float16; None for a text-only record
     meta: dict[str, Any] = field(default_factory=dict)  # labels, provenance, ...
     qa: list[dict[str, str]] = field(default_factory=list)  # [{question, answer, family}]
 
@@ -58,17 +59,24 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def _record_members(record: ClipRecord) -> list[tuple[str, bytes]]:
+    key = clip_key(record.clip_id)
+    if record.features is None:
+        meta = {**record.meta, "id": record.clip_id, "modality": "text", "qa": _checked_qa(record)}
+        return [(f"{key}.json", json.dumps(meta).encode())]
     if record.features.ndim != 2:
         raise ValueError(f"clip {record.clip_id}: features must be [T, D], got shape {record.features.shape}")
-    for i, pair in enumerate(record.qa):
-        if not {"question", "answer"} <= set(pair):
-            raise ValueError(f"clip {record.clip_id}: qa[{i}] needs 'question' and 'answer'")
-    key = clip_key(record.clip_id)
-    meta = {**record.meta, "id": record.clip_id, "qa": record.qa}
+    meta = {**record.meta, "id": record.clip_id, "qa": _checked_qa(record)}
     return [
         (f"{key}.features.npy", encode_npy(record.features.astype(np.float16))),
         (f"{key}.json", json.dumps(meta).encode()),
     ]
+
+
+def _checked_qa(record: ClipRecord) -> list[dict[str, str]]:
+    for i, pair in enumerate(record.qa):
+        if not {"question", "answer"} <= set(pair):
+            raise ValueError(f"clip {record.clip_id}: qa[{i}] needs 'question' and 'answer'")
+    return record.qa
 
 
 def _sha256(path: Path) -> str:
