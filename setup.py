@@ -15,7 +15,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["llark", "llark.*"]),
-    py_modules=["train", "evaluate"],  # `llark train` / `llark evaluate` run these entry points
+    py_modules=["train", "evaluate", "evaluate_theory"],  # `llark train` / `llark evaluate[-theory]` run these
     install_requires=[
         "torch>=2.6",
         "transformers>=5.0,<6",

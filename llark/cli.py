@@ -2,6 +2,7 @@
 
     llark train --config configs/debug.yaml train.steps=20        # = python train.py ...
     llark evaluate --checkpoint DIR --manifest eval.jsonl --out results/   # = python evaluate.py ...
+    llark evaluate-theory --checkpoint DIR --count 120 --out results/theory  # = python evaluate_theory.py ...
     llark ask --checkpoint DIR --manifest in.jsonl --out out.jsonl
     llark ask --checkpoint DIR --audio song.wav --question "What key is this in?"
     llark ask --checkpoint DIR --features clip.npy --question "What key is this in?" --stream
@@ -95,7 +96,7 @@ def ask(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("train", "evaluate", "ask")
+    commands = ("train", "evaluate", "evaluate-theory", "ask")
     if not argv or argv[0] not in commands:
         print(__doc__, file=sys.stderr)
         return 2
@@ -109,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         import evaluate
 
         return evaluate.main(rest)
+    if command == "evaluate-theory":
+        import evaluate_theory
+
+        return evaluate_theory.main(rest)
     return ask(rest)
 
 

@@ -90,13 +90,19 @@ class ExampleBuilder:
     audio_pool: int = 1  # average every k frames into one audio token
 
     def __call__(self, features: np.ndarray | None, question: str, answer: str | None,
-                 rng: random.Random) -> dict[str, Any]:
-        """One tokenized example; `features=None` is a text-only example (no audio block at all)."""
+                 rng: random.Random, truncate: bool = True) -> dict[str, Any]:
+        """One tokenized example; `features=None` is a text-only example (no audio block at all).
+
+        A training example longer than max_length loses the end of its answer (`truncate`); without
+        `truncate`, or when the prompt itself does not fit, it raises ExampleTooLong."""
         if features is None:
             segments = self.template.render(question, answer, system=self.system, with_audio=False)
             input_ids, labels = encode_segments(self.tokenizer, self.ids, segments, num_frames=0)
             if len(input_ids) > self.max_length:
-                raise ExampleTooLong(f"{len(input_ids)} tokens > max_length {self.max_length}")
+                prompt_length = next((i for i, label in enumerate(labels) if label != IGNORE_INDEX), len(labels))
+                if not truncate or answer is None or prompt_length >= self.max_length:
+                    raise ExampleTooLong(f"{len(input_ids)} tokens > max_length {self.max_length}")
+                input_ids, labels = input_ids[: self.max_length], labels[: self.max_length]
             return {"input_ids": input_ids, "labels": labels, "features": np.zeros((0, 0), np.float32)}
         if self.audio_pool > 1:
             features = pool_to_frames(np.asarray(features, dtype=np.float32), max(1, round(len(features) / self.audio_pool)))
@@ -107,7 +113,7 @@ class ExampleBuilder:
         input_ids, labels = encode_segments(self.tokenizer, self.ids, segments, num_frames=len(features))
         if len(input_ids) > self.max_length:
             last_audio = len(input_ids) - 1 - input_ids[::-1].index(self.ids.audio_end)
-            if last_audio >= self.max_length or answer is None:
+            if last_audio >= self.max_length or answer is None or not truncate:
                 raise ExampleTooLong(f"{len(input_ids)} tokens (audio block included) > max_length {self.max_length}")
             input_ids, labels = input_ids[: self.max_length], labels[: self.max_length]
         return {"input_ids": input_ids, "labels": labels, "features": features}

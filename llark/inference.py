@@ -95,8 +95,9 @@ class Answerer:
         return self.builder(features, question, None, random.Random(0))
 
     def option_scores(self, question: str, features: np.ndarray | None, options: list[str]) -> list[float]:
-        """Mean log-probability of each option's text as the answer (higher is more likely)."""
-        examples = [self.builder(features, question, option, random.Random(0)) for option in options]
+        """Mean log-probability of each option's text as the answer (higher is more likely); raises
+        ExampleTooLong rather than score a cut-off answer."""
+        examples = [self.builder(features, question, option, random.Random(0), truncate=False) for option in options]
         batch = {k: v.to(self.device) for k, v in collate(examples, self.model.ids.pad).items()}
         return self.model.answer_logprobs(**batch).tolist()
 
