@@ -6,6 +6,8 @@
     torchrun --nnodes 4 --nproc_per_node 8 ... train.py --config configs/llark-7b.yaml   # GPU cluster
 
 Re-running the same command resumes from the newest checkpoint in train.out_dir (train.resume=auto).
+`train.steps=0` saves the model as it is built as step-000000 (a pretrained LM used without training,
+e.g. configs/chatmusician-7b.yaml, for evaluate.py and llark ask).
 Writes out_dir/log.jsonl (step, loss, lr, tokens/s) and out_dir/checkpoints/step-NNNNNN/.
 """
 
@@ -207,6 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     log_file = (out_dir / "log.jsonl").open("a") if env.is_main else None
     progress = tqdm(total=cfg.train.steps, initial=step, disable=not (env.is_main and cfg.train.progress),
                     desc="train", dynamic_ncols=True)
+    if cfg.train.steps == 0 and step == 0:  # a model used as it is (e.g. ChatMusician's weights) as a checkpoint
+        save_checkpoint(model, raw_model, optimizer, tokenizer, cfg, env, {"step": 0, "micro_batches_done": 0,
+                                                                          "world_size": env.world_size,
+                                                                          "num_workers": cfg.data.num_workers})
     model.train()
     while step < cfg.train.steps:
         started = time.perf_counter()

@@ -35,6 +35,13 @@ def torchrun(out_dir: Path, shards: Path, *overrides: str) -> list[dict]:
     return [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
 
 
+def test_zero_steps_saves_the_model_as_built(tmp_path, probe_shards):
+    # How a pretrained LM used without training (configs/chatmusician-7b.yaml) becomes a checkpoint.
+    assert run_train(tmp_path / "zero", probe_shards, "train.steps=0") == []
+    model = LLark.from_pretrained(tmp_path / "zero" / "checkpoints" / "step-000000")
+    assert Answerer(model).answer(["Which instrument is loudest in this clip?"], [torch.randn(4, 16).numpy()])
+
+
 @pytest.mark.slow
 def test_train_checkpoint_resume_and_answer(tmp_path, probe_shards):
     full = run_train(tmp_path / "full", probe_shards, "train.steps=6", "train.save_every=3", "train.keep_checkpoints=0")
