@@ -17,19 +17,16 @@ Only major and minor keys (not modes) and the meters 2/4, 3/4, 4/4 (C) and 6/8 a
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
 import zlib
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from llark.abc import AbcError, BarInfo, measure_bar, parse_fraction, run_abc2midi, split_tunes
 from llark.corpus.generate import (
     DYNAMICS, Part, Piece, bass_part, drum_part, harmonise, harmony_part, pick, piece_labels, to_midi, velocity,
 )
@@ -79,18 +76,6 @@ class TuneSource:
     @property
     def where(self) -> str:
         return f"{Path(self.path).parent.name}/{Path(self.path).name} X:{self.number}"
-
-
-def split_tunes(text: str) -> list[tuple[str, str]]:
-    """(X number, tune text) for each tune of a multi-tune ABC file; text before the first X: is dropped."""
-    tunes, current = [], None
-    for line in text.splitlines():
-        if line.startswith("X:"):
-            current = [line]
-            tunes.append(current)
-        elif current is not None:
-            current.append(line)
-    return [(lines[0][2:].strip(), "\n".join(lines).strip() + "\n") for lines in tunes]
 
 
 def list_tunes(collections=DEFAULT_COLLECTIONS) -> list[TuneSource]:
@@ -171,13 +156,6 @@ def parse_key_field(value: str) -> Key:
     return Key(match.group(1), MODES[mode])
 
 
-def parse_fraction(text: str, what: str) -> Fraction:
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match or int(match.group(2)) == 0:
-        raise TheoryError(f"{what} is not a fraction: {text!r}")
-    return Fraction(int(match.group(1)), int(match.group(2)))
-
-
 @dataclass
 class Tune:
     source: TuneSource
@@ -213,7 +191,7 @@ def read_tune(source: TuneSource) -> Tune:
             raise TheoryError(f"unsupported meter M:{fields.get('M', '(none)')}")
         meter = METERS[meter_text]
         unit = parse_fraction(fields["L"], "L:") if "L" in fields else Fraction(1, 16 if meter.numerator / meter.denominator < 0.75 else 8)
-    except TheoryError as err:
+    except (TheoryError, AbcError) as err:
         raise TuneError(f"{source.where}: {err}") from None
     tempo = None
     q = re.search(r"(\d+)\s*/\s*(\d+)\s*=\s*(\d+)", fields.get("Q", ""))
@@ -301,70 +279,14 @@ def linear_bars(source: TuneSource, body: list[str]) -> list[str]:
 
 
 # ---- bar durations ------------------------------------------------------------------------------
-NOTE = re.compile(r"[_^=]*([A-Ga-gzx])[,']*(\d*)(/*)(\d*)")
-TUPLET = re.compile(r"\((\d)(?::(\d*))?(?::(\d*))?")
-SKIP = set(" \t.~)<>LMPTJRy$*")  # slur ends, broken rhythm (keeps pair sums), decorations, spacers
-
-
-def _length(digits: str, slashes: str, denominator: str) -> Fraction:
-    """ABC note length multiplier: '' 1, '2' 2, '/' 1/2, '//' 1/4, '3/2' 3/2, '/4' 1/4."""
-    value = Fraction(int(digits) if digits else 1)
-    if slashes:
-        value /= (int(denominator) if denominator else 2) * 2 ** (len(slashes) - 1)
-    return value
-
-
-@dataclass
-class BarInfo:
-    duration: Fraction  # in L units
-    first_note: Fraction | None  # offset of the first struck note or chord (None: only rests)
-    tied_out: bool  # the last note is tied into the next bar (so that bar's first note is no onset)
-
-
 def bar_durations(bar: str, meter: Meter, where: str) -> BarInfo:
-    """Duration and first onset of one bar's ABC text: notes, rests, chords, tuplets; grace notes,
-    decorations and slurs take no time, and broken rhythm (>, <) keeps the sum of its pair."""
-    total, tuplet_left, tuplet_factor, first, tied, i = Fraction(0), 0, Fraction(1), None, False, 0
-
-    def add(length: Fraction, struck: bool) -> None:
-        nonlocal total, tuplet_left, first, tied
-        if struck and first is None:
-            first = total
-        total += length * (tuplet_factor if tuplet_left else 1)
-        tuplet_left, tied = max(0, tuplet_left - 1), False
-
-    while i < len(bar):
-        c = bar[i]
-        if c == "-":
-            tied, i = True, i + 1
-        elif c in SKIP:
-            i += 1
-        elif c == "(" and (m := TUPLET.match(bar, i)):
-            p = int(m.group(1))
-            q = int(m.group(2)) if m.group(2) else (3 if p in (2, 4, 8) else 2 if p in (3, 6) or not meter.compound else 3)
-            tuplet_left, tuplet_factor = int(m.group(3)) if m.group(3) else p, Fraction(q, p)
-            i = m.end()
-        elif c == "(":
-            i += 1
-        elif c in "{+":  # grace notes take no time of their own; +decoration+
-            close = bar.find("}" if c == "{" else "+", i + 1)
-            if close < 0:
-                raise TuneError(f"{where}: unclosed {c!r} in bar {bar!r}")
-            i = close + 1
-        elif c == "[":
-            close = bar.find("]", i)
-            inner = NOTE.search(bar, i + 1, close) if close > 0 else None
-            if not inner:
-                raise TuneError(f"{where}: malformed chord in bar {bar!r}")
-            suffix = re.compile(r"(\d*)(/*)(\d*)").match(bar, close + 1)
-            add(_length(*inner.groups()[1:]) * _length(*suffix.groups()), True)
-            i = suffix.end()
-        elif m := NOTE.match(bar, i):
-            add(_length(*m.groups()[1:]), m.group(1) not in "zx")
-            i = m.end()
-        else:
-            raise TuneError(f"{where}: unsupported ABC symbol {c!r} in bar {bar!r}")
-    return BarInfo(total, first, tied)
+    """Duration (in L units) and first onset of one bar's ABC text: notes, rests, chords, tuplets; grace
+    notes, decorations and slurs take no time, and broken rhythm (>, <) keeps the sum of its pair.
+    llark.abc's bar reader in strict mode: a symbol the excerpt cannot carry is a TuneError."""
+    try:
+        return measure_bar(bar, compound=meter.compound, where=where, strict=True)
+    except AbcError as err:
+        raise TuneError(str(err)) from None
 
 
 # ---- excerpt ------------------------------------------------------------------------------------
@@ -422,42 +344,18 @@ def excerpt_abc(tune: Tune, bars: list[str], tempo: float) -> str:
     return "\n".join([h for h in header if h] + [" |\n".join(lines) + " |]"]) + "\n"
 
 
-@contextmanager
-def _captured_output():
-    """Collect what abc2midi prints (it writes warnings and errors to the process's stdout/stderr)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(1), os.dup(2)
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        messages: list[str] = []
-        try:
-            yield messages
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            sink.seek(0)
-            messages.extend(sink.read().decode(errors="replace").splitlines())
-
-
 def abc_notes(abc: str, where: str) -> tuple[list[tuple[int, int, int, int]], int]:
     """(notes as (start tick, end tick, pitch, velocity) at 480 ticks per quarter, sorted; abc2midi's
-    ticks per quarter) of a one-voice tune, from symusic's embedded abc2midi. Not thread-safe: the
-    parser's messages are caught by redirecting the process's stdout/stderr for the call."""
+    ticks per quarter) of a one-voice tune, from abc2midi run as symusic runs it (-silent). Any message
+    abc2midi calls an error refuses the tune: the corpus wants tunes it reads without complaint."""
     import symusic
 
-    with _captured_output() as messages:
-        try:
-            score = symusic.Score.from_abc(abc)
-        except Exception as err:  # symusic raises RuntimeError or ValueError depending on the failure
-            messages.append(str(err))
-            score = None
-    errors = [m for m in messages if "error" in m.lower()]
-    if score is None or errors:
-        raise TuneError(f"{where}: abc2midi could not parse the tune ({'; '.join(errors[:2]) or messages[-1:]})")
+    run = run_abc2midi(abc, ("-silent",))
+    errors = [m.raw for m in run.messages if "error" in m.raw.lower()]
+    if run.midi is None or errors:
+        reasons = "; ".join(errors[:2]) or "no MIDI written"
+        raise TuneError(f"{where}: abc2midi could not parse the tune ({reasons})")
+    score = symusic.Score.from_midi(run.midi)
     tracks = [t for t in score.tracks if len(t.notes)]
     if len(tracks) != 1:
         raise TuneError(f"{where}: abc2midi produced {len(tracks)} voices; one melody was expected")

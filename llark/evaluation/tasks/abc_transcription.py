@@ -7,22 +7,19 @@ with the right notes but another tempo marking scores low: the task asks for wha
 
 from __future__ import annotations
 
-import re
-
 import mir_eval
 import numpy as np
 
-_ABC_START = re.compile(r"^X:\s*\d*", re.MULTILINE)
+from llark.abc import AbcError, extract_tune, to_score
 
 
 def abc_notes(abc: str) -> tuple[np.ndarray, np.ndarray]:
-    """(intervals [N, 2] seconds, pitches [N] Hz) of every note in an ABC tune; raises ValueError."""
-    import symusic
-
-    text = abc if _ABC_START.search(abc) else "X:1\n" + abc
+    """(intervals [N, 2] seconds, pitches [N] Hz) of every note in the first ABC tune of `abc` (an
+    answer without an X: line gets one); chord symbols sound as abc2midi's accompaniment, as before.
+    Raises ValueError when abc2midi writes no MIDI or the tune has no notes."""
     try:
-        score = symusic.Score.from_abc(text[_ABC_START.search(text).start():]).to("second")
-    except Exception as err:  # symusic raises its own error types for any malformed tune
+        score = to_score(extract_tune(abc), chords=True).to("second")
+    except AbcError as err:
         raise ValueError(f"not parseable ABC ({err})") from None
     notes = [note for track in score.tracks for note in track.notes]
     if not notes:
