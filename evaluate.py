@@ -38,6 +38,7 @@ import numpy as np
 from llark.evaluation import get_task
 from llark.evaluation.baselines import classic_estimates, constant, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
+from llark.evaluation.tasks.abc_generation import AbcGenerationTask
 from llark.evaluation.report import key_confusion_png, report_markdown, task_bars_png, tempo_scatter_png
 from llark.inference import read_manifest
 from llark.jsonl import write_jsonl_atomic
@@ -158,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
                 scores = answerer.option_scores(item["question"], features[i], [item["options"][k] for k in letters])
                 chosen.append(letters[int(np.argmax(scores))])
             systems["llark, option likelihood"] = with_intervals(task, chosen, gold, args.bootstrap, args.seed)
-        baselines = {"majority": majority(gold), "constant": constant(task, gold),
-                     "random": uniform_random(gold, args.seed)}
+        if isinstance(task, AbcGenerationTask):  # tunes, not labels: its own side-by-side systems
+            baselines = task.baselines(gold)
+        else:
+            baselines = {"majority": majority(gold), "constant": constant(task, gold),
+                         "random": uniform_random(gold, args.seed)}
         if not args.no_classic and all(it.get("audio") for it in task_items):
             classic = classic_estimates(name, task_items, classic_wave_loader())
             if classic is not None:

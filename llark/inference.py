@@ -143,13 +143,17 @@ class Answerer:
 
 
 def read_manifest(path: str | Path, required: Iterable[str] = ("id", "question")) -> list[dict[str, Any]]:
-    """Manifest lines with their `audio`/`features` paths resolved (relative paths are relative to the
-    manifest's own folder); an unreadable line or a missing field is an error naming the file and line."""
+    """Manifest lines with their paths resolved (`audio`, `features`, and a generation task's
+    `gold.novelty_reference`: relative paths are relative to the manifest's own folder); an unreadable
+    line or a missing field is an error naming the file and line."""
     items = read_jsonl(path, required)
     for item in items:
         for field_name in ("audio", "features"):
             if item.get(field_name):
                 item[field_name] = str(resolve_path(item[field_name], path))
+        gold = item.get("gold")
+        if isinstance(gold, dict) and gold.get("novelty_reference"):
+            gold["novelty_reference"] = str(resolve_path(gold["novelty_reference"], path))
     return items
 
 

@@ -1,5 +1,6 @@
 """The evaluation tasks, one small file each, all behind `llark.evaluation.Task`."""
 
+from llark.evaluation.tasks.abc_generation import AbcGenerationTask
 from llark.evaluation.tasks.abc_transcription import AbcTranscriptionTask
 from llark.evaluation.tasks.caption import CaptionTask
 from llark.evaluation.tasks.genre import GenreTask
@@ -11,4 +12,5 @@ from llark.evaluation.tasks.tempo import TempoTask
 from llark.evaluation.tasks.text_match import ContainsTask, ExactTask
 
 TASKS = {task.name: task for task in (KeyTask(), TempoTask(), MeterTask(), InstrumentsTask(), GenreTask(),
-                                      CaptionTask(), McqTask(), AbcTranscriptionTask(), ExactTask(), ContainsTask())}
+                                      CaptionTask(), McqTask(), AbcTranscriptionTask(), AbcGenerationTask(), ExactTask(),
+                                      ContainsTask())}
