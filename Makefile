@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 $(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0 -c constraints.txt
-	$(PY) -m pip install -q -c constraints.txt -e '.[train,preprocess,eval,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[train,preprocess,eval,cluster,dev]'
 	$(PY) -m pip install -q --no-deps -c constraints.txt tinysoundfont
 	touch $(STAMP)
 

@@ -6,64 +6,43 @@
 The encoder's name and settings go to <out>/encoder.json; re-running with other settings into the
 same folder is refused (features of two encoders must never mix). Finished clips are skipped, so an
 interrupted run resumes. Clips that fail (unreadable, silent, too short) are listed with the reason
-in <out>/failures.jsonl; the others are encoded, and the count is printed.
+in <out>/failures.jsonl; the others are encoded, and the count is printed. The bookkeeping is
+llark/extraction.py's; `extract_features.py` is the same over audio shards or on a Ray cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-import numpy as np
-import yaml
-from tqdm import tqdm
+from typing import Any, Iterable, Iterator
 
 from llark.config import EncoderConfig
-from llark.encoders import Encoder, build_encoder, encode_file
-from llark.jsonl import read_jsonl, resolve_path, write_json_atomic, write_jsonl_atomic
+from llark.encoders import Encoder, build_encoder
+from llark.extraction import (ClipJob, EncoderMismatch, ExtractionRun, encode_batch, encode_jobs, encoder_record,
+                              jobs_from_clips, limit_threads, setting_pair)
 
 _encoder: Encoder | None = None  # one per worker process, built once by _init_worker
+_out: Path | None = None
 
 
-def _init_worker(config: EncoderConfig, threads: int | None = 1) -> None:
+def _init_worker(config: EncoderConfig, out: Path) -> None:
     """Build this process's encoder; with several worker processes each keeps to one thread."""
-    global _encoder
-    if threads is not None:
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        torch.set_num_threads(threads)
-        threadpool_limits(threads)  # numpy's BLAS and OpenMP pools, so N workers use N cores, not N x N
-    _encoder = build_encoder(config)
+    global _encoder, _out
+    _encoder, _out = build_encoder(config), out
+    limit_threads(1)
 
 
-def _encode_one(job: tuple[str, str, float, float, str]) -> tuple[str, float, str | None]:
-    clip_id, audio, start, end, target = job
-    try:
-        features = encode_file(_encoder, audio, start=start, end=end)
-    except (OSError, ValueError) as err:
-        return clip_id, 0.0, f"{type(err).__name__}: {err}"
-    tmp = f"{target}.tmp-{os.getpid()}.npy"
-    np.save(tmp, features.astype(np.float16), allow_pickle=False)
-    os.replace(tmp, target)
-    return clip_id, end - start, None
+def _encode_chunk(jobs: list[ClipJob]) -> list[dict[str, Any]]:
+    return encode_batch(_encoder, jobs, _out)
 
 
-def check_encoder_record(out: Path, encoder: Encoder) -> None:
-    record = {"name": encoder.name, "settings": encoder.settings(), "dim": encoder.dim, "frame_rate": encoder.frame_rate}
-    path = out / "encoder.json"
-    if path.exists():
-        existing = json.loads(path.read_text())
-        if existing != record:
-            raise SystemExit(f"{path}: features here come from {existing['name']} {existing['settings']}, "
-                             f"not {record['name']} {record['settings']}; use another --out")
-    else:
-        write_json_atomic(path, record)
+def _pool_rows(config: EncoderConfig, out: Path, jobs: list[ClipJob], workers: int, batch_size: int) -> Iterator[dict]:
+    chunks = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config, out)) as pool:
+        for rows in pool.map(_encode_chunk, chunks):
+            yield from rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,43 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", required=True)
     parser.add_argument("--out", required=True, help="features folder")
     parser.add_argument("--encoder", default="mir")
-    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE", help="encoder setting")
+    parser.add_argument("--setting", type=setting_pair, action="append", default=[], metavar="KEY=VALUE",
+                        help="encoder setting (repeat)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=4, help="clips per encode_batch call (and per worker task)")
     args = parser.parse_args(argv)
 
-    settings = {}
-    for item in args.setting:
-        key, _, value = item.partition("=")
-        settings[key] = yaml.safe_load(value)
-    config = EncoderConfig(name=args.encoder, settings=settings)
+    config = EncoderConfig(name=args.encoder, settings=dict(args.setting))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _init_worker(config, threads=None)  # the main process keeps its threads when it encodes alone
-    check_encoder_record(out, _encoder)
-
-    clips = read_jsonl(args.clips, required=("clip_id", "audio", "start", "end"))
-    jobs = [(c["clip_id"], str(resolve_path(c["audio"], args.clips)), float(c["start"]), float(c["end"]),
-             str(out / f"{c['clip_id']}.npy")) for c in clips]
-    todo = [job for job in jobs if not Path(job[4]).exists()]
-    failures, seconds = [], 0.0
-    started = time.perf_counter()
-    if args.workers > 1:
-        pool = ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(config,))
-        results = pool.map(_encode_one, todo, chunksize=4)
-    else:
-        pool, results = None, map(_encode_one, todo)
-    progress = tqdm(results, total=len(todo), desc="encode", unit="clip")
-    for clip_id, clip_seconds, error in progress:
-        seconds += clip_seconds
-        if error:
-            failures.append({"clip_id": clip_id, "error": error})
-        progress.set_postfix(realtime=f"{seconds / max(time.perf_counter() - started, 1e-9):.1f}x")
-    if pool is not None:
-        pool.shutdown()
-    if failures:
-        write_jsonl_atomic(out / "failures.jsonl", failures)
-    print(f"[encode] {len(todo) - len(failures)} encoded, {len(jobs) - len(todo)} already done, {len(failures)} failed"
-          f" ({seconds:.0f} s of audio in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    encoder = build_encoder(config)  # the main process keeps its threads when it encodes alone
+    try:
+        run = ExtractionRun(out, jobs_from_clips(args.clips), encoder_record(encoder), desc="encode")
+    except EncoderMismatch as err:
+        raise SystemExit(f"error: {err}") from None
+    rows: Iterable[dict] = (_pool_rows(config, out, run.todo, args.workers, args.batch_size) if args.workers > 1
+                            else encode_jobs(encoder, run.todo, out, args.batch_size))
+    for row in rows:
+        run.add(row)
+    print(f"[encode] {run.finish().line()}", file=sys.stderr)
     return 0
 
 

@@ -15,10 +15,11 @@ from llark.abc import AbcError, extract_tune, to_score
 
 def abc_notes(abc: str) -> tuple[np.ndarray, np.ndarray]:
     """(intervals [N, 2] seconds, pitches [N] Hz) of every note in the first ABC tune of `abc` (an
-    answer without an X: line gets one); chord symbols sound as abc2midi's accompaniment, as before.
+    answer without an X: line gets one). Only the written notes count: chord symbols ("Am") are not the
+    melody the question asks for, so they are not sounded.
     Raises ValueError when abc2midi writes no MIDI or the tune has no notes."""
     try:
-        score = to_score(extract_tune(abc), chords=True).to("second")
+        score = to_score(extract_tune(abc), chords=False).to("second")
     except AbcError as err:
         raise ValueError(f"not parseable ABC ({err})") from None
     notes = [note for track in score.tracks for note in track.notes]
