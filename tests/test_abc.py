@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llark import abc
 from llark.abc import (
     MESSAGE_TABLE, AbcError, check_bars, classify, extract_tune, first_field, header_fields, measure_bar, normalise,
     parse_key, parse_meter, parse_tune, render_audio, score_notes, split_header_body, split_tunes, to_midi, to_score,
@@ -288,3 +289,11 @@ def test_to_midi_and_the_audio_bridge():
     assert with_chords.shape == (8000 * 9 // 2,) and not np.allclose(with_chords[:8000 * 4], wave[:8000 * 4])
     with pytest.raises(AbcError, match="open-chord"):
         render_audio(HEAD + "GABc [dedB|dedB dedB|\n", 8000)
+
+
+def test_tuplets_of_five_in_compound_meters_take_three_eighths():
+    # 6/8 reduces to 3/4 as a fraction; the written meter decides that (5 fits 5 notes in the time of 3.
+    six_eight = abc.parse_tune("X:1\nM:6/8\nL:1/8\nK:D\n(5ABcde f|d6|\n").voices["1"]
+    three_four = abc.parse_tune("X:1\nM:3/4\nL:1/8\nK:D\n(5ABcde f|d6|\n").voices["1"]
+    assert [bar.duration for bar in six_eight] == [Fraction(1, 2), Fraction(3, 4)]
+    assert three_four[0].duration == Fraction(1, 4) + Fraction(1, 8)  # q = 2 outside compound meters

@@ -20,6 +20,7 @@ import pytest
 import soundfile
 import symusic
 
+from llark.corpus.splits import split_of
 from llark.corpus.abc_tunes import (
     TuneError, TuneSource, bar_durations, choose_tunes, list_tunes, make_excerpt, parse_key_field, read_tune, tune_piece,
 )
@@ -214,10 +215,10 @@ def test_unusable_tunes_raise_typed_errors_naming_the_tune():
 
 # ---- splits, rendering, augmentation ------------------------------------------------------------
 def test_splits_are_by_piece_and_stable():
-    splits = Counter(make_corpus.split_of(f"gen-{i:05d}") for i in range(2000))
+    splits = Counter(split_of(f"gen-{i:05d}") for i in range(2000))
     assert 0.76 < splits["train"] / 2000 < 0.84 and splits["val"] > 140 and splits["test"] > 140
-    assert make_corpus.split_of("oneills1850-0001", "The Kesh.") == make_corpus.split_of("ryansmammoth-0200", "the kesh")
-    assert make_corpus.split_of("gen-00001") == make_corpus.split_of("gen-00001")
+    assert split_of("oneills1850-0001", "The Kesh.") == split_of("ryansmammoth-0200", "the kesh")
+    assert split_of("gen-00001") == split_of("gen-00001")
 
 
 def test_render_errors_name_the_soundfont(tmp_path):

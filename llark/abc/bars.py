@@ -21,6 +21,7 @@ and voices must last equally long.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -160,9 +161,11 @@ class Bar:
         return self.final or _is_section_line(self.closes) or ending_number(self.closes) is not None
 
 
-def is_compound(meter: Fraction | None) -> bool:
-    """6/8, 9/8, 12/8 ...: the beat is a dotted quarter (tuplets of 5, 7, 9 then default to q = 3)."""
-    return meter is not None and meter.denominator == 8 and meter.numerator % 3 == 0 and meter.numerator > 3
+def is_compound(meter_text: str) -> bool:
+    """6/8, 9/8, 12/8, 6/4 ...: the beat is dotted (tuplets of 5, 7, 9 then default to q = 3). Read from
+    the written M: text, since the bar length alone cannot tell 6/8 from 3/4."""
+    match = re.fullmatch(r"(\d+)/(\d+)", meter_text.strip().replace(" ", ""))
+    return match is not None and int(match.group(1)) % 3 == 0 and int(match.group(1)) > 3
 
 
 def _is_section_line(barline: str) -> bool:
@@ -243,6 +246,7 @@ class _Voice:
     name: str
     meter: Fraction | None
     unit: Fraction
+    compound: bool
     where: str
     bars: list[Bar] = field(default_factory=list)
     barlines: list[str] = field(default_factory=list)
@@ -255,7 +259,7 @@ class _Voice:
 
     def feed(self, token: Token, line: int) -> None:
         if self.measure is None:
-            self.measure = Measure(self.unit, is_compound(self.meter), self.where)
+            self.measure = Measure(self.unit, self.compound, self.where)
             self.text, self.line = [], line
         self.measure.feed(token)
         if token.kind not in ("comment", "continuation"):
@@ -299,7 +303,8 @@ def parse_tune(abc: str, where: str = "tune") -> Tune:
         raise AbcError(f"{where}: {err}") from None
     declared = [value.split()[0] for value in fields.get("V", []) if value.split()]
     voices: dict[str, _Voice] = {}
-    current = _voice(voices, declared[0] if declared else "1", meter, unit, where)
+    compound = is_compound(fields.get("M", ["none"])[0])
+    current = _voice(voices, declared[0] if declared else "1", meter, unit, compound, where)
     body_lines = body.splitlines()
     end = next((i for i, line in enumerate(body_lines) if not line.strip()), len(body_lines))  # a blank line: the end
     for number, line in enumerate(body_lines[:end], start=1):
@@ -308,13 +313,13 @@ def parse_tune(abc: str, where: str = "tune") -> Tune:
         field_line = FIELD_LINE.match(line)
         if field_line:
             current = _field(field_line.group(1), strip_comment(field_line.group(2)).strip(), current, voices,
-                             (meter, unit), where, number)
+                             (meter, unit, compound), where, number)
             continue
         for token in tokenize(line):
             if token.kind == "barline":
                 current.close(token.text)
             elif token.kind == "field":
-                current = _field(token.text[1], token.text[3:].rstrip("]").strip(), current, voices, (meter, unit),
+                current = _field(token.text[1], token.text[3:].rstrip("]").strip(), current, voices, (meter, unit, compound),
                                  where, number)
             elif token.kind not in ("space", "comment", "continuation") or current.measure is not None:
                 current.feed(token, number)
@@ -326,9 +331,10 @@ def parse_tune(abc: str, where: str = "tune") -> Tune:
                 {name: v.barlines for name, v in voices.items()}, where)
 
 
-def _voice(voices: dict[str, _Voice], name: str, meter: Fraction | None, unit: Fraction, where: str) -> _Voice:
+def _voice(voices: dict[str, _Voice], name: str, meter: Fraction | None, unit: Fraction, compound: bool,
+           where: str) -> _Voice:
     if name not in voices:
-        voices[name] = _Voice(name, meter, unit, where)
+        voices[name] = _Voice(name, meter, unit, compound, where)
     return voices[name]
 
 
@@ -338,9 +344,9 @@ def _field(letter: str, value: str, current: _Voice, voices: dict[str, _Voice], 
     starts from the header's meter and unit, `defaults`)."""
     try:
         if letter == "M":
-            current.meter = parse_meter(value)
+            current.meter, current.compound = parse_meter(value), is_compound(value)
             if current.measure is not None and not current.measure.sounding:
-                current.measure.compound = is_compound(current.meter)
+                current.measure.compound = current.compound
         elif letter == "L":
             current.unit = parse_unit(value)
             if current.measure is not None:
