@@ -24,6 +24,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--temperature", type=float, default=1.0)
     group.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
     group.add_argument("--top-p", type=float, default=1.0, help="1.0 disables nucleus sampling")
+    group.add_argument("--repetition-penalty", type=float, default=1.0,
+                       help="> 1 discourages tokens already in the prompt or answer (ChatMusician: 1.1)")
     group.add_argument("--seed", type=int, default=0, help="sampling seed")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
@@ -33,7 +35,8 @@ def build_answerer(args: argparse.Namespace):
     from llark.model import LLark
 
     options = GenerationOptions(max_new_tokens=args.max_new_tokens, do_sample=args.sample,
-                                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+                                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                repetition_penalty=args.repetition_penalty, seed=args.seed)
     model = LLark.from_pretrained(args.checkpoint, device=args.device)
     return Answerer(model, options, batch_size=args.batch_size)
 

@@ -36,6 +36,7 @@ class GenerationOptions:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    repetition_penalty: float = 1.0
     seed: int = 0
 
 
@@ -134,6 +135,7 @@ class Answerer:
                 batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
                 max_new_tokens=self.options.max_new_tokens, do_sample=self.options.do_sample,
                 temperature=self.options.temperature, top_k=self.options.top_k, top_p=self.options.top_p,
+                repetition_penalty=self.options.repetition_penalty,
                 generator=generator if self.options.do_sample else None,
                 on_tokens=stream if on_text is not None and len(chunk) == 1 else None,
                 is_done=is_done if stops else None,

@@ -233,15 +233,18 @@ class LLark(nn.Module):
         temperature: float = 1.0,
         top_k: int = 0,
         top_p: float = 1.0,
+        repetition_penalty: float = 1.0,
         generator: torch.Generator | None = None,
         on_tokens: Callable[[torch.Tensor], None] | None = None,
         is_done: Callable[[int, list[int]], bool] | None = None,
     ) -> list[list[int]]:
         """Batched decoding with a KV cache. Prompts must be LEFT-padded (attention_mask 0 on the left).
 
-        Greedy by default; `do_sample` draws with temperature / top-k / top-p. Each row stops at EOS
-        (not included in the result) or when `is_done(row, tokens)` says so. `on_tokens` receives the
-        new token of every row after each step (for streaming).
+        Greedy by default; `do_sample` draws with temperature / top-k / top-p. `repetition_penalty` > 1
+        makes every token already in the row (prompt or answer) less likely: its logit is divided by
+        the penalty when positive, multiplied when negative (CTRL; ChatMusician decodes with 1.1).
+        Each row stops at EOS (not included in the result) or when `is_done(row, tokens)` says so.
+        `on_tokens` receives the new token of every row after each step (for streaming).
         """
         batch = input_ids.shape[0]
         embeds = self.embed(input_ids, audio, audio_lengths)
@@ -251,11 +254,18 @@ class LLark(nn.Module):
         )
         results: list[list[int]] = [[] for _ in range(batch)]
         finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+        vocab = out.logits.shape[-1]  # the prompt also holds llark's own ids, which may lie beyond the head
+        seen = torch.zeros(batch, max(vocab, int(input_ids.max()) + 1), dtype=torch.bool, device=input_ids.device)
+        seen.scatter_(1, input_ids, torch.ones_like(input_ids, dtype=torch.bool))
         for _ in range(max_new_tokens):
             logits = out.logits[:, -1].float()
+            if repetition_penalty != 1.0:
+                penalised = torch.where(logits > 0, logits / repetition_penalty, logits * repetition_penalty)
+                logits = torch.where(seen[:, :vocab], penalised, logits)
             logits[:, self.ids.base_vocab_size :] = float("-inf")  # llark's own tokens are never generated
             next_tokens = _pick_tokens(logits, do_sample, temperature, top_k, top_p, generator)
             next_tokens = torch.where(finished, torch.full_like(next_tokens, self.ids.pad), next_tokens)
+            seen[torch.arange(batch, device=seen.device), next_tokens] = True
             if on_tokens is not None:
                 on_tokens(next_tokens)
             for row, token in enumerate(next_tokens.tolist()):

@@ -116,6 +116,24 @@ def test_generation_never_emits_llark_tokens():
     assert out == [[5] * 4, [5] * 4]
 
 
+def test_repetition_penalty_moves_greedy_decoding_off_seen_tokens():
+    model = tiny_model().eval()
+    head = torch.nn.Linear(model.base_lm().lm_head.in_features, model.ids.base_vocab_size, bias=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.linspace(1.0, 2.0, model.ids.base_vocab_size))  # a fixed preference order
+        head.bias[model.ids.eos] = -1.0
+    model.base_lm().lm_head = head
+    batch = make_batch(model, answers=(None, None), left_pad=True)
+    args = (batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"])
+    top = model.ids.base_vocab_size - 1
+    assert model.generate(*args, max_new_tokens=4) == [[top] * 4, [top] * 4]
+    penalised = model.generate(*args, max_new_tokens=6, repetition_penalty=10.0)
+    for row, tokens in zip(batch["input_ids"].tolist(), penalised):
+        assert len(set(tokens)) == len(tokens) and not set(tokens) & set(row)  # each step takes the best unseen
+        assert tokens == sorted(tokens, reverse=True)
+
+
 def test_sampling_is_seeded_and_streams():
     model = tiny_model(seed=1).eval()
     batch = make_batch(model, answers=(None, None), left_pad=True)
