@@ -54,6 +54,8 @@ def test_meter_bars_and_repeats_are_checked(gold_of):
     assert task.judge(JIG.replace("M:6/8", "M:C"), gold(meter="4/4"))["meter"] == 1.0
     long_bar = JIG.replace("gbg faf", "gbg fafa")
     assert task.judge(long_bar, gold())["bars"] == 0.0
+    assert task.judge(long_bar, gold())["bar_consistency"] == pytest.approx(4 / 5)  # 1 of 5 checked bars is long
+    assert task.judge(JIG, gold())["bar_consistency"] == 1.0
     unbalanced = JIG.replace("A2:|", "A2|:")
     assert task.judge(unbalanced, gold())["repeats"] == 0.0
     no_repeat = JIG.replace("|:", "|").replace(":|", "|]")

@@ -6,6 +6,7 @@ Per generated tune, each a yes/no averaged over the prompts (an unparseable answ
 |------------------|---------------------------------------------------------------------------------|
 | parse            | abc2midi writes MIDI with at least 8 notes and no fatal message (abc.validate)   |
 | bars             | every bar fills its meter; pickups, repeats and endings allowed (abc.check_bars) |
+| bar_consistency  | (not yes/no) the share of the tune's bars that fill their meter                  |
 | key              | K: names the prompted tonic (any spelling of the pitch) and mode                 |
 | meter            | M: is the prompted meter (C = 4/4, C| = 2/2)                                     |
 | repeats          | repeat marks are well formed: no |: inside an open section, none left open       |
@@ -37,7 +38,8 @@ from llark.abc.fields import pitch_class
 NOVELTY_THRESHOLD = 0.5
 NGRAM = 8
 TRIVIAL_TUNE = "X:1\nL:1/8\nM:4/4\nK:C\nCDEF GABc|cBAG FEDC|CDEF GABc|c8|]\n"
-METRICS = ("parse", "bars", "key", "meter", "repeats", "repeats_like_ref", "novel", "nearest_similarity")
+METRICS = ("parse", "bars", "bar_consistency", "key", "meter", "repeats", "repeats_like_ref", "novel",
+           "nearest_similarity")
 _CANONICAL_METERS = {"C": "4/4", "C|": "2/2"}
 
 
@@ -138,7 +140,8 @@ class AbcGenerationTask:
         try:
             row["parse"] = float(abc.validate(tune).ok)
             parsed = abc.parse_tune(tune, "generated tune")
-            row["bars"] = float(abc.check_bars(parsed).ok)
+            bars = abc.check_bars(parsed)
+            row["bars"], row["bar_consistency"] = float(bars.ok), bars.consistency
             row["key"] = float(key_identity(parsed.key) == gold.key)
             row["meter"] = float(canonical_meter(parsed.field("M", "")) == gold.meter)
             row["repeats"] = float(well_formed_repeats(parsed))
