@@ -17,6 +17,11 @@ $(STAMP): setup.py constraints.txt
 	$(PY) -m pip install -q torch==2.13.0 -c constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[train,preprocess,eval,cluster,dev]'
 	$(PY) -m pip install -q --no-deps -c constraints.txt tinysoundfont
+	# librosa compiles its numba kernels on first use and caches them in site-packages; test processes
+	# compiling at once can corrupt that cache (segfaults), so one process fills it here, once.
+	$(PY) -c "import numpy as np; from llark.encoders.mir import MIRFeatureEncoder; from llark.annotate import \
+	annotate, classic_key, classic_tempo; w = np.random.default_rng(0).uniform(-0.5, 0.5, 6 * 22050).astype(np.float32); \
+	MIRFeatureEncoder().encode(w); annotate(w, 22050); classic_key(w, 22050); classic_tempo(w, 22050)"
 	touch $(STAMP)
 
 test: $(STAMP)
