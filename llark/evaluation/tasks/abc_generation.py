@@ -24,16 +24,15 @@ copy of a training tune in the prompted key and meter (novelty must catch it) an
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from llark import abc
 from llark.abc.fields import pitch_class
+from llark.jsonl import read_jsonl
 
 NOVELTY_THRESHOLD = 0.5
 NGRAM = 8
@@ -163,7 +162,7 @@ class AbcGenerationTask:
 
     def _reference(self, path: str) -> list[frozenset[str]]:
         if path not in self._references:
-            self._references[path] = [ngrams(note_text(line["abc"])) for line in _read_tunes(path)]
+            self._references[path] = [ngrams(note_text(line["abc"])) for line in read_jsonl(path, required=("abc",))]
         return self._references[path]
 
     def _training_copy(self, gold: GenerationGold) -> str:
@@ -172,20 +171,8 @@ class AbcGenerationTask:
             return TRIVIAL_TUNE
         if gold.novelty_reference not in self._copies:
             copies: dict[tuple, str] = {}
-            for line in _read_tunes(gold.novelty_reference):
+            for line in read_jsonl(gold.novelty_reference, required=("abc",)):
                 parsed = abc.parse_tune(line["abc"], "training tune")
                 copies.setdefault((key_identity(parsed.key), canonical_meter(parsed.field("M", ""))), line["abc"])
             self._copies[gold.novelty_reference] = copies
         return self._copies[gold.novelty_reference].get((gold.key, gold.meter), TRIVIAL_TUNE)
-
-
-def _read_tunes(path: str) -> list[dict[str, Any]]:
-    lines = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                record = json.loads(line)
-                if "abc" not in record:
-                    raise ValueError(f"{path}:{number}: a novelty reference line needs an 'abc' field")
-                lines.append(record)
-    return lines
