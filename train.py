@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -40,7 +41,7 @@ from llark.checkpoint import (
     resolve_resume,
     save_training_state,
 )
-from llark.config import Config, load_config
+from llark.config import Config, ModelConfig, load_config
 from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, feature_statistics, iter_qa_texts
 from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown
 from llark.model import LLark, build_lm
@@ -103,6 +104,15 @@ def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv) -> torch.nn.Mo
     raise ValueError(f"unknown train.strategy {cfg.train.strategy!r}; use 'ddp' or 'fsdp2'")
 
 
+def check_same_model(built: ModelConfig, wanted: ModelConfig, checkpoint: str) -> None:
+    """train.init_from continues a model as it is: its `model` section must be this config's."""
+    built_fields, wanted_fields = dataclasses.asdict(built), dataclasses.asdict(wanted)
+    differing = sorted(name for name in wanted_fields if built_fields[name] != wanted_fields[name])
+    if differing:
+        raise ValueError(f"train.init_from={checkpoint}: its model config differs from this run's in {differing}; "
+                         "a curriculum stage must keep the model section as it is")
+
+
 def uses_bf16(cfg: Config, env: DistEnv) -> bool:
     if cfg.train.precision == "auto":
         return env.device.type == "cuda"
@@ -153,6 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     if resume_from is not None:
         raw_model = LLark.from_pretrained(resume_from)
         tokenizer, ids = raw_model.tokenizer, raw_model.ids
+    elif cfg.train.init_from:  # a curriculum's next stage: the weights go on, the optimizer and schedule restart
+        raw_model = LLark.from_pretrained(cfg.train.init_from)
+        check_same_model(raw_model.run_config.model, cfg.model, cfg.train.init_from)
+        tokenizer, ids = raw_model.tokenizer, raw_model.ids
     else:
         tokenizer, ids = build_tokenizer(cfg)
         raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
@@ -190,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     check_encoder(cfg, expand_shard_patterns(cfg.data.train_shards))
     dataset = ShardDataset(cfg.data.train_shards, builder, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
-                           loop=True, dist=env)
+                           loop=True, dist=env, families=cfg.data.families, topics=cfg.data.topics)
     loader = DataLoader(
         dataset, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers,
         collate_fn=partial(collate, pad_id=ids.pad), generator=torch.Generator().manual_seed(cfg.train.seed),

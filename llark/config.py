@@ -84,6 +84,10 @@ class DataConfig:
     shuffle_buffer: int = 256  # examples; 0 keeps shard order
     num_workers: int = 0
     bpe_training_examples: int = 20000  # examples read to train the BPE tokenizer (tokenizer=bpe)
+    # Which Q/A pairs of the shards train (empty: all). A curriculum's first stage, e.g. families=[mir_qa]
+    # topics=[key,mode,chords]: a pair is kept when its family and its topic (MIR pairs only) are listed.
+    families: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -112,6 +116,9 @@ class TrainConfig:
     save_every: int = 0  # 0: only at the end
     keep_checkpoints: int = 2  # newest step directories kept (0 keeps all)
     resume: str = "auto"  # "auto": newest checkpoint in out_dir, if any | "none" | a checkpoint path
+    # Start from this checkpoint's weights and tokenizer with a fresh optimizer and schedule (a curriculum's
+    # next stage); "" builds a new model. Resuming a run of this out_dir takes precedence.
+    init_from: str = ""
     progress: bool = True
 
 

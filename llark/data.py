@@ -17,7 +17,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -130,8 +130,11 @@ class ShardDataset(IterableDataset):
         shuffle_buffer: int = 256,
         loop: bool = True,
         dist: DistEnv | None = None,
+        families: Sequence[str] = (),
+        topics: Sequence[str] = (),
     ):
         self.shards = expand_shard_patterns(shard_patterns)
+        self.families, self.topics = frozenset(families), frozenset(topics)  # empty: every pair
         self.builder = builder
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
@@ -143,6 +146,11 @@ class ShardDataset(IterableDataset):
         worker = get_worker_info()
         num_workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
         return self.dist.rank * num_workers + worker_id, self.dist.world_size * num_workers
+
+    def selected(self, pair: dict[str, Any]) -> bool:
+        """Whether a Q/A pair trains: its family and its topic are listed (an empty list admits all)."""
+        return ((not self.families or pair.get("family") in self.families)
+                and (not self.topics or pair.get("topic") in self.topics))
 
     def _count_and_continue(self, error: Exception) -> bool:
         self.skipped += 1
@@ -169,7 +177,7 @@ class ShardDataset(IterableDataset):
         else:  # fewer shards than streams: everyone reads all shards and keeps its share of records
             shards, keep = self.shards, (stream, streams)
         for clip in self._clips(shards, keep):
-            for pair in clip.meta["qa"]:
+            for pair in filter(self.selected, clip.meta["qa"]):
                 try:
                     yield self.builder(clip.features, pair["question"], pair["answer"], rng)
                 except ExampleTooLong as err:
@@ -187,7 +195,8 @@ class ShardDataset(IterableDataset):
             if not self.loop:
                 return
             if produced == 0:
-                raise RuntimeError(f"stream {stream}/{streams} produced no examples from {len(self.shards)} shards")
+                chosen = f" with families {sorted(self.families)} and topics {sorted(self.topics)}" if self.families or self.topics else ""
+                raise RuntimeError(f"stream {stream}/{streams} produced no examples from {len(self.shards)} shards{chosen}")
             epoch += 1
 
 

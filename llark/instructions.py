@@ -7,7 +7,8 @@
 
 Families (LLark): `mir_qa` (factual, definite answers), `captioning` (one rich description),
 `reasoning` (needs background knowledge, never a single-attribute lookup), and `transcription` (the
-melody as ABC, only for clips rendered from an ABC tune). Answers spell label values exactly as the
+melody as ABC, only for clips rendered from an ABC tune). A `mir_qa` pair also names its `topic`, the
+fact asked about (a key of `MIR_ASKS`: key, mode, tempo, meter, chords ...). Answers spell label values exactly as the
 labels do, in phrasings the evaluators parse: the first "X major/minor" of a key answer is the key,
 the first number of a tempo answer is the integer BPM, the first "N/M" of a meter answer is the meter,
 and an instrument answer names every instrument of the label. No answer says "a major"/"a minor"
@@ -121,7 +122,7 @@ class TemplateGenerator:
             question, ask = rng.choice(fresh)
             used.add(question)
             turn += 1
-            pairs.append(_pair(question, rng.choice(ask.answers).format(**fields), "mir_qa"))
+            pairs.append(_pair(question, rng.choice(ask.answers).format(**fields), "mir_qa", topic=fact))
         return pairs
 
     def caption_pairs(self, facts: Facts, rng: random.Random) -> list[dict[str, str]]:
@@ -146,8 +147,13 @@ class TemplateGenerator:
         return [_pair(q, answer, "transcription") for q in rng.sample(questions, min(self.transcriptions, len(questions)))]
 
 
-def _pair(question: str, answer: str, family: str) -> dict[str, str]:
-    return {"question": question, "answer": answer, "family": family}
+def _pair(question: str, answer: str, family: str, topic: str | None = None) -> dict[str, str]:
+    """A Q/A pair; MIR pairs also name their `topic` (the fact asked about: key, tempo, chords ...), which a
+    training curriculum can select with `data.topics`."""
+    pair = {"question": question, "answer": answer, "family": family}
+    if topic is not None:
+        pair["topic"] = topic
+    return pair
 
 
 def read_clips(path: str | Path) -> list[tuple[int, dict[str, Any]]]:

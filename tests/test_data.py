@@ -191,3 +191,27 @@ def test_feature_statistics_over_the_first_clips(probe_shards):
                              for _, raw in zip(range(30), wds.tarfile_samples([{"url": s} for s in shards]))])
     np.testing.assert_allclose(mean, frames.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(std, frames.std(0), rtol=1e-4, atol=1e-6)
+
+
+def test_families_and_topics_select_the_pairs_that_train(tmp_path):
+    records = probe_records(6, 16, seed=2)
+    for record in records:
+        record.qa = [{"question": "What key is this in?", "answer": "C major.", "family": "mir_qa", "topic": "key"},
+                     {"question": "What is the tempo?", "answer": "96 BPM.", "family": "mir_qa", "topic": "tempo"},
+                     {"question": "Describe it.", "answer": "A calm piece.", "family": "captioning"}]
+    write_shards(records, tmp_path / "train")
+    tokenizer = builder().tokenizer
+
+    def answers(**selection):
+        dataset = ShardDataset([str(tmp_path / "train-*.tar")], builder("before"), shuffle_buffer=0, loop=False, **selection)
+        return Counter(tokenizer.decode([t for t in e["labels"] if t >= 0], skip_special_tokens=True).strip()
+                       for e in dataset)
+
+    assert answers() == Counter({"C major.": 6, "96 BPM.": 6, "A calm piece.": 6})
+    assert answers(families=["mir_qa"]) == Counter({"C major.": 6, "96 BPM.": 6})
+    assert answers(topics=["key"]) == Counter({"C major.": 6})  # pairs without a topic are not selected
+    assert answers(families=["captioning"]) == Counter({"A calm piece.": 6})
+    assert answers(families=["mir_qa"], topics=["chords"]) == Counter()
+    looping = ShardDataset([str(tmp_path / "train-*.tar")], builder(), loop=True, topics=["chords"])
+    with pytest.raises(RuntimeError, match=r"no examples .* topics \['chords'\]"):
+        next(iter(looping))

@@ -72,13 +72,17 @@ def test_every_family_from_full_labels_and_counts_configurable():
     families = [p["family"] for p in pairs]
     assert families.count("mir_qa") == 6 and families.count("captioning") == 1
     assert families.count("reasoning") == 1 and families.count("transcription") == 1
-    assert all(set(p) == {"question", "answer", "family"} and p["question"] and p["answer"] for p in pairs)
+    assert all(p["question"] and p["answer"] for p in pairs)
+    assert all(set(p) == ({"question", "answer", "family", "topic"} if p["family"] == "mir_qa"
+                          else {"question", "answer", "family"}) for p in pairs)
     more = TemplateGenerator(mir_per_clip=10, captions=2, reasoning=3, seed=0).generate(clip(FULL))
     assert [p["family"] for p in more].count("mir_qa") == 10 and [p["family"] for p in more].count("reasoning") == 3
     assert len({p["question"] for p in more}) == len(more)  # no question twice in one clip
     mir = [p for p in pairs if p["family"] == "mir_qa"]
     for fact in ("key", "tempo", "meter", "instruments", "genre"):  # the scored facts come first in every clip
         assert any(p["question"] in questions_of(fact) for p in mir), fact
+    for pair in mir:  # the topic is the fact the question asks about (what a curriculum selects)
+        assert pair["question"] in questions_of(pair["topic"]), pair
 
 
 def test_key_answers_spell_the_key_and_parse():

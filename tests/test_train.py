@@ -42,6 +42,24 @@ def test_zero_steps_saves_the_model_as_built(tmp_path, probe_shards):
     assert Answerer(model).answer(["Which instrument is loudest in this clip?"], [torch.randn(4, 16).numpy()])
 
 
+def test_init_from_starts_a_curriculum_stage_from_the_weights_with_a_fresh_schedule(tmp_path, probe_shards):
+    first = run_train(tmp_path / "listen", probe_shards, "train.steps=3", "data.families=[mir_qa]")
+    listened = tmp_path / "listen" / "checkpoints" / "step-000003"
+    assert [row["step"] for row in first] == [1, 2, 3]
+    # Saved as loaded (steps=0): the same weights and tokenizer, under a new run.
+    run_train(tmp_path / "as-is", probe_shards, "train.steps=0", f"train.init_from={listened}")
+    carried = tmp_path / "as-is" / "checkpoints" / "step-000000"
+    for name in ("projector.safetensors", "new_token_embeddings.safetensors", "lm/model.safetensors"):
+        before, after = load_file(listened / name), load_file(carried / name)
+        assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before), name
+    assert (listened / "tokenizer" / "tokenizer.json").read_text() == (carried / "tokenizer" / "tokenizer.json").read_text()
+    # Trained on: counted from step 1 again, the schedule starts over.
+    second = run_train(tmp_path / "next", probe_shards, "train.steps=4", f"train.init_from={listened}")
+    assert [row["step"] for row in second] == [1, 2, 3, 4] and second[0]["lr"] == first[0]["lr"] > second[-1]["lr"]
+    with pytest.raises(ValueError, match=r"model config differs from this run's in \['audio_pool'\]"):
+        run_train(tmp_path / "other", probe_shards, "train.steps=1", f"train.init_from={listened}", "model.audio_pool=2")
+
+
 @pytest.mark.slow
 def test_train_checkpoint_resume_and_answer(tmp_path, probe_shards):
     full = run_train(tmp_path / "full", probe_shards, "train.steps=6", "train.save_every=3", "train.keep_checkpoints=0")
