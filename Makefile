@@ -1,7 +1,8 @@
-# make demo   set up .venv (once) and run the main job on the embedded default
+# make demo   set up .venv (once) and run the main job on the embedded default: corpus -> features -> Q/A ->
+#             shards -> train tiny (two stages) -> evaluate -> answer questions (~20 min on 2 cores)
 # make test   set up .venv (once) and run the whole test suite (what CI runs)
 # make test-fast   the same without the slow end-to-end tests (pytest -m "not slow")
-# make demo-full   the whole audio pipeline: corpus -> features -> Q/A -> shards -> train tiny -> evaluate
+# make demo-probe  the spine in ~30 s: the debug model on the probe task (which feature channel is loudest)
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.llark-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-full test test-fast benchmarks clean
+.PHONY: demo demo-probe test test-fast benchmarks clean
 
 # Re-installs when setup.py or the pins change; torch goes first so nothing pulls a CUDA build.
 $(STAMP): setup.py constraints.txt
@@ -30,8 +31,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS) tests
 
-DEMO := runs/demo-probe
 demo: $(STAMP)
+	$(PY) -m llark.demo
+
+DEMO := runs/demo-probe
+demo-probe: $(STAMP)
 	$(PY) preprocessing/make_probe_data.py --out data/probe
 	$(PY) train.py --config configs/debug.yaml train.steps=300 train.out_dir=$(DEMO) train.log_every=50
 	$(PY) evaluate.py --checkpoint $(DEMO)/checkpoints/step-000300 --manifest data/probe/test.jsonl \
@@ -40,9 +44,6 @@ demo: $(STAMP)
 	$(VENV)/bin/llark ask --checkpoint $(DEMO)/checkpoints/step-000300 --manifest data/probe/ask.jsonl --out $(DEMO)/answers.jsonl
 	cat $(DEMO)/answers.jsonl
 	cat $(DEMO)/eval/report.md
-
-demo-full: $(STAMP)
-	$(PY) -m llark.demo
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/train_step.py

@@ -1,11 +1,17 @@
-"""The embedded default, end to end on CPU: corpus -> clips -> features -> Q/A -> shards -> train tiny ->
-evaluate on the held-out test split (baselines and audio ablations) -> answer questions -> summary.
+"""The embedded default, end to end on CPU: corpus -> clips -> features -> Q/A -> shards -> train tiny in two
+stages -> evaluate on the held-out test split (baselines and audio ablations) -> answer questions -> summary.
 
     make demo                              # sets up .venv, then runs this
     python -m llark.demo                   # the same, with the defaults below
-    python -m llark.demo --generated 200 --tunes 60 --steps 300    # a quicker, weaker run
+    python -m llark.demo --generated 200 --tunes 60 --listen-steps 200 --steps 150    # a quicker, weaker run
 
-Every stage skips work already done, so a re-run reuses the corpus, features, shards and checkpoint.
+Training is a two-stage curriculum. A from-scratch LM first learns the answer formats, which it can do
+without its audio, and on a CPU budget it stays there. So stage 1 ("listen") trains only on the MIR
+questions whose answers the chroma decides (topics key, mode, chords): there the loss cannot fall
+without reading the audio tokens. Stage 2 starts from those weights (train.init_from) and trains on
+every family with the config as it is.
+
+Every stage skips work already done, so a re-run reuses the corpus, features, shards and checkpoints.
 Prints the wall time of every stage, a table of the test-split figures (model vs baselines vs the
 model with shuffled features) and where the report and checkpoint are.
 """
@@ -18,6 +24,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from llark.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 PRIMARY_METRICS = {"key": "mirex", "tempo": "acc1", "meter": "accuracy", "instruments": "micro_f1"}
@@ -54,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", default="runs/demo")
     parser.add_argument("--generated", type=int, default=1200, help="generated pieces in the corpus")
     parser.add_argument("--tunes", type=int, default=300, help="real ABC tunes in the corpus")
-    parser.add_argument("--steps", type=int, default=0, help="training steps (0: the config's)")
+    parser.add_argument("--listen-steps", type=int, default=400, help="stage 1 steps (key, mode, chords questions)")
+    parser.add_argument("--listen-topics", default="key,mode,chords", help="stage 1 MIR topics")
+    parser.add_argument("--steps", type=int, default=0, help="stage 2 steps, every family (0: the config's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--config", default="configs/tiny.yaml")
     args = parser.parse_args(argv)
@@ -66,12 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     run("eval manifest", times, "preprocessing/make_eval_manifest.py", "clips", "--clips", data / "clips.jsonl",
         "--features", data / "features", "--split", "test", "--tasks", "key,tempo,meter,instruments",
         "--out", data / "eval.jsonl")
-    overrides = [f"data.train_shards=[{data}/shards/train-*.tar]", f"train.out_dir={run_dir}"]
+    shards = f"data.train_shards=[{data}/shards/train-*.tar]"
+    listen = run_dir / "listen" / "checkpoints" / f"step-{args.listen_steps:06d}"
+    if not listen.is_dir():
+        run("train, stage 1 (listen)", times, "train.py", "--config", args.config, shards,
+            f"train.out_dir={run_dir / 'listen'}", f"train.steps={args.listen_steps}", "data.families=[mir_qa]",
+            f"data.topics=[{args.listen_topics}]")
+    stage2 = [shards, f"train.out_dir={run_dir}", f"train.init_from={listen}"]
     if args.steps:
-        overrides.append(f"train.steps={args.steps}")
-    run("train", times, "train.py", "--config", args.config, *overrides)
-    checkpoints = sorted((run_dir / "checkpoints").glob("step-*"))
-    checkpoint = checkpoints[-1]
+        stage2.append(f"train.steps={args.steps}")
+    steps = args.steps or load_config(REPO / args.config).train.steps
+    checkpoint = run_dir / "checkpoints" / f"step-{steps:06d}"
+    if not checkpoint.is_dir():
+        run("train, stage 2 (all tasks)", times, "train.py", "--config", args.config, *stage2)
     run("evaluate", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", data / "eval.jsonl",
         "--out", run_dir / "eval", "--bootstrap", 1000)
 
