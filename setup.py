@@ -34,7 +34,8 @@ setup(
         # tinysoundfont renders MIDI but depends on pyaudio (playback only, needs portaudio headers):
         # install it with `pip install --no-deps tinysoundfont` (the Makefile does).
         "preprocess": ["librosa>=0.10", "pretty_midi>=0.2.10", "music21>=9", "symusic>=0.5", "threadpoolctl>=3"],
-        "eval": ["mir_eval>=0.7", "sacrebleu>=2.3", "matplotlib>=3.8", "librosa>=0.10", "symusic>=0.5", "pretty_midi>=0.2.10"],
+        "eval": ["mir_eval>=0.7", "sacrebleu>=2.3", "matplotlib>=3.8", "librosa>=0.10", "symusic>=0.5", "pretty_midi>=0.2.10",
+                 "scikit-learn>=1.3"],  # scikit-learn: benchmarks/feature_probe.py
         "serve": [],
         "cluster": ["ray[data]>=2.40"],  # preprocessing/extract_features.py --ray: a GPU actor pool on a Ray cluster
         "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.8"],
