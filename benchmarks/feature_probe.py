@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     def labelled(name: str):
         train = [(x, labels[name]) for x, labels in zip(train_x, train_labels) if labels.get(name)]
         test = [(x, labels[name]) for x, labels in zip(test_x, test_labels) if labels.get(name)]
-        return np.stack([x for x, _ in train]), [y for _, y in train], np.stack([x for x, _ in test]), [y for _, y in test]
+        return (np.stack([x for x, _ in train]), [y for _, y in train],
+                np.stack([x for x, _ in test]), [y for _, y in test])
 
     tx, ty, vx, vy = labelled("key")
     key = TASKS["key"]

@@ -195,8 +195,11 @@ class ShardDataset(IterableDataset):
             if not self.loop:
                 return
             if produced == 0:
-                chosen = f" with families {sorted(self.families)} and topics {sorted(self.topics)}" if self.families or self.topics else ""
-                raise RuntimeError(f"stream {stream}/{streams} produced no examples from {len(self.shards)} shards{chosen}")
+                chosen = ""
+                if self.families or self.topics:
+                    chosen = f" with families {sorted(self.families)} and topics {sorted(self.topics)}"
+                raise RuntimeError(f"stream {stream}/{streams} produced no examples from {len(self.shards)} shards"
+                                   + chosen)
             epoch += 1
 
 

@@ -8,8 +8,8 @@
 Families (LLark): `mir_qa` (factual, definite answers), `captioning` (one rich description),
 `reasoning` (needs background knowledge, never a single-attribute lookup), and `transcription` (the
 melody as ABC, only for clips rendered from an ABC tune). A `mir_qa` pair also names its `topic`, the
-fact asked about (a key of `MIR_ASKS`: key, mode, tempo, meter, chords ...). Answers spell label values exactly as the
-labels do, in phrasings the evaluators parse: the first "X major/minor" of a key answer is the key,
+fact asked about (a key of `MIR_ASKS`: key, mode, tempo, meter, chords ...). Answers spell label
+values exactly as the labels do, in phrasings the evaluators parse: the first "X major/minor" of a key answer is the key,
 the first number of a tempo answer is the integer BPM, the first "N/M" of a meter answer is the meter,
 and an instrument answer names every instrument of the label. No answer says "a major"/"a minor"
 with a lower-case article, which a case-insensitive key parser would read as A major/A minor.
