@@ -20,6 +20,11 @@ written bars, repeat signs, chord symbols). Families:
 - `harmonisation` and `chord_conditioned` (tunes with chord symbols such as "Am" only): the melody without
   its chords -> the tune; the chord list ('Am', 'F', ...) -> the tune.
 
+Transposition (training tunes only, `TaskConfig.transpositions` > 0): `transposed_variants` moves a tune
+to other keys, and `variant_pairs` gives each copy its text2abc, continuation and key-analysis pairs,
+marked with `"transposition": semitones`. The real tunes are mostly in G and D major, so without it a
+model meets "Key A" by writing K:G anyway; in the copies the key can only be read from the prompt.
+
 Generation families (every family but analysis) skip tunes longer than `max_chars`, so every answer fits
 a small CPU model; analysis takes tunes up to `max_analysis_chars` (its answers are a few characters).
 """
@@ -100,6 +105,7 @@ class TaskConfig:
     max_analysis_chars: int = 1200  # analysis: the tune is in the question
     continuation_bars: tuple[int, ...] = (2, 4)  # full bars given (a pickup comes with them)
     title_probability: float = 0.5  # text2abc prompts that also state the title
+    transpositions: int = 0  # transposed copies of each training tune (see transposed_variants)
 
 
 # ---- facts of a tune ----------------------------------------------------------------------------
@@ -265,6 +271,11 @@ def pair(question: str, answer: str, family: str) -> dict[str, str]:
     return {"question": question, "answer": answer, "family": family}
 
 
+# Shifts a transposed copy may take: a fourth down to a fifth up (11 other keys, none an octave away), so
+# no copy moves the melody far from the range the tunes were written for.
+TRANSPOSITION_SHIFTS = (-5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6)
+
+
 def text2abc_prompt(record: dict[str, Any], rng: random.Random, title_probability: float = 0.5) -> tuple[str, bool]:
     """ChatMusician's text -> ABC prompt from a tune's header fields, and whether it states the title.
 
@@ -344,6 +355,42 @@ def harmonisation_pairs(record: dict[str, Any], config: TaskConfig, rng: random.
     chords = ", ".join(f"'{name}'" for name in chord_symbols(tune))
     return [pair(f"{rng.choice(HARMONISATION_INSTRUCTIONS)}\n{strip_chord_symbols(tune)}", tune, "harmonisation"),
             pair(f"{rng.choice(CHORD_INSTRUCTIONS)} {chords}", tune, "chord_conditioned")]
+
+
+def transposed_variants(record: dict[str, Any], config: TaskConfig,
+                        rng: random.Random) -> tuple[list[dict[str, Any]], list[str]]:
+    """`config.transpositions` copies of a tune record in other keys (distinct seeded shifts from
+    TRANSPOSITION_SHIFTS), each with its new `abc` and `key`, `transposed_from` and `transposition`;
+    and the reasons copies could not be made (abc.transpose refuses K:none and triple accidentals).
+    A tune whose body changes key is not copied: it has no single key to state.
+
+        variants, skipped = transposed_variants(record, TaskConfig(transpositions=3), random.Random("0-t"))
+        # [{'tune_id': 'oneills1850-0012+5', 'abc': '...K:G...', 'key': 'G major', 'transposition': 5, ...}]
+    """
+    if config.transpositions <= 0 or record.get("key") is None or "K" in record.get("changes", []):
+        return [], []
+    variants, skipped = [], []
+    for semitones in rng.sample(TRANSPOSITION_SHIFTS, min(config.transpositions, len(TRANSPOSITION_SHIFTS))):
+        where = f"{record['tune_id']} moved {semitones:+d}"
+        try:
+            text = abc.transpose(record["abc"], semitones, where)
+            key = key_name(abc.parse_tune(text, where).key)
+        except abc.AbcError as err:
+            skipped.append(str(err))
+            continue
+        variants.append(record | {"tune_id": f"{record['tune_id']}{semitones:+d}", "abc": text, "key": key,
+                                  "transposed_from": record["tune_id"], "transposition": semitones})
+    return variants, skipped
+
+
+def variant_pairs(variant: dict[str, Any], config: TaskConfig, rng: random.Random) -> list[dict[str, Any]]:
+    """A transposed copy's pairs: text2abc, continuation and the key question (what transposition
+    changes; meter, bars and repeats would only repeat the real tune's analysis)."""
+    key_pairs = []
+    if "key" in analysis_answers(variant) and len(variant["abc"]) <= config.max_analysis_chars:
+        key_pairs = [pair(analysis_question("key", variant["abc"], rng), variant["key"], "analysis")]
+    pairs = [*text2abc_pairs(variant, config, rng), *continuation_pairs(variant, config, rng), *key_pairs]
+    return [p | {"transposition": variant["transposition"]} for p in pairs]
 
 
 def build_pairs(record: dict[str, Any], config: TaskConfig, rng: random.Random) -> list[dict[str, str]]:

@@ -9,21 +9,24 @@ Stages: list the tunes of O'Neill's 1850, Ryan's Mammoth and Aird's Airs (Essen 
 normalise each (abc.normalise), keep single-voice tunes whose bars fill their meter (abc.check_bars) and
 that abc2midi reads (abc.validate), drop exact duplicates (the same normalised tune), and split by tune
 with the audio corpus's own rule (llark/corpus/splits.py `split_of`: a hash of the tune's title,
-else its track id), so a tune is never train in one branch and test in the other. Then build each
-tune's Q/A pairs (llark/abc_tasks.py) and write:
+else its track id), so a tune is never train in one branch and test in the other. Each training tune
+also gets --transpositions copies in other keys (abc_tasks.transposed_variants; each checked like a
+real tune), whose pairs join the tune's own in its shard record. Then build each tune's Q/A pairs
+(llark/abc_tasks.py) and write:
 
     <out>/tunes.jsonl            one line per kept tune: tune_id, collection, source, title, licence,
                                  provenance, split, abc, key, meter, unit, rhythm, bars, pickup, repeats, has_chords,
                                  changes
-    <out>/tunes-train.jsonl      the train split's lines (the abc_generation task's novelty reference)
-    <out>/dropped.jsonl          every tune left out: tune_id, source, stage, reason
+    <out>/tunes-train.jsonl      the train split's lines and their transposed copies (with transposed_from
+                                 and transposition): the abc_generation task's novelty reference
+    <out>/dropped.jsonl          every tune or transposed copy left out: tune_id, source, stage, reason
     <out>/shards/{train,val,test}-NNNNNN.tar + {split}-manifest.json + manifest.json
                                  text-only records (no features.npy, json "modality": "text")
     <out>/eval/test.jsonl        evaluate.py manifest on test tunes: abc_generation prompts, key, meter,
                                  and bars / repeats as `exact` items
     <out>/abc_data.json          settings, input fingerprint and counts; a rerun with the same inputs does nothing
 
-The default run (4,248 tunes) takes 25-30 s on 2 cores, with Essen (12,762 tunes) about 50 s; --limit N
+The default run (4,248 tunes, 3 transposed copies of each training tune) takes about 2 min on 2 cores, with Essen (12,762 tunes) about 50 s; --limit N
 takes the first N tunes with the collections taking turns (for quick runs and tests).
 """
 
@@ -43,7 +46,10 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from llark import abc
-from llark.abc_tasks import TaskConfig, analysis_answers, analysis_question, build_pairs, describe_tune, text2abc_prompt
+from llark.abc_tasks import (
+    TaskConfig, analysis_answers, analysis_question, build_pairs, describe_tune, text2abc_prompt, transposed_variants,
+    variant_pairs,
+)
 from llark.corpus.abc_tunes import COLLECTIONS, DEFAULT_COLLECTIONS, TuneSource, list_tunes
 from llark.corpus.splits import split_of
 from llark.evaluation.parsing import parse_key, parse_meter
@@ -160,10 +166,45 @@ def _drop_row(record: dict, stage: str, reason: str) -> dict[str, str]:
     return {"tune_id": record["tune_id"], "source": record["source"], "stage": stage, "reason": reason}
 
 
-# ---- stage 3: pairs and shards -------------------------------------------------------------------
-def tune_pairs(records: list[dict], config: TaskConfig, seed: int) -> dict[str, list[dict]]:
-    """tune_id -> its Q/A pairs, each tune seeded by (seed, tune_id) alone."""
-    return {r["tune_id"]: build_pairs(r, config, random.Random(f"{seed}-{r['tune_id']}")) for r in records}
+# ---- stage 3: transposed copies of the training tunes ---------------------------------------------
+def check_variant(variant: dict[str, Any]) -> str | None:
+    """Why a transposed copy is unusable (bars or abc2midi, as for a real tune), or None."""
+    try:
+        check = abc.check_bars(abc.parse_tune(variant["abc"], variant["tune_id"]))
+        if not check.ok:
+            return check.describe().splitlines()[0]
+        verdict = abc.validate(variant["abc"])
+        return None if verdict.ok else verdict.reason
+    except Exception as err:  # a batch job: recorded, and the run goes on
+        return f"{type(err).__name__}: {err}"
+
+
+def make_variants(records: list[dict], config: TaskConfig, seed: int, workers: int) -> tuple[list[dict], list[dict]]:
+    """(transposed copies of the train split's tunes that pass the checks, dropped rows for the others)."""
+    variants, dropped = [], []
+    for record in records:
+        if record["split"] == "train":
+            made, skipped = transposed_variants(record, config, random.Random(f"{seed}-{record['tune_id']}-transpose"))
+            variants += made
+            dropped += [_drop_row(record, "transpose", reason) for reason in skipped]
+    progress = {"total": len(variants), "desc": "checking transposed copies", "unit": "tune"}
+    if workers > 1:
+        with multiprocessing.Pool(workers) as pool:
+            reasons = list(tqdm(pool.imap(check_variant, variants, chunksize=16), **progress))
+    else:
+        reasons = list(tqdm(map(check_variant, variants), **progress))
+    dropped += [_drop_row(v, "transpose", reason) for v, reason in zip(variants, reasons) if reason]
+    return [v for v, reason in zip(variants, reasons) if reason is None], dropped
+
+
+# ---- stage 4: pairs and shards -------------------------------------------------------------------
+def tune_pairs(records: list[dict], variants: list[dict], config: TaskConfig, seed: int) -> dict[str, list[dict]]:
+    """tune_id -> its Q/A pairs and those of its transposed copies, each tune or copy seeded by
+    (seed, its id) alone."""
+    pairs = {r["tune_id"]: build_pairs(r, config, random.Random(f"{seed}-{r['tune_id']}")) for r in records}
+    for variant in variants:
+        pairs[variant["transposed_from"]] += variant_pairs(variant, config, random.Random(f"{seed}-{variant['tune_id']}"))
+    return pairs
 
 
 def write_split_shards(records: list[dict], pairs: dict[str, list[dict]], out: Path, seed: int,
@@ -185,7 +226,7 @@ def shard_meta(record: dict) -> dict[str, Any]:
             "title": record["title"], "labels": {k: record[k] for k in labels}}
 
 
-# ---- stage 4: the evaluation manifest ------------------------------------------------------------
+# ---- stage 5: the evaluation manifest ------------------------------------------------------------
 def eval_items(records: list[dict], config: TaskConfig, seed: int, generation: int, analysis: int) -> list[dict]:
     """Test tunes as evaluate.py items: `generation` abc_generation prompts, and up to `analysis` items
     for each of key, meter, bars and repeats (gold answers checked to parse back with the task's parser)."""
@@ -241,9 +282,12 @@ def outputs_exist(out: Path) -> bool:
 
 
 def family_counts(records: list[dict], pairs: dict[str, list[dict]]) -> dict[str, dict[str, int]]:
+    """split -> family -> pairs; pairs of transposed copies also count under 'transposed <family>'."""
     counts: dict[str, Counter] = {split: Counter() for split in SPLITS}
     for record in records:
         counts[record["split"]].update(p["family"] for p in pairs[record["tune_id"]])
+        counts[record["split"]].update(f"transposed {p['family']}" for p in pairs[record["tune_id"]]
+                                       if "transposition" in p)
     return {split: dict(sorted(c.items())) for split, c in counts.items()}
 
 
@@ -257,6 +301,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="longest tune (normalised characters) for generation families and generation prompts")
     parser.add_argument("--max-analysis-chars", type=int, default=TaskConfig.max_analysis_chars,
                         help="longest tune put into an analysis question")
+    parser.add_argument("--transpositions", type=int, default=3,
+                        help="transposed copies of each training tune (0: none); spreads the keys the model writes")
     parser.add_argument("--generation-prompts", type=int, default=100, help="abc_generation items in eval/test.jsonl")
     parser.add_argument("--analysis-items", type=int, default=100,
                         help="eval items per analysis task (key, meter, bars, repeats)")
@@ -270,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     out = Path(args.out)
-    config = TaskConfig(max_chars=args.max_chars, max_analysis_chars=args.max_analysis_chars)
+    config = TaskConfig(max_chars=args.max_chars, max_analysis_chars=args.max_analysis_chars,
+                        transpositions=args.transpositions)
     collections = [*DEFAULT_COLLECTIONS, *(["essenFolksong"] if args.enable_essen else [])]
     sources = take_turns(list_tunes(collections), args.limit)
     stamp = {"fingerprint": fingerprint(sources), "collections": collections, "limit": args.limit,
@@ -286,9 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     records, dropped = check_tunes(sources, args.workers)
     records, duplicates = assign_splits(records, split_of)
     dropped += duplicates
-    pairs = tune_pairs(records, config, args.seed)
+    variants, unusable = make_variants(records, config, args.seed, args.workers)
+    dropped += unusable
+    pairs = tune_pairs(records, variants, config, args.seed)
     write_jsonl_atomic(out / "tunes.jsonl", records)
-    write_jsonl_atomic(out / "tunes-train.jsonl", (r for r in records if r["split"] == "train"))
+    write_jsonl_atomic(out / "tunes-train.jsonl", [*(r for r in records if r["split"] == "train"), *variants])
     write_jsonl_atomic(out / "dropped.jsonl", dropped)
     manifests = write_split_shards(records, pairs, out / "shards", args.seed, args.shard_mb)
     write_json_atomic(out / "shards" / "manifest.json", {"splits": manifests, "modality": "text"})
@@ -296,10 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     write_jsonl_atomic(out / "eval" / "test.jsonl", items)
 
     counts = {"listed": len(sources), "kept": len(records), "dropped": dict(Counter(d["stage"] for d in dropped)),
-              "tunes": dict(Counter(r["split"] for r in records)), "pairs": family_counts(records, pairs),
+              "tunes": dict(Counter(r["split"] for r in records)), "transposed_copies": len(variants),
+              "pairs": family_counts(records, pairs),
               "eval": dict(Counter(item["task"] for item in items)), "seconds": round(time.perf_counter() - started, 1)}
     write_json_atomic(summary_path, {"inputs": stamp, "counts": counts})  # last: a crash never looks up to date
-    print(f"[abc-data] kept {len(records)} of {len(sources)} tunes; dropped {counts['dropped']}", file=sys.stderr)
+    print(f"[abc-data] kept {len(records)} of {len(sources)} tunes and {len(variants)} transposed copies; "
+          f"dropped {counts['dropped']}", file=sys.stderr)
     for split in SPLITS:
         print(f"[abc-data] {split}: {counts['tunes'].get(split, 0)} tunes, pairs {counts['pairs'][split]}",
               file=sys.stderr)

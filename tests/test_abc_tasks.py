@@ -17,7 +17,8 @@ from llark import abc
 from llark.corpus.splits import split_of
 from llark.abc_tasks import (
     ANALYSIS_QUESTIONS, CHORD_INSTRUCTIONS, CONTINUATION_INSTRUCTIONS, TEXT2ABC_INSTRUCTIONS, TaskConfig,
-    analysis_answers, build_pairs, chord_symbols, describe_tune, split_after_bars, strip_chord_symbols,
+    TRANSPOSITION_SHIFTS, analysis_answers, build_pairs, chord_symbols, describe_tune, split_after_bars,
+    strip_chord_symbols, transposed_variants, variant_pairs,
 )
 from llark.data import ExampleBuilder, ShardDataset
 from llark.evaluation import get_task
@@ -175,6 +176,60 @@ def test_pairs_are_seeded(jig):
     assert len(questions) > 3  # phrasings, field order and styles vary with the seed
 
 
+# ---- transposed copies ---------------------------------------------------------------------------
+def test_transposed_variants_move_the_key_and_nothing_else(jig, reel):
+    variants, skipped = transposed_variants(jig, TaskConfig(transpositions=3), random.Random(0))
+    assert skipped == [] and len(variants) == 3
+    shifts = [v["transposition"] for v in variants]
+    assert len(set(shifts)) == 3 and set(shifts) <= set(TRANSPOSITION_SHIFTS)
+    for variant in variants:
+        assert variant["tune_id"] == f"test-0000{variant['transposition']:+d}" and variant["transposed_from"] == "test-0000"
+        facts = describe_tune(variant["abc"])
+        assert variant["key"] == facts["key"] != "E minor" and variant["key"].endswith(" minor")
+        assert {k: facts[k] for k in ("meter", "unit", "bars", "repeats")} == \
+            {k: jig[k] for k in ("meter", "unit", "bars", "repeats")}
+        assert abc.check_bars(abc.parse_tune(variant["abc"])).ok
+        back = abc.transpose(variant["abc"], -variant["transposition"])
+        assert abc.score_notes(abc.to_score(back)) == abc.score_notes(abc.to_score(jig["abc"]))  # same pitches
+    assert transposed_variants(jig, TaskConfig(transpositions=3), random.Random(0)) == (variants, [])  # seeded
+    assert transposed_variants(jig, TaskConfig(), random.Random(0)) == ([], [])  # off by default
+    assert len(transposed_variants(reel, TaskConfig(transpositions=20), random.Random(0))[0]) == len(TRANSPOSITION_SHIFTS)
+    changing = record("X:1\nL:1/8\nM:2/4\nK:G\nGABc|dcBA|\nK:D\ndefg|afd2|]\n")
+    assert transposed_variants(changing, TaskConfig(transpositions=3), random.Random(0)) == ([], [])
+
+
+def test_variant_pairs_state_the_new_key(jig):
+    config = TaskConfig(transpositions=2)
+    for variant in transposed_variants(jig, config, random.Random(1))[0]:
+        pairs = families(variant_pairs(variant, config, random.Random(2)))
+        assert set(pairs) == {"text2abc", "continuation", "analysis"}
+        assert all(p["transposition"] == variant["transposition"] for group in pairs.values() for p in group)
+        (text2abc,) = pairs["text2abc"]
+        key_field = abc.first_field(variant["abc"], "K")
+        assert text2abc["answer"] == variant["abc"]
+        assert f"Key {key_field}" in text2abc["question"] or f"Key: {key_field}" in text2abc["question"] \
+            or variant["key"] in text2abc["question"]
+        (continuation,) = pairs["continuation"]
+        assert continuation["question"].split("\n", 1)[1] + continuation["answer"] == variant["abc"]
+        (key_question,) = pairs["analysis"]  # only the key: meter, bars and repeats did not move
+        assert key_question["answer"] == variant["key"] and variant["abc"] in key_question["question"]
+
+
+def test_transposed_copies_join_their_tune_and_bad_copies_are_dropped(jig, reel):
+    records = [dict(jig, tune_id="jig-1"), dict(reel, tune_id="reel-1", split="test")]
+    config = TaskConfig(transpositions=2)
+    variants, dropped = make_abc_data.make_variants(records, config, seed=0, workers=1)
+    assert dropped == [] and [v["transposed_from"] for v in variants] == ["jig-1", "jig-1"]  # train tunes only
+    pairs = make_abc_data.tune_pairs(records, variants, config, seed=0)
+    own = build_pairs(records[0], config, random.Random("0-jig-1"))
+    assert pairs["jig-1"][:len(own)] == own
+    assert len(pairs["jig-1"]) == len(own) + sum(len(variant_pairs(v, config, random.Random(f"0-{v['tune_id']}")))
+                                                for v in variants)
+    assert all("transposition" not in p for p in pairs["reel-1"])
+    broken = dict(variants[0], abc=variants[0]["abc"].replace("|1", "|1 E2", 1))  # an ending now too long
+    assert make_abc_data.check_variant(broken) is not None and make_abc_data.check_variant(variants[0]) is None
+
+
 # ---- splits, shards and the eval manifest --------------------------------------------------------
 def test_splits_use_the_audio_corpus_rule_and_duplicates_stay_out(jig, reel):
     # The audio corpus's rule: one tune printed in two collections (same title) lands in one split.
@@ -202,7 +257,7 @@ def test_splits_use_the_audio_corpus_rule_and_duplicates_stay_out(jig, reel):
 def test_text_only_shards_load_through_shard_dataset(jig, reel, tmp_path):
     records = [dict(jig, tune_id="jig-1", split="train"), dict(reel, tune_id="reel-1", split="train"),
                dict(reel, tune_id="reel-2", split="test")]
-    pairs = make_abc_data.tune_pairs(records, TaskConfig(), seed=0)
+    pairs = make_abc_data.tune_pairs(records, [], TaskConfig(), seed=0)
     manifests = make_abc_data.write_split_shards(records, pairs, tmp_path, seed=0, shard_mb=1.0)
     assert manifests["train"]["samples"] == 2 and manifests["test"]["samples"] == 1 and manifests["val"]["samples"] == 0
     with tarfile.open(tmp_path / "train-000000.tar") as tar:
@@ -257,8 +312,12 @@ def test_make_abc_data_end_to_end(tmp_path, capsys):
     assert all(fields <= set(t) and t["split"] in ("train", "val", "test") for t in tunes)
     assert all({"tune_id", "source", "stage", "reason"} <= set(d) for d in dropped)
     train = [json.loads(line) for line in (out / "tunes-train.jsonl").read_text().splitlines()]
-    assert train == [t for t in tunes if t["split"] == "train"]
+    real_train = [t for t in tunes if t["split"] == "train"]
+    copies = train[len(real_train):]
     summary = json.loads((out / "abc_data.json").read_text())
+    assert train[:len(real_train)] == real_train and len(copies) == summary["counts"]["transposed_copies"] > 0
+    assert {c["transposed_from"] for c in copies} <= {t["tune_id"] for t in real_train}
+    assert summary["counts"]["pairs"]["train"]["transposed text2abc"] > 0
     manifest = json.loads((out / "shards" / "manifest.json").read_text())
     assert sum(m["samples"] for m in manifest["splits"].values()) == len(tunes)
     assert summary["counts"]["kept"] == len(tunes)
