@@ -141,6 +141,7 @@ class ShardDataset(IterableDataset):
         self.loop = loop
         self.dist = dist or DistEnv()
         self.skipped = 0  # malformed records and unreadable shards (per worker process)
+        self.too_long = 0  # pairs whose prompt does not fit max_length (per worker process, every epoch)
 
     def _stream_position(self) -> tuple[int, int]:
         worker = get_worker_info()
@@ -156,6 +157,13 @@ class ShardDataset(IterableDataset):
         self.skipped += 1
         log.warning("skipping unreadable shard data (%d so far): %s", self.skipped, error)
         return True
+
+    def _skip_too_long(self, clip_id: str, error: ExampleTooLong) -> None:
+        """Count a pair that cannot fit. The same pairs come back every epoch, so after the first ten
+        only every thousandth is logged, with the running count."""
+        self.too_long += 1
+        if self.too_long <= 10 or self.too_long % 1000 == 0:
+            log.warning("skipping a pair longer than max_length (%d so far): %s: %s", self.too_long, clip_id, error)
 
     def _clips(self, shards: list[str], keep: tuple[int, int] | None) -> Iterator[Clip]:
         """Clips of the given shards; `keep=(i, n)` keeps every n-th record starting at i."""
@@ -181,7 +189,7 @@ class ShardDataset(IterableDataset):
                 try:
                     yield self.builder(clip.features, pair["question"], pair["answer"], rng)
                 except ExampleTooLong as err:
-                    self._count_and_continue(ValueError(f"{clip.clip_id}: {err}"))
+                    self._skip_too_long(clip.clip_id, err)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         stream, streams = self._stream_position()

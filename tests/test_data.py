@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, load_features
 from llark.distributed import DistEnv
-from llark.shards import clip_id_from_key, clip_key, write_shards
+from llark.shards import ClipRecord, clip_id_from_key, clip_key, write_shards
 from llark.synthetic import probe_records
 from llark.templates import get_template
 from tests.conftest import tiny_tokenizer
@@ -215,3 +215,14 @@ def test_families_and_topics_select_the_pairs_that_train(tmp_path):
     looping = ShardDataset([str(tmp_path / "train-*.tar")], builder(), loop=True, topics=["chords"])
     with pytest.raises(RuntimeError, match=r"no examples .* topics \['chords'\]"):
         next(iter(looping))
+
+
+def test_pairs_too_long_to_fit_are_counted_apart_from_bad_data(tmp_path, caplog):
+    long_question = "Count the bars of this tune. " + "abc " * 200  # far over max_length 128
+    qa = [{"question": "Short?", "answer": "Yes"}, {"question": long_question, "answer": "8"}]
+    write_shards([ClipRecord("tune-1", None, {}, qa)], tmp_path / "train", max_bytes=1 << 20)
+    dataset = ShardDataset([str(tmp_path / "train-*.tar")], builder(), shuffle_buffer=0, loop=False)
+    assert len(list(dataset)) == 1
+    assert (dataset.too_long, dataset.skipped) == (1, 0)
+    assert any("longer than max_length" in r.message and "tune-1" in r.message for r in caplog.records)
+    assert not any("unreadable" in r.message for r in caplog.records)
