@@ -66,7 +66,8 @@ def build_tokenizer(cfg: Config):
         template = get_template(cfg.model.template)
         fixed_text = [segment.content for segment in template.render("?", "!") if isinstance(segment.content, str)]
         texts = iter_qa_texts(cfg.data.train_shards, cfg.data.bpe_training_examples)
-        tokenizer = train_bpe_tokenizer([*fixed_text, *texts], cfg.model.lm.bpe_vocab_size)
+        tokenizer = train_bpe_tokenizer([*fixed_text, *texts], cfg.model.lm.bpe_vocab_size,
+                                        cfg.model.lm.bpe_isolate_spaces)
     else:
         raise ValueError(f"unknown model.lm.tokenizer {cfg.model.lm.tokenizer!r}; use 'bpe' or 'pretrained'")
     return tokenizer, add_llark_tokens(tokenizer)

@@ -38,14 +38,18 @@ class SpecialIds:
     eos: int
 
 
-def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE on `texts` (same texts in the same order -> same tokenizer)."""
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, isolate_spaces: bool = False) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE on `texts` (same texts in the same order -> same tokenizer).
+
+    `isolate_spaces`: every space is a token of its own ("Key D" -> 'Key', 'Ġ', 'D'), so a word is the
+    same token wherever it stands (see LMConfig.bpe_isolate_spaces)."""
     bpe = Tokenizer(models.BPE())
     # Digits one by one (as Llama's tokenizer does): "96 BPM" and "196 BPM" then share their tokens,
     # so numbers are learned digit by digit instead of one token per value.
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    steps = [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    if isolate_spaces:
+        steps.insert(0, pre_tokenizers.Split(" ", behavior="isolated"))
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(steps)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

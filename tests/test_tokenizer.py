@@ -35,3 +35,20 @@ def test_new_token_embeddings_start_at_the_mean():
     assert model.new_token_embeddings.shape[0] == 4  # <pad>, <audio_start>, <audio>, <audio_end>
     for row in model.new_token_embeddings:
         torch.testing.assert_close(row, expected)
+
+
+def test_isolated_spaces_make_a_word_the_same_token_everywhere(tmp_path):
+    texts = [f"Key {key} major\nX:1\nK:{key}\n{key}2 {key}A|\n" for key in "ABCDEFG"] * 20
+    plain = train_bpe_tokenizer(texts, vocab_size=300)
+    isolated = train_bpe_tokenizer(texts, vocab_size=300, isolate_spaces=True)
+
+    def tokens(tokenizer, text):
+        return tokenizer.convert_ids_to_tokens(tokenizer.encode(text, add_special_tokens=False))
+
+    assert tokens(plain, "Key D")[-1] != tokens(plain, "K:D")[-1]  # 'ĠD' and 'D': two tokens for one key
+    assert tokens(isolated, "Key D")[-2:] == ["Ġ", "D"] and tokens(isolated, "K:D")[-1] == "D"
+    text = "Key D major,  K:D  d2 fe|"
+    assert isolated.decode(isolated.encode(text, add_special_tokens=False)) == text  # still lossless
+    isolated.save_pretrained(tmp_path)  # the rule travels with the checkpoint's tokenizer
+    from transformers import AutoTokenizer
+    assert tokens(AutoTokenizer.from_pretrained(str(tmp_path)), "Key D")[-2:] == ["Ġ", "D"]
