@@ -13,6 +13,9 @@ written bars, repeat signs, chord symbols). Families:
 
 - `text2abc`: ChatMusician's text -> ABC. An instruction sentence, then the tune's header fields in words
   ("Meter 6/8", "Key D", "Note Length 1/8", "Rhythm jig", optionally "Title ...") -> the whole tune.
+- `header`: the same description under its own instruction ("Write only the header ...") -> the tune's
+  header alone (X:, L:, M:, K:). Not a ChatMusician task: a dense warm-up. In text2abc the key is one
+  token of a few hundred, too little signal for a small model to learn to copy it from the prompt.
 - `continuation`: the header and the first 2 or 4 full bars -> the rest, so question tune + answer == tune.
 - `analysis`: the tune -> a short answer the evaluation parsers read: key "D major" (or "A dorian"), meter
   "6/8", rhythm "reel" (when R: exists), bars "32" (written, pickups not counted), repeat signs "2",
@@ -21,12 +24,13 @@ written bars, repeat signs, chord symbols). Families:
   its chords -> the tune; the chord list ('Am', 'F', ...) -> the tune.
 
 Transposition (training tunes only, `TaskConfig.transpositions` > 0): `transposed_variants` moves a tune
-to other keys, and `variant_pairs` gives each copy its text2abc, continuation and key-analysis pairs,
+to other keys, and `variant_pairs` gives each copy its text2abc, continuation, key-analysis and header pairs,
 marked with `"transposition": semitones`. The real tunes are mostly in G and D major, so without it a
 model meets "Key A" by writing K:G anyway; in the copies the key can only be read from the prompt.
 
-Generation families (every family but analysis) skip tunes longer than `max_chars`, so every answer fits
-a small CPU model; analysis takes tunes up to `max_analysis_chars` (its answers are a few characters).
+Generation families (text2abc, continuation, harmonisation) skip tunes longer than `max_chars`, so every
+answer fits a small CPU model; analysis takes tunes up to `max_analysis_chars` (its answers are a few
+characters); every tune has a header pair.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from llark import abc
 from llark.abc.fields import FIELD_LINE
 from llark.abc.lexer import ending_number, tokenize
 
-FAMILIES = ("text2abc", "continuation", "analysis", "harmonisation", "chord_conditioned")
+FAMILIES = ("text2abc", "header", "continuation", "analysis", "harmonisation", "chord_conditioned")
 
 # ---- phrasings ----------------------------------------------------------------------------------
 # The first sentence is ChatMusician's own text -> ABC instruction (its README's prompt example and
@@ -52,6 +56,11 @@ TEXT2ABC_INSTRUCTIONS = (
     "Write a tune in ABC notation with these properties.",
     "Create sheet music in ABC notation based on the text below.",
     "Turn the following description into a tune in ABC notation.",
+)
+HEADER_INSTRUCTIONS = (
+    "Write only the header of an ABC tune with these properties.",
+    "Give just the ABC header fields (X:, L:, M:, K:) for this description.",
+    "Start an ABC tune from the following description: write its header only.",
 )
 # ChatMusician's words for the header fields (README prompt: "Meter C", "Key D", "Note Length 1/8",
 # "Rhythm reel"); "Title" is ours, for the optional title.
@@ -276,8 +285,10 @@ def pair(question: str, answer: str, family: str) -> dict[str, str]:
 TRANSPOSITION_SHIFTS = (-5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6)
 
 
-def text2abc_prompt(record: dict[str, Any], rng: random.Random, title_probability: float = 0.5) -> tuple[str, bool]:
-    """ChatMusician's text -> ABC prompt from a tune's header fields, and whether it states the title.
+def text2abc_prompt(record: dict[str, Any], rng: random.Random, title_probability: float = 0.5,
+                    instructions: tuple[str, ...] = TEXT2ABC_INSTRUCTIONS) -> tuple[str, bool]:
+    """ChatMusician's text -> ABC prompt from a tune's header fields, and whether it states the title
+    (`instructions`: the sentences to choose the first line from).
 
     The fields come in a shuffled order, one per line ("Meter 6/8") or with colons ("Key: D major") or
     all on one line; the key is written as in K: ("Ador") or in words ("A dorian")."""
@@ -295,7 +306,7 @@ def text2abc_prompt(record: dict[str, Any], rng: random.Random, title_probabilit
         text = "\n".join(f"{word}: {value}" for word, value in fields)
     else:
         text = ", ".join(f"{word} {value}" for word, value in fields)
-    return f"{rng.choice(TEXT2ABC_INSTRUCTIONS)}\n{text}", with_title
+    return f"{rng.choice(instructions)}\n{text}", with_title
 
 
 def text2abc_pairs(record: dict[str, Any], config: TaskConfig, rng: random.Random) -> list[dict[str, str]]:
@@ -303,6 +314,20 @@ def text2abc_pairs(record: dict[str, Any], config: TaskConfig, rng: random.Rando
         return []
     question, _ = text2abc_prompt(record, rng, config.title_probability)
     return [pair(question, record["abc"], "text2abc")]
+
+
+def tune_header(abc_text: str) -> str:
+    """The header of a normalised tune, through its K: line: 'X:1\\nL:1/8\\nM:6/8\\nK:D\\n'."""
+    lines = abc_text.splitlines(keepends=True)
+    end = next((i for i, line in enumerate(lines) if line.startswith("K:")), None)
+    if end is None:
+        raise abc.AbcError("no K: field ends the header")
+    return "".join(lines[:end + 1])
+
+
+def header_pairs(record: dict[str, Any], config: TaskConfig, rng: random.Random) -> list[dict[str, str]]:
+    question, _ = text2abc_prompt(record, rng, config.title_probability, HEADER_INSTRUCTIONS)
+    return [pair(question, tune_header(record["abc"]), "header")]
 
 
 def continuation_pairs(record: dict[str, Any], config: TaskConfig, rng: random.Random) -> list[dict[str, str]]:
@@ -384,16 +409,18 @@ def transposed_variants(record: dict[str, Any], config: TaskConfig,
 
 
 def variant_pairs(variant: dict[str, Any], config: TaskConfig, rng: random.Random) -> list[dict[str, Any]]:
-    """A transposed copy's pairs: text2abc, continuation and the key question (what transposition
-    changes; meter, bars and repeats would only repeat the real tune's analysis)."""
+    """A transposed copy's pairs: text2abc, continuation, the key question and the header (what
+    transposition changes; meter, bars and repeats would only repeat the real tune's analysis)."""
     key_pairs = []
     if "key" in analysis_answers(variant) and len(variant["abc"]) <= config.max_analysis_chars:
         key_pairs = [pair(analysis_question("key", variant["abc"], rng), variant["key"], "analysis")]
-    pairs = [*text2abc_pairs(variant, config, rng), *continuation_pairs(variant, config, rng), *key_pairs]
+    pairs = [*text2abc_pairs(variant, config, rng), *continuation_pairs(variant, config, rng), *key_pairs,
+             *header_pairs(variant, config, rng)]
     return [p | {"transposition": variant["transposition"]} for p in pairs]
 
 
 def build_pairs(record: dict[str, Any], config: TaskConfig, rng: random.Random) -> list[dict[str, str]]:
     """Every family's pairs for one tune record (see the module docstring), seeded by `rng`."""
     return [*text2abc_pairs(record, config, rng), *continuation_pairs(record, config, rng),
-            *analysis_pairs(record, config, rng), *harmonisation_pairs(record, config, rng)]
+            *analysis_pairs(record, config, rng), *harmonisation_pairs(record, config, rng),
+            *header_pairs(record, config, rng)]  # last, so adding it left the other families' draws as they were

@@ -16,9 +16,10 @@ import pytest
 from llark import abc
 from llark.corpus.splits import split_of
 from llark.abc_tasks import (
-    ANALYSIS_QUESTIONS, CHORD_INSTRUCTIONS, CONTINUATION_INSTRUCTIONS, TEXT2ABC_INSTRUCTIONS, TaskConfig,
+    ANALYSIS_QUESTIONS, CHORD_INSTRUCTIONS, CONTINUATION_INSTRUCTIONS, HEADER_INSTRUCTIONS, TEXT2ABC_INSTRUCTIONS,
+    TaskConfig,
     TRANSPOSITION_SHIFTS, analysis_answers, build_pairs, chord_symbols, describe_tune, split_after_bars,
-    strip_chord_symbols, transposed_variants, variant_pairs,
+    strip_chord_symbols, transposed_variants, tune_header, variant_pairs,
 )
 from llark.data import ExampleBuilder, ShardDataset
 from llark.evaluation import get_task
@@ -164,8 +165,9 @@ def test_harmonisation_only_for_tunes_with_chords(jig, reel):
 def test_answers_are_length_capped(jig):
     config = TaskConfig(max_chars=len(jig["abc"]) - 1)
     pairs = build_pairs(jig, config, random.Random(0))
-    assert {p["family"] for p in pairs} == {"analysis"}  # a long tune still serves analysis
-    assert build_pairs(jig, TaskConfig(max_chars=10, max_analysis_chars=10), random.Random(0)) == []
+    assert {p["family"] for p in pairs} == {"analysis", "header"}  # a long tune still serves analysis
+    short = build_pairs(jig, TaskConfig(max_chars=10, max_analysis_chars=10), random.Random(0))
+    assert [p["family"] for p in short] == ["header"]  # every tune has a header
     for pair in build_pairs(jig, TaskConfig(max_chars=len(jig["abc"])), random.Random(0)):
         assert len(pair["answer"]) <= len(jig["abc"])
 
@@ -174,6 +176,17 @@ def test_pairs_are_seeded(jig):
     assert build_pairs(jig, TaskConfig(), random.Random(3)) == build_pairs(jig, TaskConfig(), random.Random(3))
     questions = {build_pairs(jig, TaskConfig(), random.Random(s))[0]["question"] for s in range(12)}
     assert len(questions) > 3  # phrasings, field order and styles vary with the seed
+
+
+def test_header_pairs_answer_the_header_under_their_own_instruction(jig):
+    pairs = families(build_pairs(jig, TaskConfig(), random.Random(5)))
+    (header,) = pairs["header"]
+    assert header["answer"] == "X:1\nL:1/8\nM:6/8\nK:Em\n" and jig["abc"].startswith(header["answer"])
+    instruction, fields = header["question"].split("\n", 1)
+    assert instruction in HEADER_INSTRUCTIONS and instruction not in TEXT2ABC_INSTRUCTIONS  # never a whole-tune prompt
+    assert "6/8" in fields and ("Em" in fields or "E minor" in fields)
+    with pytest.raises(abc.AbcError, match="no K:"):
+        tune_header("X:1\nL:1/8\n")
 
 
 # ---- transposed copies ---------------------------------------------------------------------------
@@ -202,7 +215,7 @@ def test_variant_pairs_state_the_new_key(jig):
     config = TaskConfig(transpositions=2)
     for variant in transposed_variants(jig, config, random.Random(1))[0]:
         pairs = families(variant_pairs(variant, config, random.Random(2)))
-        assert set(pairs) == {"text2abc", "continuation", "analysis"}
+        assert set(pairs) == {"text2abc", "continuation", "analysis", "header"}
         assert all(p["transposition"] == variant["transposition"] for group in pairs.values() for p in group)
         (text2abc,) = pairs["text2abc"]
         key_field = abc.first_field(variant["abc"], "K")
