@@ -113,14 +113,18 @@ def _dropped(source: TuneSource, stage: str, reason: str) -> dict[str, Any]:
     return {"dropped": {"tune_id": source.track_id, "source": source.where, "stage": stage, "reason": reason}}
 
 
-def check_tunes(sources: list[TuneSource], workers: int) -> tuple[list[dict], list[dict]]:
-    """(records, dropped) in source order; abc2midi runs in `workers` processes."""
-    progress = {"total": len(sources), "desc": "checking tunes", "unit": "tune"}
+def map_with_progress(check: Callable[[Any], Any], items: list, workers: int, desc: str) -> list:
+    """[check(item) for item in items] in order, in `workers` processes (abc2midi is the slow part)."""
+    progress = {"total": len(items), "desc": desc, "unit": "tune"}
     if workers > 1:
         with multiprocessing.Pool(workers) as pool:
-            results = list(tqdm(pool.imap(check_tune, sources, chunksize=16), **progress))
-    else:
-        results = list(tqdm(map(check_tune, sources), **progress))
+            return list(tqdm(pool.imap(check, items, chunksize=16), **progress))
+    return list(tqdm(map(check, items), **progress))
+
+
+def check_tunes(sources: list[TuneSource], workers: int) -> tuple[list[dict], list[dict]]:
+    """(records, dropped) in source order; abc2midi runs in `workers` processes."""
+    results = map_with_progress(check_tune, sources, workers, "checking tunes")
     records, dropped = [], []
     for result in results:
         (records if "record" in result else dropped).append(result.get("record") or result["dropped"])
@@ -187,12 +191,7 @@ def make_variants(records: list[dict], config: TaskConfig, seed: int, workers: i
             made, skipped = transposed_variants(record, config, random.Random(f"{seed}-{record['tune_id']}-transpose"))
             variants += made
             dropped += [_drop_row(record, "transpose", reason) for reason in skipped]
-    progress = {"total": len(variants), "desc": "checking transposed copies", "unit": "tune"}
-    if workers > 1:
-        with multiprocessing.Pool(workers) as pool:
-            reasons = list(tqdm(pool.imap(check_variant, variants, chunksize=16), **progress))
-    else:
-        reasons = list(tqdm(map(check_variant, variants), **progress))
+    reasons = map_with_progress(check_variant, variants, workers, "checking transposed copies")
     dropped += [_drop_row(v, "transpose", reason) for v, reason in zip(variants, reasons) if reason]
     return [v for v, reason in zip(variants, reasons) if reason is None], dropped
 
