@@ -26,8 +26,9 @@ real tune), whose pairs join the tune's own in its shard record. Then build each
                                  and bars / repeats as `exact` items
     <out>/abc_data.json          settings, input fingerprint and counts; a rerun with the same inputs does nothing
 
-The default run (4,248 tunes, 3 transposed copies of each training tune) takes about 1 min on 2 cores (Essen, 12,762 tunes, was 50 s before the copies; not re-measured); --limit N
-takes the first N tunes with the collections taking turns (for quick runs and tests).
+The default run (4,248 tunes, 3 transposed copies of each training tune) takes about 1 min on 2 cores
+(with Essen, 12,762 tunes: 50 s before the copies existed, not re-measured); --limit N takes the first N
+tunes with the collections taking turns (for quick runs and tests).
 """
 
 from __future__ import annotations
