@@ -318,11 +318,7 @@ def text2abc_pairs(record: dict[str, Any], config: TaskConfig, rng: random.Rando
 
 def tune_header(abc_text: str) -> str:
     """The header of a normalised tune, through its K: line: 'X:1\\nL:1/8\\nM:6/8\\nK:D\\n'."""
-    lines = abc_text.splitlines(keepends=True)
-    end = next((i for i, line in enumerate(lines) if line.startswith("K:")), None)
-    if end is None:
-        raise abc.AbcError("no K: field ends the header")
-    return "".join(lines[:end + 1])
+    return abc.split_header_body(abc_text)[0] + "\n"
 
 
 def header_pairs(record: dict[str, Any], config: TaskConfig, rng: random.Random) -> list[dict[str, str]]:

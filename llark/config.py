@@ -26,8 +26,8 @@ class LMConfig:
     tokenizer: str = "bpe"  # "bpe": small byte-level BPE trained on the data | "pretrained": from `path`
     bpe_vocab_size: int = 512
     # BPE only: every space its own token, so a word is the same token after a space as after "K:" or a
-    # quote. The ABC branch needs it: the prompt's "Key D" and the tune's "K:D" then share the "D"
-    # (otherwise " D" and "D" are two tokens a small model must learn to map). Costs ~20 % more tokens.
+    # quote (the prompt's "Key D" and the tune's "K:D" share the "D"; otherwise " D" and "D" are two
+    # tokens). Costs ~20 % more tokens. abc-tiny uses it; that it is needed is not shown (README).
     bpe_isolate_spaces: bool = False
     hidden_size: int = 64
     num_layers: int = 2

@@ -90,13 +90,9 @@ def check_tune(source: TuneSource) -> dict[str, Any]:
         if len(tune.voices) != 1:
             return _dropped(source, "voices", f"{len(tune.voices)} voices (single-voice tunes only)")
         stage = "bars"
-        check = abc.check_bars(tune)
-        if not check.ok:
-            return _dropped(source, "bars", check.describe().splitlines()[0])
-        stage = "abc2midi"
-        verdict = abc.validate(clean)
-        if not verdict.ok:
-            return _dropped(source, "abc2midi", verdict.reason)
+        problem = playability_problem(tune, clean)
+        if problem is not None:
+            return _dropped(source, *problem)
         header, _ = abc.split_header_body(source.text, where)
         rhythm = abc.header_fields(header).get("R", [None])[0]
         facts = describe_tune(clean, audio_title(source.text), rhythm, where)
@@ -108,6 +104,16 @@ def check_tune(source: TuneSource) -> dict[str, Any]:
               "provenance": f"{collection[2]}: {where}" + (f' "{facts["title"]}"' if facts["title"] else ""),
               "split": None, "abc": clean, **{k: v for k, v in facts.items() if k != "title"}}
     return {"record": record}
+
+
+def playability_problem(tune: abc.Tune, text: str) -> tuple[str, str] | None:
+    """(stage, reason) when a parsed tune's bars do not fill its meter ("bars") or abc2midi does not read
+    it ("abc2midi"); None when it is fine. The check for real tunes and transposed copies alike."""
+    check = abc.check_bars(tune)
+    if not check.ok:
+        return "bars", check.describe().splitlines()[0]
+    verdict = abc.validate(text)
+    return None if verdict.ok else ("abc2midi", verdict.reason)
 
 
 def _dropped(source: TuneSource, stage: str, reason: str) -> dict[str, Any]:
@@ -175,11 +181,8 @@ def _drop_row(record: dict, stage: str, reason: str) -> dict[str, str]:
 def check_variant(variant: dict[str, Any]) -> str | None:
     """Why a transposed copy is unusable (bars or abc2midi, as for a real tune), or None."""
     try:
-        check = abc.check_bars(abc.parse_tune(variant["abc"], variant["tune_id"]))
-        if not check.ok:
-            return check.describe().splitlines()[0]
-        verdict = abc.validate(variant["abc"])
-        return None if verdict.ok else verdict.reason
+        problem = playability_problem(abc.parse_tune(variant["abc"], variant["tune_id"]), variant["abc"])
+        return None if problem is None else problem[1]
     except Exception as err:  # a batch job: recorded, and the run goes on
         return f"{type(err).__name__}: {err}"
 
