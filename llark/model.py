@@ -11,6 +11,7 @@ placeholder embeddings are replaced by the projected encoder frames, T may diffe
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +24,8 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Pr
 
 from llark.config import Config, LMConfig, ModelConfig, config_from_dict, config_to_dict
 from llark.tokenizer import IGNORE_INDEX, SpecialIds, special_ids
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 
@@ -243,8 +246,9 @@ class LLark(nn.Module):
         Greedy by default; `do_sample` draws with temperature / top-k / top-p. `repetition_penalty` > 1
         makes every token already in the row (prompt or answer) less likely: its logit is divided by
         the penalty when positive, multiplied when negative (CTRL; ChatMusician decodes with 1.1).
-        Each row stops at EOS (not included in the result) or when `is_done(row, tokens)` says so.
-        `on_tokens` receives the new token of every row after each step (for streaming).
+        Each row stops at EOS (not included in the result), when `is_done(row, tokens)` says so, or when
+        it fills the LM's `max_position_embeddings` (positions past it were never trained; a warning
+        says so). `on_tokens` receives the new token of every row after each step (for streaming).
         """
         batch = input_ids.shape[0]
         embeds = self.embed(input_ids, audio, audio_lengths)
@@ -257,6 +261,11 @@ class LLark(nn.Module):
         vocab = out.logits.shape[-1]  # the prompt also holds llark's own ids, which may lie beyond the head
         seen = torch.zeros(batch, max(vocab, int(input_ids.max()) + 1), dtype=torch.bool, device=input_ids.device)
         seen.scatter_(1, input_ids, torch.ones_like(input_ids, dtype=torch.bool))
+        positions = self.base_lm().config.max_position_embeddings
+        room = (positions - attention_mask.sum(1)).tolist()  # new tokens each row has before the last position
+        if min(room) < max_new_tokens:
+            log.warning("generation stops at the LM's %d positions: at most %d new tokens for the longest prompt "
+                        "(max_new_tokens is %d)", positions, max(min(room), 0), max_new_tokens)
         for _ in range(max_new_tokens):
             logits = out.logits[:, -1].float()
             if repetition_penalty != 1.0:
@@ -275,7 +284,7 @@ class LLark(nn.Module):
                     finished[row] = True
                     continue
                 results[row].append(token)
-                if is_done is not None and is_done(row, results[row]):
+                if len(results[row]) >= room[row] or (is_done is not None and is_done(row, results[row])):
                     finished[row] = True
             if bool(finished.all()):
                 break

@@ -106,6 +106,22 @@ def test_generation_stops_at_eos():
     assert out == [[], []] and len(steps) == 1
 
 
+def test_generation_stops_at_the_lms_last_position(caplog):
+    """A row never runs past max_position_embeddings (256 here): positions beyond were never trained."""
+    model = tiny_model().eval()
+    constant_head(model, 7, model.ids.base_vocab_size)  # never EOS
+    batch = make_batch(model, answers=(None, None), left_pad=True)
+    prompt_lengths = batch["attention_mask"].sum(1).tolist()
+    out = model.generate(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
+                         max_new_tokens=400)
+    assert [len(tokens) for tokens in out] == [256 - length for length in prompt_lengths]
+    assert "stops at the LM's 256 positions" in caplog.text
+    caplog.clear()
+    short = model.generate(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
+                           max_new_tokens=5)
+    assert [len(tokens) for tokens in short] == [5, 5] and not caplog.text
+
+
 def test_generation_never_emits_llark_tokens():
     """Even when the LM's head is larger than the base vocabulary, llark's own ids are masked."""
     model = tiny_model().eval()
