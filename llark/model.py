@@ -259,7 +259,9 @@ class LLark(nn.Module):
         results: list[list[int]] = [[] for _ in range(batch)]
         finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
         vocab = out.logits.shape[-1]  # the prompt also holds llark's own ids, which may lie beyond the head
-        seen = torch.zeros(batch, max(vocab, int(input_ids.max()) + 1), dtype=torch.bool, device=input_ids.device)
+        # Finished rows are fed the pad id, which may lie beyond both the head and every prompt.
+        width = max(vocab, int(input_ids.max()) + 1, self.ids.pad + 1)
+        seen = torch.zeros(batch, width, dtype=torch.bool, device=input_ids.device)
         seen.scatter_(1, input_ids, torch.ones_like(input_ids, dtype=torch.bool))
         positions = self.base_lm().config.max_position_embeddings
         room = (positions - attention_mask.sum(1)).tolist()  # new tokens each row has before the last position

@@ -122,6 +122,20 @@ def test_generation_stops_at_the_lms_last_position(caplog):
     assert [len(tokens) for tokens in short] == [5, 5] and not caplog.text
 
 
+def test_a_row_that_finishes_first_is_padded_even_when_no_prompt_was():
+    """Text-only prompts of equal length hold no id past the base vocabulary; the finished row is fed
+    the pad id, which lies there."""
+    model = tiny_model().eval()
+    constant_head(model, 7, model.ids.base_vocab_size)
+    builder = ExampleBuilder(model.tokenizer, model.ids, get_template(model.config.template), 128)
+    example = builder(None, QUESTIONS[0], None, random.Random(0))
+    batch = collate([example, example], model.ids.pad, left_pad=True)
+    assert model.ids.pad >= model.ids.base_vocab_size > int(batch["input_ids"].max())
+    out = model.generate(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
+                         max_new_tokens=4, repetition_penalty=1.1, is_done=lambda row, tokens: row == 0)
+    assert [len(tokens) for tokens in out] == [1, 4]
+
+
 def test_generation_never_emits_llark_tokens():
     """Even when the LM's head is larger than the base vocabulary, llark's own ids are masked."""
     model = tiny_model().eval()
