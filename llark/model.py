@@ -265,9 +265,7 @@ class LLark(nn.Module):
         seen.scatter_(1, input_ids, torch.ones_like(input_ids, dtype=torch.bool))
         positions = self.base_lm().config.max_position_embeddings
         room = (positions - attention_mask.sum(1)).tolist()  # new tokens each row has before the last position
-        if min(room) < max_new_tokens:
-            log.warning("generation stops at the LM's %d positions: at most %d new tokens for the longest prompt "
-                        "(max_new_tokens is %d)", positions, max(min(room), 0), max_new_tokens)
+        cut_rows = 0
         for _ in range(max_new_tokens):
             logits = out.logits[:, -1].float()
             if repetition_penalty != 1.0:
@@ -286,8 +284,10 @@ class LLark(nn.Module):
                     finished[row] = True
                     continue
                 results[row].append(token)
-                if len(results[row]) >= room[row] or (is_done is not None and is_done(row, results[row])):
+                if is_done is not None and is_done(row, results[row]):
                     finished[row] = True
+                elif len(results[row]) >= room[row]:
+                    finished[row], cut_rows = True, cut_rows + 1
             if bool(finished.all()):
                 break
             attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
@@ -299,6 +299,9 @@ class LLark(nn.Module):
                 past_key_values=out.past_key_values,
                 use_cache=True,
             )
+        if cut_rows:
+            log.warning("%d of %d answers stopped at the LM's last position (%d), before EOS and max_new_tokens %d",
+                        cut_rows, batch, positions, max_new_tokens)
         return results
 
     # --- checkpoints (DESIGN §3) ---------------------------------------------------------------

@@ -24,6 +24,7 @@ real tune), whose pairs join the tune's own in its shard record. Then build each
                                  text-only records (no features.npy, json "modality": "text")
     <out>/eval/test.jsonl        evaluate.py manifest on test tunes: abc_generation prompts, key, meter,
                                  and bars / repeats as `exact` items
+    <out>/eval/val.jsonl         the same on val tunes, for choosing settings (e.g. decoding) off test
     <out>/abc_data.json          settings, input fingerprint and counts; a rerun with the same inputs does nothing
 
 The default run (4,248 tunes, 3 transposed copies of each training tune) takes about 1 min on 2 cores
@@ -230,10 +231,12 @@ def shard_meta(record: dict) -> dict[str, Any]:
 
 
 # ---- stage 5: the evaluation manifest ------------------------------------------------------------
-def eval_items(records: list[dict], config: TaskConfig, seed: int, generation: int, analysis: int) -> list[dict]:
-    """Test tunes as evaluate.py items: `generation` abc_generation prompts, and up to `analysis` items
-    for each of key, meter, bars and repeats (gold answers checked to parse back with the task's parser)."""
-    test = sorted((r for r in records if r["split"] == "test"), key=lambda r: r["tune_id"])
+def eval_items(records: list[dict], config: TaskConfig, seed: int, generation: int, analysis: int,
+               split: str = "test") -> list[dict]:
+    """One split's tunes as evaluate.py items: `generation` abc_generation prompts, and up to `analysis`
+    items for each of key, meter, bars and repeats (gold answers checked to parse back with the task's
+    parser). The val split's items are for choosing settings (decoding) without looking at test."""
+    test = sorted((r for r in records if r["split"] == split), key=lambda r: r["tune_id"])
     items = []
     fits = [r for r in test if len(r["abc"]) <= config.max_chars and r["key"] and r["meter"]]
     for record in random.Random(f"{seed}-generation").sample(fits, min(generation, len(fits))):
@@ -280,7 +283,8 @@ def fingerprint(sources: list[TuneSource]) -> str:
 
 
 def outputs_exist(out: Path) -> bool:
-    names = ["tunes.jsonl", "tunes-train.jsonl", "dropped.jsonl", "eval/test.jsonl", "shards/manifest.json"]
+    names = ["tunes.jsonl", "tunes-train.jsonl", "dropped.jsonl", "eval/test.jsonl", "eval/val.jsonl",
+             "shards/manifest.json"]
     return all((out / name).exists() for name in names)
 
 
@@ -346,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(out / "shards" / "manifest.json", {"splits": manifests, "modality": "text"})
     items = eval_items(records, config, args.seed, args.generation_prompts, args.analysis_items)
     write_jsonl_atomic(out / "eval" / "test.jsonl", items)
+    write_jsonl_atomic(out / "eval" / "val.jsonl",
+                       eval_items(records, config, args.seed, args.generation_prompts, args.analysis_items, "val"))
 
     counts = {"listed": len(sources), "kept": len(records), "dropped": dict(Counter(d["stage"] for d in dropped)),
               "tunes": dict(Counter(r["split"] for r in records)), "transposed_copies": len(variants),

@@ -337,6 +337,9 @@ def test_make_abc_data_end_to_end(tmp_path, capsys):
     items = read_manifest(out / "eval" / "test.jsonl", required=("id", "question", "task", "gold"))
     test_ids = {t["tune_id"] for t in tunes if t["split"] == "test"}
     assert items and all(item["modality"] == "text" and item["tune_id"] in test_ids for item in items)
+    val_items = read_manifest(out / "eval" / "val.jsonl", required=("id", "question", "task", "gold"))
+    val_ids = {t["tune_id"] for t in tunes if t["split"] == "val"}
+    assert val_items and all(item["tune_id"] in val_ids for item in val_items)
     stamp = (out / "tunes.jsonl").stat().st_mtime_ns
     capsys.readouterr()
     assert make_abc_data.main(args) == 0

@@ -115,7 +115,7 @@ def test_generation_stops_at_the_lms_last_position(caplog):
     out = model.generate(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
                          max_new_tokens=400)
     assert [len(tokens) for tokens in out] == [256 - length for length in prompt_lengths]
-    assert "stops at the LM's 256 positions" in caplog.text
+    assert "2 of 2 answers stopped at the LM's last position (256)" in caplog.text
     caplog.clear()
     short = model.generate(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
                            max_new_tokens=5)
