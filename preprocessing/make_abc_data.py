@@ -236,9 +236,9 @@ def eval_items(records: list[dict], config: TaskConfig, seed: int, generation: i
     """One split's tunes as evaluate.py items: `generation` abc_generation prompts, and up to `analysis`
     items for each of key, meter, bars and repeats (gold answers checked to parse back with the task's
     parser). The val split's items are for choosing settings (decoding) without looking at test."""
-    test = sorted((r for r in records if r["split"] == split), key=lambda r: r["tune_id"])
+    tunes = sorted((r for r in records if r["split"] == split), key=lambda r: r["tune_id"])
     items = []
-    fits = [r for r in test if len(r["abc"]) <= config.max_chars and r["key"] and r["meter"]]
+    fits = [r for r in tunes if len(r["abc"]) <= config.max_chars and r["key"] and r["meter"]]
     for record in random.Random(f"{seed}-generation").sample(fits, min(generation, len(fits))):
         question, with_title = text2abc_prompt(record, random.Random(f"{seed}-{record['tune_id']}-eval"),
                                                config.title_probability)
@@ -246,7 +246,7 @@ def eval_items(records: list[dict], config: TaskConfig, seed: int, generation: i
                 "title": record["title"] if with_title else None, "reference_abc": record["abc"],
                 "novelty_reference": "../tunes-train.jsonl"}
         items.append(_item(record, "generation", "abc_generation", question, gold))
-    readable = [r for r in test if len(r["abc"]) <= config.max_analysis_chars]
+    readable = [r for r in tunes if len(r["abc"]) <= config.max_analysis_chars]
     for kind, task in EVAL_ANALYSIS.items():
         answerable = [r for r in readable if _gold_parses(kind, analysis_answers(r).get(kind))]
         for record in random.Random(f"{seed}-{kind}").sample(answerable, min(analysis, len(answerable))):
