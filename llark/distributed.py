@@ -35,6 +35,10 @@ def init_distributed() -> DistEnv:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"LOCAL_RANK {local_rank} has no GPU: {torch.cuda.device_count()} visible. Start at most "
+                               "that many processes per node (torchrun --nproc_per_node), or hide the GPUs "
+                               "(CUDA_VISIBLE_DEVICES=) to train on CPU with gloo")
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     else:

@@ -30,8 +30,8 @@ def tiny_config() -> dict:
     return JukeboxConfig.from_hparams_file(TINY / "hparams.json").to_dict()
 
 
-def tiny_encoder(layer: int = 3, **settings) -> JukeboxEncoder:
-    return JukeboxEncoder(vqvae=VQVAE, prior=PRIOR, layer=layer, device="cpu", config=tiny_config(), **settings)
+def tiny_encoder(layer: int = 3, device: str = "cpu", **settings) -> JukeboxEncoder:
+    return JukeboxEncoder(vqvae=VQVAE, prior=PRIOR, layer=layer, device=device, config=tiny_config(), **settings)
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, relative: float = 1e-4) -> None:

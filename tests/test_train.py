@@ -26,7 +26,9 @@ def run_train(out_dir: Path, shards: Path, *overrides: str) -> list[dict]:
 
 
 def torchrun(out_dir: Path, shards: Path, *overrides: str) -> list[dict]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    # gloo on CPU on every machine: with CUDA visible each rank would claim cuda:LOCAL_RANK, and a one-GPU
+    # machine has no second one.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(REPO / "train.py"), "--config", DEBUG, f"train.out_dir={out_dir}",
                f"data.train_shards=[{shards}/train-*.tar]", "train.progress=false", *overrides]
@@ -172,3 +174,14 @@ def test_llark_command_mirrors_the_entry_points():
     assert "--manifest" in result.stdout
     result = subprocess.run([sys.executable, "-m", "llark.cli"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "llark ask" in result.stderr
+
+
+def test_a_rank_without_a_gpu_is_named(monkeypatch):
+    # Two processes on a one-GPU machine: rank 1 would die inside CUDA with a bare "invalid device ordinal".
+    from llark.distributed import init_distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(RuntimeError, match="LOCAL_RANK 1 has no GPU: 1 visible"):
+        init_distributed()
