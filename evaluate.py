@@ -68,6 +68,7 @@ def ablate(features: list[np.ndarray | None], condition: str, seed: int) -> list
 def with_intervals(task, predicted: list, gold: list, samples: int, seed: int) -> dict[str, dict[str, float]]:
     values = task.metrics(predicted, gold)
     intervals = bootstrap(task.metrics, predicted, gold, samples=samples, seed=seed)
+    intervals = {m: intervals.get(m, (v, v)) for m, v in values.items()}  # --bootstrap 0: no interval
     return {m: {"value": v, "low": intervals[m][0], "high": intervals[m][1]} for m, v in values.items()}
 
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--out", required=True, help="results directory")
     parser.add_argument("--ablations", default="zeroed,shuffled", help="comma list of zeroed, shuffled; or none")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals (0: none, low = high = value)")
     parser.add_argument("--no-classic", action="store_true", help="skip the librosa key/tempo estimators")
     add_generation_arguments(parser)
     args = parser.parse_args(argv)

@@ -8,7 +8,7 @@ import torch
 from llark.audio import SilentAudio
 from llark.config import EncoderConfig
 from llark.encoders import NoEncoderConfigured, build_encoder, encode_file, frames_for, pool_to_frames
-from llark.encoders.mir import MIRFeatureEncoder
+from llark.encoders.mir import BAR_BEATS, RHYTHM_DIM, TRACKED_TEMPO_AXIS, MIRFeatureEncoder
 
 SR = 22050
 
@@ -29,7 +29,7 @@ def test_pooling_matches_torch_adaptive_average_pooling():
 def test_exact_frame_count_at_25_fps(encoder, seconds):
     wave = np.random.default_rng(1).uniform(-1, 1, int(round(seconds * SR))).astype(np.float32)
     features = encoder.encode(wave)
-    assert features.shape == (round(25 * seconds), encoder.dim) == (frames_for(len(wave), SR), 174)
+    assert features.shape == (round(25 * seconds), encoder.dim) == (frames_for(len(wave), SR), 174 + RHYTHM_DIM)
     assert features.dtype == np.float32 and np.isfinite(features).all()
 
 
@@ -47,10 +47,59 @@ def test_tempogram_group_peaks_at_the_click_tempo(encoder, bpm):
     for beat in np.arange(0, 12, 60.0 / bpm):
         start = int(beat * SR)
         wave[start : start + 200] += click[: len(wave) - start]
-    tempogram = encoder.encode(wave)[:, encoder.n_mels + 14 :].mean(0)
+    tempogram = encoder.encode(wave)[:, encoder.n_mels + 14 : encoder.n_mels + 14 + encoder.tempo_bins].mean(0)
     axis = encoder.bpm_axis()
     peak = axis[np.argmax(np.where((axis > 60) & (axis < 200), tempogram, 0))]
     assert abs(peak / bpm - 1) < 0.04, (peak, bpm)
+
+
+def accented_clicks(bpm: float, beats_per_bar: int, seconds: float = 16.0) -> np.ndarray:
+    """Clicks on every beat; a low tone with a loud click on every bar's first beat, and the chord
+    (a 220 Hz or a 330 Hz tone over the bar, alternating) changing on the bar line."""
+    wave = np.zeros(int(seconds * SR), np.float32)
+    t = np.arange(int(0.08 * SR)) / SR
+    click = (np.hanning(len(t)) * np.sin(2 * np.pi * 2000 * t)).astype(np.float32)
+    bass = (np.hanning(len(t)) * np.sin(2 * np.pi * 60 * t)).astype(np.float32)
+    period = 60.0 / bpm
+    for index, beat in enumerate(np.arange(0, seconds - 0.1, period)):
+        start = int(beat * SR)
+        downbeat = index % beats_per_bar == 0
+        wave[start: start + len(t)] += (1.0 if downbeat else 0.4) * click + (1.5 * bass if downbeat else 0)
+        if downbeat:
+            bar = np.arange(min(int(beats_per_bar * period * SR), len(wave) - start)) / SR
+            tone = 220.0 if (index // beats_per_bar) % 2 == 0 else 330.0
+            wave[start: start + len(bar)] += 0.3 * np.sin(2 * np.pi * tone * bar).astype(np.float32)
+    return wave / np.abs(wave).max()
+
+
+@pytest.mark.parametrize("beats_per_bar", [3, 4])
+def test_rhythm_group_tracks_the_beat_and_hears_the_bar(encoder, beats_per_bar):
+    rhythm = encoder.encode(accented_clicks(120.0, beats_per_bar))[:, -RHYTHM_DIM:]
+    assert np.allclose(rhythm, rhythm[0], atol=1e-5)  # one segment: the same descriptors on every frame
+    tempo_bump, rest = rhythm[0, : len(TRACKED_TEMPO_AXIS)], rhythm[0, len(TRACKED_TEMPO_AXIS):]
+    assert abs(TRACKED_TEMPO_AXIS[np.argmax(tempo_bump)] / 120.0 - 1) < 0.05
+    # The accent contrasts (chroma change, bass onset, onset; bars of 2, 3, 4, 6 beats) start after the
+    # three 13-wide autocorrelation blocks. The bass and onset accents peak at the bar or a multiple of it;
+    # the chord changes every bar, so its accent ties between 4 beats and 2 (every other beat is a downbeat).
+    contrasts = rest[3 * 13: 3 * 13 + 3 * len(BAR_BEATS)].reshape(3, len(BAR_BEATS))
+    for accent in contrasts[1:]:
+        assert BAR_BEATS[int(np.argmax(accent))] % beats_per_bar == 0, contrasts
+    other = 4 if beats_per_bar == 3 else 3
+    assert (contrasts[:, BAR_BEATS.index(beats_per_bar)] > contrasts[:, BAR_BEATS.index(other)]).all()
+
+
+def test_without_the_rhythm_group_the_other_channels_are_unchanged():
+    wave = accented_clicks(100.0, 3, seconds=6.0)
+    full, plain = MIRFeatureEncoder().encode(wave), MIRFeatureEncoder(rhythm=False).encode(wave)
+    assert plain.shape[1] == 174 and np.array_equal(full[:, :174], plain)
+
+
+def test_long_input_is_described_in_segments():
+    wave = np.concatenate([accented_clicks(90.0, 3, seconds=10.0), accented_clicks(150.0, 4, seconds=10.0)])
+    rhythm = MIRFeatureEncoder(rhythm_seconds=10.0).encode(wave)[:, -RHYTHM_DIM:]
+    first, second = rhythm[: 250, : len(TRACKED_TEMPO_AXIS)], rhythm[-250:, : len(TRACKED_TEMPO_AXIS)]
+    assert abs(TRACKED_TEMPO_AXIS[np.argmax(first[5])] / 90.0 - 1) < 0.05
+    assert abs(TRACKED_TEMPO_AXIS[np.argmax(second[-5])] / 150.0 - 1) < 0.05
 
 
 def test_build_encoder_and_encode_file(tmp_path):
@@ -59,7 +108,7 @@ def test_build_encoder_and_encode_file(tmp_path):
     with pytest.raises(KeyError, match="unknown encoder"):
         build_encoder(EncoderConfig(name="wav2vec"))
     encoder = build_encoder(EncoderConfig(name="mir", settings={"n_mels": 32, "tempo_bins": 48}))
-    assert encoder.dim == 32 + 14 + 48 and encoder.settings()["n_mels"] == 32
+    assert encoder.dim == 32 + 14 + 48 + RHYTHM_DIM and encoder.settings()["n_mels"] == 32
     rng = np.random.default_rng(0)
     path = tmp_path / "stereo.wav"
     soundfile.write(path, rng.uniform(-0.1, 0.1, (44100 * 4, 2)).astype(np.float32), 44100)

@@ -114,6 +114,10 @@ def test_bootstrap_intervals_cover_the_value_and_narrow_with_n():
     assert high_big - low_big < (high - low) / 2
     assert bootstrap(task.metrics, predicted, gold, samples=200, seed=3) == bootstrap(task.metrics, predicted, gold,
                                                                                        samples=200, seed=3)
+    from evaluate import with_intervals
+
+    assert with_intervals(task, predicted, gold, samples=0, seed=0) == {"accuracy": {"value": 0.75, "low": 0.75,
+                                                                                     "high": 0.75}}
 
 
 def test_shuffled_ablation_is_a_seeded_derangement():

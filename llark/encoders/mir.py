@@ -9,12 +9,37 @@ Each group is computed at its own hop and pooled to exactly 25 frames per second
 |                              |           | key, mode, chords                                      |
 | n_mels+12                    | onset     | log onset strength: note attacks, rhythm density       |
 | n_mels+13                    | rms       | frame level in dB / 80 (after peak normalisation)      |
-| n_mels+14 .. end             | tempogram | local autocorrelation tempogram resampled to           |
+| n_mels+14 .. +tempo_bins-1   | tempogram | local autocorrelation tempogram resampled to           |
 |                              |           | `tempo_bins` log-spaced BPM values in [min_bpm, max_bpm]: |
 |                              |           | beat and bar periodicities, so tempo and meter         |
+| the last RHYTHM_DIM (96)     | rhythm    | beat-relative descriptors (`rhythm=True`), see below:  |
+|                              |           | the tracked tempo, and meter                           |
 
-    encoder = MIRFeatureEncoder()                      # 22.05 kHz, 64 mels, 96 tempo bins: dim 174
-    features = encoder.encode(wave)                    # [round(25 * seconds), 174]
+The tempogram says which periods are strong, but not which of them is the beat and which the bar: a
+6/8 and a 3/4 at the same eighth-note rate have the same peaks. The rhythm group tracks the beat
+(librosa's tracker with llark.annotate's tempo prior) and measures everything as a multiple of the
+tracked beat period P, so the descriptors of a meter look alike at every tempo. Over each segment of
+at most `rhythm_seconds` (one for a 25 s clip), repeated on every frame of the segment:
+
+| width | descriptor                                                                                   |
+|-------|----------------------------------------------------------------------------------------------|
+| 25    | the tracked tempo: a soft one-hot over 25 log-spaced BPM values in 40-240                    |
+| 13    | autocorrelation of the onset envelope at m*P, m in BEAT_MULTIPLES (1/4 .. 8): subdivision    |
+|       | (1/3 for compound, 1/2 and 1/4 for simple meters) and bar periods (2, 3, 4, 6 beats)         |
+| 13    | the same for the bass onset envelope (mel bands below 200 Hz): bass notes mark bar lines     |
+| 13    | the same for chroma novelty over half a beat: harmony changes at bar lines                   |
+| 12    | accent contrast for bars of 2, 3, 4 and 6 beats (best phase) of three per-beat accents:      |
+|       | chroma change, bass onset, onset                                                             |
+| 8     | mean cosine similarity of beat-synchronous chroma 1..8 beats apart                           |
+| 11    | onset autocorrelation at k*P/12, k = 1..11: the shape of the subdivision                     |
+| 1     | log2 of the strongest chroma-novelty period in 0.8-6 s over P: beats per bar                 |
+
+On the demo corpus, benchmarks/feature_probe.py's linear probe reads the meter at 0.61 with this group
+and 0.35 without it, the tempo (Acc1) at 0.64 and 0.52.
+
+    encoder = MIRFeatureEncoder()                      # 22.05 kHz, 64 mels, 96 tempo bins: dim 270
+    features = encoder.encode(wave)                    # [round(25 * seconds), 270]
+    MIRFeatureEncoder(rhythm=False)                    # the 174 channels without the rhythm group
     python benchmarks/encode.py                        # real-time factor per core
 """
 
@@ -26,7 +51,17 @@ from typing import Any
 import librosa
 import numpy as np
 
+from llark.annotate import TempoPrior
 from llark.encoders import FRAME_RATE, frames_for, pool_to_frames
+
+BEAT_MULTIPLES = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2, 3, 4, 6, 8)
+BAR_BEATS = (2, 3, 4, 6)  # bar lengths, in tracked beats, whose accent contrast is measured
+SIMILARITY_LAGS = 8  # beat-synchronous chroma similarity 1..8 beats apart
+SUBDIVISIONS = 12  # onset autocorrelation at k * P / 12
+TRACKED_TEMPO_AXIS = np.geomspace(40.0, 240.0, 25)  # 7.8 % apart
+RHYTHM_DIM = len(TRACKED_TEMPO_AXIS) + 3 * len(BEAT_MULTIPLES) + 3 * len(BAR_BEATS) + SIMILARITY_LAGS + SUBDIVISIONS - 1 + 1
+BASS_HZ = 200.0
+PEAK_TOLERANCE = 0.04  # autocorrelation read as the maximum within 4 % of the lag: tempo drift and rounding
 
 
 @dataclass
@@ -37,6 +72,8 @@ class MIRFeatureEncoder:
     min_bpm: float = 30.0
     max_bpm: float = 300.0
     tempogram_seconds: float = 6.0  # autocorrelation window: long enough for a bar of 3/4 at 60 BPM
+    rhythm: bool = True  # the beat-relative rhythm group (RHYTHM_DIM channels)
+    rhythm_seconds: float = 30.0  # longer input is described in segments of at most this length
 
     name = "mir"
     frame_rate = FRAME_RATE
@@ -45,7 +82,7 @@ class MIRFeatureEncoder:
 
     @property
     def dim(self) -> int:
-        return self.n_mels + 12 + 2 + self.tempo_bins
+        return self.n_mels + 12 + 2 + self.tempo_bins + (RHYTHM_DIM if self.rhythm else 0)
 
     def settings(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,16 +92,19 @@ class MIRFeatureEncoder:
         frames = frames_for(len(wave), self.sample_rate)
         if frames < 1:
             raise ValueError(f"{len(wave)} samples is shorter than one 25 fps frame")
-        groups = [self._log_mel(wave), self._chroma(wave), *self._onset_and_level(wave), self._tempogram(wave)]
+        mel_power = librosa.feature.melspectrogram(y=wave, sr=self.sample_rate, n_fft=2048, hop_length=self.spectral_hop,
+                                                   n_mels=self.n_mels)
+        chroma = self._chroma(wave)
+        groups = [self._log_mel(mel_power), chroma, *self._onset_and_level(wave), self._tempogram(wave)]
+        if self.rhythm:
+            groups.append(self._rhythm(mel_power, chroma))
         return np.concatenate([pool_to_frames(g, frames) for g in groups], axis=1)
 
     def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         return [self.encode(wave) for wave in waves]
 
-    def _log_mel(self, wave: np.ndarray) -> np.ndarray:
-        power = librosa.feature.melspectrogram(y=wave, sr=self.sample_rate, n_fft=2048, hop_length=self.spectral_hop,
-                                               n_mels=self.n_mels)
-        decibels = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
+    def _log_mel(self, mel_power: np.ndarray) -> np.ndarray:
+        decibels = librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
         return ((np.maximum(decibels, -100.0) + 50.0) / 50.0).T  # about [-1, 1.5]
 
     def _chroma(self, wave: np.ndarray) -> np.ndarray:
@@ -91,3 +131,89 @@ class MIRFeatureEncoder:
         weight = (lags - below)[:, None]
         rows = (1 - weight) * autocorrelation[below] + weight * autocorrelation[np.minimum(below + 1, window - 1)]
         return np.clip(rows, 0.0, None).T
+
+    def _rhythm(self, mel_power: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+        """[spectral frames, RHYTHM_DIM]: each segment's descriptors on each of its frames."""
+        mel_db = librosa.power_to_db(mel_power)
+        bass_bands = max(1, int(np.sum(librosa.mel_frequencies(n_mels=self.n_mels, fmax=self.sample_rate / 2) < BASS_HZ)))
+        onset = librosa.onset.onset_strength(S=mel_db, sr=self.sample_rate, hop_length=self.spectral_hop)
+        bass = librosa.onset.onset_strength(S=mel_db[:bass_bands], sr=self.sample_rate, hop_length=self.spectral_hop)
+        count = min(len(onset), len(chroma))
+        rate = self.sample_rate / self.spectral_hop
+        segment = max(1, int(round(self.rhythm_seconds * rate)))
+        pieces = max(1, -(-count // segment))
+        bounds = np.linspace(0, count, pieces + 1).round().astype(int)
+        rows = np.zeros((count, RHYTHM_DIM), np.float32)
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            rows[start:end] = self._rhythm_descriptors(onset[start:end], bass[start:end], chroma[start:end], rate)
+        return rows
+
+    def _rhythm_descriptors(self, onset: np.ndarray, bass: np.ndarray, chroma: np.ndarray, rate: float) -> np.ndarray:
+        """The descriptors of one segment (module docstring), measured against its tracked beat period."""
+        tempo, beats = librosa.beat.beat_track(onset_envelope=onset, sr=self.sample_rate, hop_length=self.spectral_hop,
+                                               trim=False, prior=TempoPrior())
+        beats = np.asarray(beats, dtype=int)
+        tempo = float(np.atleast_1d(tempo)[0])
+        period = float(np.median(np.diff(beats))) if len(beats) >= 4 else 60.0 * rate / max(tempo, 1.0)  # frames
+        tracked = np.exp(-0.5 * (np.log(60.0 * rate / period / TRACKED_TEMPO_AXIS) / np.log(1.078)) ** 2)
+
+        unit = chroma.T / np.maximum(np.linalg.norm(chroma.T, axis=0), 1e-9)  # [12, frames]
+        half = max(1, int(round(period / 2)))
+        novelty = np.concatenate([np.zeros(half), 1.0 - (unit[:, half:] * unit[:, :-half]).sum(axis=0)])
+        periodicity = [_autocorrelation(x) for x in (onset, bass, novelty)]
+        at_multiples = [_peak_near(r, m * period) for r in periodicity for m in BEAT_MULTIPLES]
+
+        contrasts, similarity = np.zeros(3 * len(BAR_BEATS)), np.zeros(SIMILARITY_LAGS)
+        if len(beats) >= 4:
+            spans = list(zip(beats[:-1], beats[1:]))
+            per_beat = np.stack([chroma[a:b].mean(axis=0) for a, b in spans], axis=1)  # [12, beats - 1]
+            per_beat /= np.maximum(np.linalg.norm(per_beat, axis=0), 1e-9)
+            change = np.concatenate([[0.0], 1.0 - (per_beat[:, 1:] * per_beat[:, :-1]).sum(axis=0)])
+            peaks = [np.array([x[max(0, a - 2): a + 3].max() for a, _ in spans]) for x in (bass, onset)]
+            accents = [_standardise(a) for a in (change, *peaks)]
+            contrasts = np.array([_bar_contrast(a, beats_per_bar) for a in accents for beats_per_bar in BAR_BEATS])
+            similarity = np.array([(per_beat[:, k:] * per_beat[:, :-k]).sum(axis=0).mean() if per_beat.shape[1] > k else 0.0
+                                   for k in range(1, SIMILARITY_LAGS + 1)])
+        subdivision = [_interpolate(periodicity[0], k * period / SUBDIVISIONS) for k in range(1, SUBDIVISIONS)]
+        lags = np.arange(int(0.8 * rate), min(len(novelty) - 1, int(6.0 * rate)))
+        bar_ratio = np.log2(lags[np.argmax(periodicity[2][lags])] / period) if len(lags) else 0.0
+        return np.concatenate([tracked, at_multiples, contrasts, similarity, subdivision, [bar_ratio]]).astype(np.float32)
+
+
+def _autocorrelation(x: np.ndarray) -> np.ndarray:
+    """Autocorrelation of the mean-removed signal over lags 0..len-1, 1 at lag 0 (0 for a constant)."""
+    x = np.asarray(x, dtype=np.float64) - np.mean(x)
+    spectrum = np.fft.rfft(x, 2 * len(x))
+    r = np.fft.irfft(spectrum * np.conj(spectrum))[: len(x)]
+    return r / r[0] if r[0] > 1e-12 else np.zeros_like(r)
+
+
+def _interpolate(r: np.ndarray, lag: float) -> float:
+    below = int(np.floor(lag))
+    if below + 1 >= len(r):
+        return 0.0
+    weight = lag - below
+    return float((1 - weight) * r[below] + weight * r[below + 1])
+
+
+def _peak_near(r: np.ndarray, lag: float) -> float:
+    low, high = int(np.floor(lag * (1 - PEAK_TOLERANCE))), int(np.ceil(lag * (1 + PEAK_TOLERANCE))) + 1
+    return float(r[low: min(high, len(r))].max()) if low < len(r) else 0.0
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    spread = x.std()
+    return (x - x.mean()) / spread if spread > 1e-9 else np.zeros_like(x)
+
+
+def _bar_contrast(accents: np.ndarray, beats_per_bar: int) -> float:
+    """Mean accent on every beats_per_bar-th beat minus on the others, at the best phase (0 below two bars)."""
+    if len(accents) < 2 * beats_per_bar:
+        return 0.0
+    on = np.zeros(len(accents), dtype=bool)
+    best = -np.inf
+    for phase in range(beats_per_bar):
+        on[:] = False
+        on[phase::beats_per_bar] = True
+        best = max(best, float(accents[on].mean() - accents[~on].mean()))
+    return best
