@@ -4,6 +4,11 @@ stages -> evaluate on the held-out test split (baselines and audio ablations) ->
     make demo                              # sets up .venv, then runs this
     python -m llark.demo                   # the same, with the defaults below
     python -m llark.demo --generated 200 --tunes 60 --listen-steps 200 --steps 150    # a quicker, weaker run
+    python -m llark.demo --config configs/tiny-rhythm.yaml --data data/demo-rhythm --run runs/demo-rhythm \
+        --listen-topics key,mode,chords,meter,tempo --listen-steps 2000     # rhythm features, 3x the steps
+
+The corpus is encoded with the config's encoder settings (encoder.settings), so each config needs its
+own --data folder: encode.py refuses to mix features of two encoders in one.
 
 Training is a two-stage curriculum. A from-scratch LM first learns the answer formats, which it can do
 without its audio, and on a CPU budget it stays there. So stage 1 ("listen") trains only on the MIR
@@ -71,8 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     data, run_dir = Path(args.data), Path(args.run)
     times: dict[str, float] = {}
 
+    config = load_config(REPO / args.config)
+    if config.encoder.name != "mir":
+        raise SystemExit(f"{args.config}: the demo encodes with the MIR encoder, but encoder.name is {config.encoder.name!r}")
+    # The features must be the ones the config's encoder makes: train.py checks, and `llark ask` encodes so.
+    settings = [part for key, value in config.encoder.settings.items() for part in ("--setting", f"{key}={json.dumps(value)}")]
     run("pipeline", times, "preprocessing/run_pipeline.py", "--out", data, "--generated", args.generated,
-        "--tunes", args.tunes, "--augment", "--workers", args.workers, "--no-annotate", "--shard-mb", 64)
+        "--tunes", args.tunes, "--augment", "--workers", args.workers, "--no-annotate", "--shard-mb", 64, *settings)
     run("eval manifest", times, "preprocessing/make_eval_manifest.py", "clips", "--clips", data / "clips.jsonl",
         "--features", data / "features", "--split", "test", "--tasks", "key,tempo,meter,instruments",
         "--out", data / "eval.jsonl")
@@ -85,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     stage2 = [shards, f"train.out_dir={run_dir}", f"train.init_from={listen}"]
     if args.steps:
         stage2.append(f"train.steps={args.steps}")
-    steps = args.steps or load_config(REPO / args.config).train.steps
+    steps = args.steps or config.train.steps
     checkpoint = run_dir / "checkpoints" / f"step-{steps:06d}"
     if not checkpoint.is_dir():
         run("train, stage 2 (all tasks)", times, "train.py", "--config", args.config, *stage2)

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="processes for rendering and encoding")
     parser.add_argument("--no-annotate", action="store_true", help="skip estimating labels with the annotator")
     parser.add_argument("--shard-mb", type=float, default=512.0)
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="an MIR encoder setting for encode.py (repeatable), e.g. rhythm=true")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     times = {"corpus": stage("corpus", "make_corpus.py", *corpus, *(["--augment"] if args.augment else []))}
     times["crop"] = stage("crop", "crop_clips.py", "--tracks", out / "corpus" / "tracks.jsonl", "--out", out / "clips.jsonl")
     times["encode"] = stage("encode", "encode.py", "--clips", out / "clips.jsonl", "--out", out / "features",
-                            "--workers", args.workers)
+                            "--workers", args.workers, *[part for pair in args.setting for part in ("--setting", pair)])
     shard_args = []
     if not args.no_annotate:
         times["annotate"] = stage("annotate", "annotate.py", "--clips", out / "clips.jsonl",

@@ -15,7 +15,7 @@ SR = 22050
 
 @pytest.fixture(scope="module")
 def encoder():
-    return MIRFeatureEncoder()
+    return MIRFeatureEncoder(rhythm=True)  # every group
 
 
 def test_pooling_matches_torch_adaptive_average_pooling():
@@ -90,13 +90,13 @@ def test_rhythm_group_tracks_the_beat_and_hears_the_bar(encoder, beats_per_bar):
 
 def test_without_the_rhythm_group_the_other_channels_are_unchanged():
     wave = accented_clicks(100.0, 3, seconds=6.0)
-    full, plain = MIRFeatureEncoder().encode(wave), MIRFeatureEncoder(rhythm=False).encode(wave)
+    full, plain = MIRFeatureEncoder(rhythm=True).encode(wave), MIRFeatureEncoder().encode(wave)
     assert plain.shape[1] == 174 and np.array_equal(full[:, :174], plain)
 
 
 def test_long_input_is_described_in_segments():
     wave = np.concatenate([accented_clicks(90.0, 3, seconds=10.0), accented_clicks(150.0, 4, seconds=10.0)])
-    rhythm = MIRFeatureEncoder(rhythm_seconds=10.0).encode(wave)[:, -RHYTHM_DIM:]
+    rhythm = MIRFeatureEncoder(rhythm=True, rhythm_seconds=10.0).encode(wave)[:, -RHYTHM_DIM:]
     first, second = rhythm[: 250, : len(TRACKED_TEMPO_AXIS)], rhythm[-250:, : len(TRACKED_TEMPO_AXIS)]
     assert abs(TRACKED_TEMPO_AXIS[np.argmax(first[5])] / 90.0 - 1) < 0.05
     assert abs(TRACKED_TEMPO_AXIS[np.argmax(second[-5])] / 150.0 - 1) < 0.05
@@ -108,7 +108,7 @@ def test_build_encoder_and_encode_file(tmp_path):
     with pytest.raises(KeyError, match="unknown encoder"):
         build_encoder(EncoderConfig(name="wav2vec"))
     encoder = build_encoder(EncoderConfig(name="mir", settings={"n_mels": 32, "tempo_bins": 48}))
-    assert encoder.dim == 32 + 14 + 48 + RHYTHM_DIM and encoder.settings()["n_mels"] == 32
+    assert encoder.dim == 32 + 14 + 48 and encoder.settings()["n_mels"] == 32  # no rhythm group by default
     rng = np.random.default_rng(0)
     path = tmp_path / "stereo.wav"
     soundfile.write(path, rng.uniform(-0.1, 0.1, (44100 * 4, 2)).astype(np.float32), 44100)

@@ -12,7 +12,7 @@ Each group is computed at its own hop and pooled to exactly 25 frames per second
 | n_mels+14 .. +tempo_bins-1   | tempogram | local autocorrelation tempogram resampled to           |
 |                              |           | `tempo_bins` log-spaced BPM values in [min_bpm, max_bpm]: |
 |                              |           | beat and bar periodicities, so tempo and meter         |
-| the last RHYTHM_DIM (96)     | rhythm    | beat-relative descriptors (`rhythm=True`), see below:  |
+| the last RHYTHM_DIM (96)     | rhythm    | opt-in (`rhythm=True`): beat-relative descriptors, below: |
 |                              |           | the tracked tempo, and meter                           |
 
 The tempogram says which periods are strong, but not which of them is the beat and which the bar: a
@@ -35,11 +35,13 @@ at most `rhythm_seconds` (one for a 25 s clip), repeated on every frame of the s
 | 1     | log2 of the strongest chroma-novelty period in 0.8-6 s over P: beats per bar                 |
 
 On the demo corpus, benchmarks/feature_probe.py's linear probe reads the meter at 0.61 with this group
-and 0.35 without it, the tempo (Acc1) at 0.64 and 0.52.
+and 0.35 without it, the tempo (Acc1) at 0.64 and 0.52. It is opt-in because a model has to learn to
+read it: in `make demo`'s 2-core step budget it cost key accuracy and gained no meter (README), while
+with three times the steps (configs/tiny-rhythm.yaml) the same small model reads meter and tempo.
 
-    encoder = MIRFeatureEncoder()                      # 22.05 kHz, 64 mels, 96 tempo bins: dim 270
-    features = encoder.encode(wave)                    # [round(25 * seconds), 270]
-    MIRFeatureEncoder(rhythm=False)                    # the 174 channels without the rhythm group
+    encoder = MIRFeatureEncoder()                      # 22.05 kHz, 64 mels, 96 tempo bins: dim 174
+    features = encoder.encode(wave)                    # [round(25 * seconds), 174]
+    MIRFeatureEncoder(rhythm=True)                     # 270: the same 174 channels, then the rhythm group
     python benchmarks/encode.py                        # real-time factor per core
 """
 
@@ -72,7 +74,7 @@ class MIRFeatureEncoder:
     min_bpm: float = 30.0
     max_bpm: float = 300.0
     tempogram_seconds: float = 6.0  # autocorrelation window: long enough for a bar of 3/4 at 60 BPM
-    rhythm: bool = True  # the beat-relative rhythm group (RHYTHM_DIM channels)
+    rhythm: bool = False  # the beat-relative rhythm group (RHYTHM_DIM channels)
     rhythm_seconds: float = 30.0  # longer input is described in segments of at most this length
 
     name = "mir"
