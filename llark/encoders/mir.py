@@ -94,8 +94,7 @@ class MIRFeatureEncoder:
         frames = frames_for(len(wave), self.sample_rate)
         if frames < 1:
             raise ValueError(f"{len(wave)} samples is shorter than one 25 fps frame")
-        mel_power = librosa.feature.melspectrogram(y=wave, sr=self.sample_rate, n_fft=2048, hop_length=self.spectral_hop,
-                                                   n_mels=self.n_mels)
+        mel_power = self._mel_power(wave)  # shared by the log-mel and rhythm groups
         chroma = self._chroma(wave)
         groups = [self._log_mel(mel_power), chroma, *self._onset_and_level(wave), self._tempogram(wave)]
         if self.rhythm:
@@ -104,6 +103,10 @@ class MIRFeatureEncoder:
 
     def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         return [self.encode(wave) for wave in waves]
+
+    def _mel_power(self, wave: np.ndarray) -> np.ndarray:
+        return librosa.feature.melspectrogram(y=wave, sr=self.sample_rate, n_fft=2048, hop_length=self.spectral_hop,
+                                              n_mels=self.n_mels)
 
     def _log_mel(self, mel_power: np.ndarray) -> np.ndarray:
         decibels = librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
