@@ -247,7 +247,8 @@ def beat_chroma(chroma: np.ndarray, beat_frames: np.ndarray) -> tuple[np.ndarray
     return segments, bounds
 
 
-def _zscore(x: np.ndarray) -> np.ndarray:
+def zscore(x: np.ndarray) -> np.ndarray:
+    """(x - mean) / std, ignoring NaN; zeros for a constant or all-NaN x."""
     if np.isnan(x).all():
         return np.zeros_like(x)
     spread = np.nanstd(x)
@@ -268,9 +269,21 @@ def beat_accents(analysis: ClipAnalysis) -> np.ndarray:
     def peak_near(envelope: np.ndarray) -> np.ndarray:
         return np.array([envelope[max(0, b - 2): b + 3].max() for b in beats])
 
-    accent = (ACCENT_WEIGHTS["chroma_change"] * _zscore(change) + ACCENT_WEIGHTS["bass_onset"] * _zscore(
-        peak_near(analysis.bass_onset)) + ACCENT_WEIGHTS["onset"] * _zscore(peak_near(analysis.onset)))
+    accent = (ACCENT_WEIGHTS["chroma_change"] * zscore(change) + ACCENT_WEIGHTS["bass_onset"] * zscore(
+        peak_near(analysis.bass_onset)) + ACCENT_WEIGHTS["onset"] * zscore(peak_near(analysis.onset)))
     return np.nan_to_num(accent, nan=0.0)
+
+
+def phase_contrasts(accents: np.ndarray, beats_per_bar: int) -> np.ndarray:
+    """[beats_per_bar]: for each phase, the mean accent on every beats_per_bar-th beat from it minus the
+    mean on the other beats (needs more than beats_per_bar accents)."""
+    on = np.zeros(len(accents), dtype=bool)
+    scores = np.empty(beats_per_bar)
+    for phase in range(beats_per_bar):
+        on[:] = False
+        on[phase::beats_per_bar] = True
+        scores[phase] = accents[on].mean() - accents[~on].mean()
+    return scores
 
 
 def meter_and_phase(accents: np.ndarray) -> tuple[int, int] | None:
@@ -279,10 +292,7 @@ def meter_and_phase(accents: np.ndarray) -> tuple[int, int] | None:
     for meter in METERS:
         if len(accents) < MIN_BARS * meter:
             continue
-        for phase in range(meter):
-            on = np.zeros(len(accents), dtype=bool)
-            on[phase::meter] = True
-            score = accents[on].mean() - accents[~on].mean()
+        for phase, score in enumerate(phase_contrasts(accents, meter)):
             if score > best_score + 1e-9:
                 best, best_score = (meter, phase), score
     return best

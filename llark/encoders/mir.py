@@ -53,7 +53,7 @@ from typing import Any
 import librosa
 import numpy as np
 
-from llark.annotate import TempoPrior
+from llark.annotate import MIN_BARS, TempoPrior, phase_contrasts, zscore
 from llark.encoders import FRAME_RATE, frames_for, pool_to_frames
 
 BEAT_MULTIPLES = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2, 3, 4, 6, 8)
@@ -175,8 +175,9 @@ class MIRFeatureEncoder:
             per_beat /= np.maximum(np.linalg.norm(per_beat, axis=0), 1e-9)
             change = np.concatenate([[0.0], 1.0 - (per_beat[:, 1:] * per_beat[:, :-1]).sum(axis=0)])
             peaks = [np.array([x[max(0, a - 2): a + 3].max() for a, _ in spans]) for x in (bass, onset)]
-            accents = [_standardise(a) for a in (change, *peaks)]
-            contrasts = np.array([_bar_contrast(a, beats_per_bar) for a in accents for beats_per_bar in BAR_BEATS])
+            accents = [zscore(a) for a in (change, *peaks)]
+            contrasts = np.array([phase_contrasts(a, bar).max() if len(a) >= MIN_BARS * bar else 0.0  # best phase
+                                  for a in accents for bar in BAR_BEATS])
             similarity = np.array([(per_beat[:, k:] * per_beat[:, :-k]).sum(axis=0).mean() if per_beat.shape[1] > k else 0.0
                                    for k in range(1, SIMILARITY_LAGS + 1)])
         subdivision = [_interpolate(periodicity[0], k * period / SUBDIVISIONS) for k in range(1, SUBDIVISIONS)]
@@ -205,20 +206,3 @@ def _peak_near(r: np.ndarray, lag: float) -> float:
     low, high = int(np.floor(lag * (1 - PEAK_TOLERANCE))), int(np.ceil(lag * (1 + PEAK_TOLERANCE))) + 1
     return float(r[low: min(high, len(r))].max()) if low < len(r) else 0.0
 
-
-def _standardise(x: np.ndarray) -> np.ndarray:
-    spread = x.std()
-    return (x - x.mean()) / spread if spread > 1e-9 else np.zeros_like(x)
-
-
-def _bar_contrast(accents: np.ndarray, beats_per_bar: int) -> float:
-    """Mean accent on every beats_per_bar-th beat minus on the others, at the best phase (0 below two bars)."""
-    if len(accents) < 2 * beats_per_bar:
-        return 0.0
-    on = np.zeros(len(accents), dtype=bool)
-    best = -np.inf
-    for phase in range(beats_per_bar):
-        on[:] = False
-        on[phase::beats_per_bar] = True
-        best = max(best, float(accents[on].mean() - accents[~on].mean()))
-    return best
