@@ -6,6 +6,7 @@
     llark ask --checkpoint DIR --manifest in.jsonl --out out.jsonl
     llark ask --checkpoint DIR --audio song.wav --question "What key is this in?"
     llark ask --checkpoint DIR --features clip.npy --question "What key is this in?" --stream
+    llark ask --checkpoint DIR --audio song.wav --question "What key is this in?" --question "What is the tempo?"
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ def build_answerer(args: argparse.Namespace):
     return Answerer(model, options, batch_size=args.batch_size)
 
 
+def stream_answer(answerer, question: str, features) -> None:
+    """Prints one answer as it is generated; a decoded prefix that changes is reprinted on a new line."""
+    printed = ""
+
+    def show(text: str) -> None:
+        nonlocal printed
+        sys.stdout.write(text[len(printed):] if text.startswith(printed) else "\n" + text)
+        sys.stdout.flush()
+        printed = text
+
+    answerer.answer([question], [features], on_text=show)
+    print()
+
+
 def ask(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="llark ask",
@@ -54,7 +69,9 @@ def ask(argv: list[str]) -> int:
     parser.add_argument("--features", help="one [T, D] .npy feature file")
     parser.add_argument("--start", type=float, default=0.0, help="with --audio: where the clip starts (seconds)")
     parser.add_argument("--end", type=float, help="with --audio: where it ends (default start + 25 s)")
-    parser.add_argument("--question", help="the question for --audio / --features")
+    parser.add_argument("--question", action="append",
+                        help="a question for --audio / --features; repeat it to ask several about the same clip, "
+                        "which is encoded once (the answers are printed as 'Q: ...' / 'A: ...' pairs)")
     parser.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     add_generation_arguments(parser)
     args = parser.parse_args(argv)
@@ -81,19 +98,16 @@ def ask(argv: list[str]) -> int:
     except (OSError, ValueError, RuntimeError) as err:
         print(f"llark ask: {err}", file=sys.stderr)
         return 2
+    questions = args.question
     if args.stream:
-        printed = ""
-
-        def show(text: str) -> None:
-            nonlocal printed
-            sys.stdout.write(text[len(printed):] if text.startswith(printed) else "\n" + text)
-            sys.stdout.flush()
-            printed = text
-
-        answerer.answer([args.question], [features], on_text=show)
-        print()
+        for question in questions:
+            if len(questions) > 1:
+                print(f"Q: {question}\nA: ", end="")
+            stream_answer(answerer, question, features)
     else:
-        print(answerer.answer([args.question], [features])[0])
+        answers = answerer.answer(questions, [features] * len(questions))
+        for question, answer in zip(questions, answers):
+            print(answer if len(questions) == 1 else f"Q: {question}\nA: {answer}")
     return 0
 
 

@@ -58,6 +58,15 @@ def test_single_clip_question_and_streaming(trained_probe_checkpoint, tmp_path):
     assert plain.stdout.strip() == f"The loudest instrument is the {first['gold']}."
     streamed = llark(*args, "--stream")
     assert streamed.returncode == 0 and streamed.stdout.strip() == plain.stdout.strip()
+    second = read_manifest(data / "test.jsonl")[1]
+    several = llark("ask", "--checkpoint", str(checkpoint), "--features", first["features"],
+                    "--question", first["question"], "--question", second["question"])
+    assert several.returncode == 0, several.stderr
+    assert several.stdout.splitlines() == [f"Q: {first['question']}", f"A: {plain.stdout.strip()}",
+                                           f"Q: {second['question']}", f"A: {plain.stdout.strip()}"]
+    streamed_several = llark("ask", "--checkpoint", str(checkpoint), "--features", first["features"],
+                             "--question", first["question"], "--question", second["question"], "--stream")
+    assert streamed_several.returncode == 0 and streamed_several.stdout == several.stdout
     no_encoder = llark("ask", "--checkpoint", str(checkpoint), "--audio", str(tmp_path / "x.wav"), "--question", "Key?")
     assert no_encoder.returncode == 2 and "no encoder configured" in no_encoder.stderr
 
