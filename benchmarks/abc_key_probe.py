@@ -1,6 +1,6 @@
 """Does an ABC checkpoint read the key from a text -> ABC prompt? A likelihood probe, no sampling.
 
-    python benchmarks/abc_key_probe.py runs/abc-tiny-mix/checkpoints/step-000400
+    python benchmarks/abc_key_probe.py runs/abc-tiny-mix/checkpoints/step-000300
 
 For each of 8 keys, the prompt "Key: <key>" (meter 6/8, note length 1/8) is scored against the 8 headers
 "X:1 L:1/8 M:6/8 K:<k>" by mean answer log-probability; the key whose header scores best is the model's
