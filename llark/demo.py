@@ -45,6 +45,11 @@ def run(name: str, times: dict[str, float], *command: object) -> None:
     times[name] = times.get(name, 0.0) + time.perf_counter() - started
 
 
+def repeated(option: str, values: list[str]) -> list[str]:
+    """["--question", "a", "--question", "b"] for a command-line option given once per value."""
+    return [part for value in values for part in (option, value)]
+
+
 def summary_table(results: dict) -> str:
     """Model, shuffled-feature ablation and baselines per metric, with 95 % intervals for the model."""
     lines = ["| task | metric | llark [95 % CI] | target | shuffled | majority | classic (librosa) | unparseable |",
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.encoder.name != "mir":
         raise SystemExit(f"{args.config}: the demo encodes with the MIR encoder, but encoder.name is {config.encoder.name!r}")
     # The features must be the ones the config's encoder makes: train.py checks, and `llark ask` encodes so.
-    settings = [part for key, value in config.encoder.settings.items() for part in ("--setting", f"{key}={json.dumps(value)}")]
+    settings = repeated("--setting", [f"{key}={json.dumps(value)}" for key, value in config.encoder.settings.items()])
     run("pipeline", times, "preprocessing/run_pipeline.py", "--out", data, "--generated", args.generated,
         "--tunes", args.tunes, "--augment", "--workers", args.workers, "--no-annotate", "--shard-mb", 64, *settings)
     run("eval manifest", times, "preprocessing/make_eval_manifest.py", "clips", "--clips", data / "clips.jsonl",
@@ -104,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
 
     example = json.loads((data / "eval.jsonl").read_text().splitlines()[0])
     audio = (data / example["audio"]).resolve()
-    questions = ("What key is this piece in?", "What is the tempo in BPM?", "What is the time signature?",
-                 "Which instruments can you hear?", "Describe this piece of music.")
+    questions = ["What key is this piece in?", "What is the tempo in BPM?", "What is the time signature?",
+                 "Which instruments can you hear?", "Describe this piece of music."]
     # One process: the checkpoint is loaded and the clip encoded once for all five questions.
     run("ask", times, "-m", "llark.cli", "ask", "--checkpoint", checkpoint, "--audio", audio,
         "--start", example.get("start", 0.0), "--end", example.get("end", 25.0),
-        *[part for question in questions for part in ("--question", question)])
+        *repeated("--question", questions))
 
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     print("\n[demo] test split, never seen in training:\n" + summary_table(results))
