@@ -12,6 +12,7 @@ worker) alone and training streams loop forever, so uneven shard counts never st
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import logging
 import random
@@ -132,6 +133,8 @@ class ShardDataset(IterableDataset):
         dist: DistEnv | None = None,
         families: Sequence[str] = (),
         topics: Sequence[str] = (),
+        batch_size: int = 1,
+        length_group_batches: int = 0,
     ):
         self.shards = expand_shard_patterns(shard_patterns)
         self.families, self.topics = frozenset(families), frozenset(topics)  # empty: every pair
@@ -140,6 +143,7 @@ class ShardDataset(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.loop = loop
         self.dist = dist or DistEnv()
+        self.batch_size, self.length_group_batches = batch_size, length_group_batches
         self.skipped = 0  # malformed records and unreadable shards (per worker process)
         self.too_long = 0  # pairs whose prompt does not fit max_length (per worker process, every epoch)
 
@@ -193,6 +197,14 @@ class ShardDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         stream, streams = self._stream_position()
+        examples = self._epochs(stream, streams)
+        if self.length_group_batches:
+            # Over the whole stream, not per epoch: every yielded group is then exactly one loader batch.
+            rng = random.Random(f"lengths-{self.seed}-{stream}")
+            examples = _grouped_by_length(examples, self.batch_size, self.length_group_batches, rng)
+        yield from examples
+
+    def _epochs(self, stream: int, streams: int) -> Iterator[dict[str, Any]]:
         epoch = 0
         while True:
             rng = random.Random(f"shuffle-{self.seed}-{epoch}-{stream}")
@@ -224,6 +236,20 @@ def _shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Ite
             yield buffer.pop()
     rng.shuffle(buffer)
     yield from buffer
+
+
+def _grouped_by_length(items: Iterator[dict[str, Any]], batch_size: int, pool_batches: int,
+                       rng: random.Random) -> Iterator[dict[str, Any]]:
+    """Examples in runs of `batch_size` of like length: each pool of `pool_batches` batches is sorted by
+    token count, cut into batches, and the batches leave in random order (the last pool may be short)."""
+    pool_size = batch_size * pool_batches
+    while pool := list(itertools.islice(items, pool_size)):
+        pool.sort(key=lambda example: len(example["input_ids"]))
+        batches = [pool[start:start + batch_size] for start in range(0, len(pool), batch_size)]
+        rng.shuffle(batches)
+        batches.sort(key=lambda batch: len(batch) < batch_size)  # a short one last, so later ones stay aligned
+        for batch in batches:
+            yield from batch
 
 
 def collate(examples: list[dict[str, Any]], pad_id: int, left_pad: bool = False) -> dict[str, torch.Tensor]:

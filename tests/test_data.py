@@ -226,3 +226,29 @@ def test_pairs_too_long_to_fit_are_counted_apart_from_bad_data(tmp_path, caplog)
     assert (dataset.too_long, dataset.skipped) == (1, 0)
     assert any("longer than max_length" in r.message and "tune-1" in r.message for r in caplog.records)
     assert not any("unreadable" in r.message for r in caplog.records)
+
+
+def test_length_grouping_pads_less_and_keeps_every_example(tmp_path):
+    """Grouped batches hold the same examples as ungrouped ones and pad to far fewer tokens, and every
+    loader batch is one sorted group (a pool is 4 batches; the stream is not a multiple of the pool)."""
+    records = probe_records(45, 16, seed=4)
+    for index, record in enumerate(records):
+        words = " ".join(["music"] * (1 + 36 * (index % 2)))  # answers of 1 or 37 words
+        record.qa = [{"question": "Describe it.", "answer": words}]
+    write_shards(records, tmp_path / "train", max_bytes=1 << 20)
+    pattern = [str(tmp_path / "train-*.tar")]
+
+    def batches(**grouping):
+        dataset = ShardDataset(pattern, builder("before"), seed=5, shuffle_buffer=8, loop=False, **grouping)
+        return list(DataLoader(dataset, batch_size=4, collate_fn=lambda e: e))
+
+    plain, grouped = batches(), batches(batch_size=4, length_group_batches=4)
+    assert sorted(fingerprint(e) for b in plain for e in b) == sorted(fingerprint(e) for b in grouped for e in b)
+    padding = lambda bs: sum(max(len(e["input_ids"]) for e in b) - len(e["input_ids"]) for b in bs for e in b)
+    assert padding(grouped) < 0.3 * padding(plain)  # a mixed batch is left only where a pool turns long
+    for batch in grouped:  # each batch comes from one sorted pool: lengths ascend within it
+        lengths = [len(e["input_ids"]) for e in batch]
+        assert lengths == sorted(lengths)
+    assert [len(b) for b in grouped] == [4] * 11 + [1]  # the short batch of the last pool comes last
+    again = batches(batch_size=4, length_group_batches=4)
+    assert [[fingerprint(e) for e in b] for b in again] == [[fingerprint(e) for e in b] for b in grouped]

@@ -1,0 +1,86 @@
+"""What length grouping (data.length_group_batches) saves on real demo shards: padding and step time.
+
+    python benchmarks/length_grouping.py                      # the demo's stage-1 checkpoint and shards
+    python benchmarks/length_grouping.py --checkpoint runs/demo/checkpoints/step-000300 --batches 32 --pool 16
+
+Reads the same training stream (every family, the checkpoint's config) twice: batched as it comes and
+grouped by length. Both streams hold the same examples; a grouped batch pads to its own longest
+example instead of to the odd caption among short MIR answers. Then times full training steps
+(forward, backward, AdamW) on each variant's batches, alternating batch by batch on two copies of the
+model so that load drift on a shared machine hits both alike. Prints padding, seconds per step and
+examples per second; the speed-up is in examples per second, the figure a fixed time budget buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import time
+from functools import partial
+
+import torch
+from torch.utils.data import DataLoader
+
+from llark.config import load_config
+from llark.data import ExampleBuilder, ShardDataset, collate
+from llark.model import LLark
+from llark.templates import get_template
+
+
+def take_batches(model: LLark, config: str, pool: int, count: int) -> list[dict[str, torch.Tensor]]:
+    cfg = load_config(config)
+    builder = ExampleBuilder(model.tokenizer, model.ids, get_template(cfg.model.template), cfg.model.max_length,
+                             audio_position=cfg.data.audio_position, system=cfg.model.system_prompt,
+                             audio_pool=cfg.model.audio_pool)
+    dataset = ShardDataset(cfg.data.train_shards, builder, seed=0, shuffle_buffer=cfg.data.shuffle_buffer,
+                           batch_size=cfg.train.batch_size, length_group_batches=pool)
+    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, collate_fn=partial(collate, pad_id=model.ids.pad))
+    return list(itertools.islice(loader, count))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="runs/demo/listen/checkpoints/step-000400")
+    parser.add_argument("--config", default="configs/tiny.yaml", help="shards, batch size and template")
+    parser.add_argument("--pool", type=int, default=32, help="batches per length-sorted pool")
+    parser.add_argument("--batches", type=int, default=64, help="timed batches per variant (whole pools)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if args.pool < 1 or args.batches % args.pool:
+        parser.error(f"--batches {args.batches} must be a multiple of --pool {args.pool}: a part of a pool is "
+                     "not a fair sample of the stream (its batches leave in random order)")
+    torch.set_num_threads(args.threads)
+
+    base = LLark.from_pretrained(args.checkpoint).train()
+    variants = {"as it comes": take_batches(base, args.config, 0, args.batches),
+                f"grouped (pool {args.pool})": take_batches(base, args.config, args.pool, args.batches)}
+    models = {name: copy.deepcopy(base) for name in variants}
+    optimizers = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+                  for name, m in models.items()}
+    seconds = dict.fromkeys(variants, 0.0)
+    for index in range(args.batches):
+        for name, batches in variants.items():
+            started = time.perf_counter()
+            loss = models[name](**batches[index])
+            loss.backward()
+            optimizers[name].step()
+            optimizers[name].zero_grad(set_to_none=True)
+            seconds[name] += time.perf_counter() - started
+
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.batches} batches per variant, {args.checkpoint}")
+    print(f"{'batching':20}{'examples':>9}{'real tok':>9}{'padded tok':>11}{'padding':>8}{'s/step':>8}{'examples/s':>11}")
+    rates = {}
+    for name, batches in variants.items():
+        examples = sum(len(b["input_ids"]) for b in batches)
+        real = sum(int(b["attention_mask"].sum()) for b in batches)
+        padded = sum(b["input_ids"].numel() for b in batches)
+        rates[name] = examples / seconds[name]
+        print(f"{name:20}{examples:>9}{real:>9}{padded:>11}{1 - real / padded:>8.1%}"
+              f"{seconds[name] / args.batches:>8.3f}{rates[name]:>11.1f}")
+    plain, grouped = rates.values()
+    print(f"speed-up (examples/s): {grouped / plain:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
