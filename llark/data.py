@@ -6,6 +6,8 @@ across every (process, loader worker) pair jointly, so 1 process with 2 workers 
 worker) alone and training streams loop forever, so uneven shard counts never stall a rank.
 
     dataset = ShardDataset(["data/shards/train-*.tar"], example_builder, seed=0, loop=True)
+    # or batches of like length (pools of 32 batches sorted by token count): pass the loader's batch size
+    dataset = ShardDataset(patterns, example_builder, batch_size=8, length_group_batches=32)
     loader = DataLoader(dataset, batch_size=8, collate_fn=partial(collate, pad_id=ids.pad))
 """
 
@@ -143,6 +145,9 @@ class ShardDataset(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.loop = loop
         self.dist = dist or DistEnv()
+        if batch_size < 1 or length_group_batches < 0:
+            raise ValueError(f"batch_size must be >= 1 and length_group_batches >= 0 (0: no grouping), "
+                             f"got {batch_size} and {length_group_batches}")
         self.batch_size, self.length_group_batches = batch_size, length_group_batches
         self.skipped = 0  # malformed records and unreadable shards (per worker process)
         self.too_long = 0  # pairs whose prompt does not fit max_length (per worker process, every epoch)

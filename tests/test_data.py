@@ -250,5 +250,7 @@ def test_length_grouping_pads_less_and_keeps_every_example(tmp_path):
         lengths = [len(e["input_ids"]) for e in batch]
         assert lengths == sorted(lengths)
     assert [len(b) for b in grouped] == [4] * 11 + [1]  # the short batch of the last pool comes last
+    with pytest.raises(ValueError, match="length_group_batches >= 0"):
+        batches(batch_size=4, length_group_batches=-1)
     again = batches(batch_size=4, length_group_batches=4)
     assert [[fingerprint(e) for e in b] for b in again] == [[fingerprint(e) for e in b] for b in grouped]

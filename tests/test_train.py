@@ -63,8 +63,11 @@ def test_init_from_starts_a_curriculum_stage_from_the_weights_with_a_fresh_sched
 
 
 @pytest.mark.slow
-def test_train_checkpoint_resume_and_answer(tmp_path, probe_shards):
-    full = run_train(tmp_path / "full", probe_shards, "train.steps=6", "train.save_every=3", "train.keep_checkpoints=0")
+@pytest.mark.parametrize("length_groups", [0, 4])  # resuming replays a length-grouped stream exactly too
+def test_train_checkpoint_resume_and_answer(tmp_path, probe_shards, length_groups):
+    grouping = f"data.length_group_batches={length_groups}"
+    full = run_train(tmp_path / "full", probe_shards, "train.steps=6", "train.save_every=3", "train.keep_checkpoints=0",
+                     grouping)
     assert [row["step"] for row in full] == [1, 2, 3, 4, 5, 6]
     assert all(row["tokens_per_s"] > 0 and row["lr"] > 0 for row in full)
     checkpoint = tmp_path / "full" / "checkpoints" / "step-000006"
@@ -79,7 +82,7 @@ def test_train_checkpoint_resume_and_answer(tmp_path, probe_shards):
     shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step-000006")
     log = tmp_path / "resumed" / "log.jsonl"
     log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:3]))
-    resumed = run_train(tmp_path / "resumed", probe_shards, "train.steps=6", "train.save_every=3")
+    resumed = run_train(tmp_path / "resumed", probe_shards, "train.steps=6", "train.save_every=3", grouping)
     assert [row["loss"] for row in resumed] == [row["loss"] for row in full]  # exactly, not approximately
 
     model = LLark.from_pretrained(tmp_path / "resumed" / "checkpoints" / "step-000006")
