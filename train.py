@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     check_encoder(cfg, expand_shard_patterns(cfg.data.train_shards))
     dataset = ShardDataset(cfg.data.train_shards, builder, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
                            loop=True, dist=env, families=cfg.data.families, topics=cfg.data.topics,
-                           batch_size=cfg.train.batch_size, length_group_batches=cfg.data.length_group_batches)
+                           batch_size=cfg.train.batch_size, length_group_batches=cfg.data.length_group_batches,
+                           length_bucket_tokens=cfg.data.length_bucket_tokens)
     loader = DataLoader(
         dataset, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers,
         collate_fn=partial(collate, pad_id=ids.pad), generator=torch.Generator().manual_seed(cfg.train.seed),

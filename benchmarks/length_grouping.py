@@ -1,7 +1,7 @@
 """What length grouping (data.length_group_batches) saves on real demo shards: padding and step time.
 
     python benchmarks/length_grouping.py                      # the demo's stage-1 checkpoint and shards
-    python benchmarks/length_grouping.py --checkpoint runs/demo/checkpoints/step-000300 --batches 32 --pool 16
+    python benchmarks/length_grouping.py --checkpoint runs/demo/checkpoints/step-000300 --batches 32 --pool 16 --bucket 16
 
 Reads the same training stream (every family, the checkpoint's config) twice: batched as it comes and
 grouped by length. Both streams hold the same examples; a grouped batch pads to its own longest
@@ -28,13 +28,13 @@ from llark.model import LLark
 from llark.templates import get_template
 
 
-def take_batches(model: LLark, config: str, pool: int, count: int) -> list[dict[str, torch.Tensor]]:
+def take_batches(model: LLark, config: str, pool: int, bucket: int, count: int) -> list[dict[str, torch.Tensor]]:
     cfg = load_config(config)
     builder = ExampleBuilder(model.tokenizer, model.ids, get_template(cfg.model.template), cfg.model.max_length,
                              audio_position=cfg.data.audio_position, system=cfg.model.system_prompt,
                              audio_pool=cfg.model.audio_pool)
     dataset = ShardDataset(cfg.data.train_shards, builder, seed=0, shuffle_buffer=cfg.data.shuffle_buffer,
-                           batch_size=cfg.train.batch_size, length_group_batches=pool)
+                           batch_size=cfg.train.batch_size, length_group_batches=pool, length_bucket_tokens=bucket)
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, collate_fn=partial(collate, pad_id=model.ids.pad))
     return list(itertools.islice(loader, count))
 
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="runs/demo/listen/checkpoints/step-000400")
     parser.add_argument("--config", default="configs/tiny.yaml", help="shards, batch size and template")
     parser.add_argument("--pool", type=int, default=32, help="batches per length-sorted pool")
+    parser.add_argument("--bucket", type=int, default=32, help="token counts per length bucket")
     parser.add_argument("--batches", type=int, default=64, help="timed batches per variant (whole pools)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -53,8 +54,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     base = LLark.from_pretrained(args.checkpoint).train()
-    variants = {"as it comes": take_batches(base, args.config, 0, args.batches),
-                f"grouped (pool {args.pool})": take_batches(base, args.config, args.pool, args.batches)}
+    variants = {"as it comes": take_batches(base, args.config, 0, args.bucket, args.batches),
+                f"grouped ({args.pool}x{args.bucket})": take_batches(base, args.config, args.pool, args.bucket, args.batches)}
     models = {name: copy.deepcopy(base) for name in variants}
     optimizers = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
                   for name, m in models.items()}

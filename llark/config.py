@@ -86,10 +86,13 @@ class DataConfig:
     val_shards: list[str] = field(default_factory=list)
     audio_position: str = "random"  # "random" (LLark: before or after the question, p=1/2) | "before" | "after"
     shuffle_buffer: int = 256  # examples; 0 keeps shard order
-    # Length grouping: sort each pool of this many batches by token count, cut it into batches and shuffle
-    # their order, so a batch pads to its own length and not to a caption's (0: off). Each batch then
-    # holds examples of like length, mostly one family, and the token-mean loss weighs short answers more.
+    # Length grouping: sort each pool of this many batches into buckets of `length_bucket_tokens` token
+    # counts, cut it into batches and shuffle their order, so a batch pads to its own length and not to a
+    # caption's (0: off). Within a bucket the order stays random: sorted by exact length, a batch would hold
+    # one question phrasing and one answer form, and such one-topic steps made training unstable. A batch
+    # then holds mostly one family, and the token-mean loss weighs short answers more.
     length_group_batches: int = 0
+    length_bucket_tokens: int = 32
     num_workers: int = 0
     bpe_training_examples: int = 20000  # examples read to train the BPE tokenizer (tokenizer=bpe)
     # Which Q/A pairs of the shards train (empty: all). A curriculum's first stage, e.g. families=[mir_qa]

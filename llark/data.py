@@ -6,8 +6,8 @@ across every (process, loader worker) pair jointly, so 1 process with 2 workers 
 worker) alone and training streams loop forever, so uneven shard counts never stall a rank.
 
     dataset = ShardDataset(["data/shards/train-*.tar"], example_builder, seed=0, loop=True)
-    # or batches of like length (pools of 32 batches sorted by token count): pass the loader's batch size
-    dataset = ShardDataset(patterns, example_builder, batch_size=8, length_group_batches=32)
+    # or batches of like length (pools of 32 batches in buckets of 32 token counts): pass the loader's batch size
+    dataset = ShardDataset(patterns, example_builder, batch_size=8, length_group_batches=32, length_bucket_tokens=32)
     loader = DataLoader(dataset, batch_size=8, collate_fn=partial(collate, pad_id=ids.pad))
 """
 
@@ -137,6 +137,7 @@ class ShardDataset(IterableDataset):
         topics: Sequence[str] = (),
         batch_size: int = 1,
         length_group_batches: int = 0,
+        length_bucket_tokens: int = 32,
     ):
         self.shards = expand_shard_patterns(shard_patterns)
         self.families, self.topics = frozenset(families), frozenset(topics)  # empty: every pair
@@ -145,10 +146,11 @@ class ShardDataset(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.loop = loop
         self.dist = dist or DistEnv()
-        if batch_size < 1 or length_group_batches < 0:
-            raise ValueError(f"batch_size must be >= 1 and length_group_batches >= 0 (0: no grouping), "
-                             f"got {batch_size} and {length_group_batches}")
-        self.batch_size, self.length_group_batches = batch_size, length_group_batches
+        if batch_size < 1 or length_group_batches < 0 or length_bucket_tokens < 1:
+            raise ValueError(f"batch_size and length_bucket_tokens must be >= 1 and length_group_batches >= 0 "
+                             f"(0: no grouping), got {batch_size}, {length_bucket_tokens} and {length_group_batches}")
+        self.batch_size = batch_size
+        self.length_group_batches, self.length_bucket_tokens = length_group_batches, length_bucket_tokens
         self.skipped = 0  # malformed records and unreadable shards (per worker process)
         self.too_long = 0  # pairs whose prompt does not fit max_length (per worker process, every epoch)
 
@@ -206,7 +208,8 @@ class ShardDataset(IterableDataset):
         if self.length_group_batches:
             # Over the whole stream, not per epoch: every yielded group is then exactly one loader batch.
             rng = random.Random(f"lengths-{self.seed}-{stream}")
-            examples = _grouped_by_length(examples, self.batch_size, self.length_group_batches, rng)
+            examples = grouped_by_length(examples, self.batch_size, self.length_group_batches,
+                                          self.length_bucket_tokens, rng)
         yield from examples
 
     def _epochs(self, stream: int, streams: int) -> Iterator[dict[str, Any]]:
@@ -243,13 +246,15 @@ def _shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Ite
     yield from buffer
 
 
-def _grouped_by_length(items: Iterator[dict[str, Any]], batch_size: int, pool_batches: int,
+def grouped_by_length(items: Iterator[dict[str, Any]], batch_size: int, pool_batches: int, bucket_tokens: int,
                        rng: random.Random) -> Iterator[dict[str, Any]]:
-    """Examples in runs of `batch_size` of like length: each pool of `pool_batches` batches is sorted by
-    token count, cut into batches, and the batches leave in random order (the last pool may be short)."""
+    """Examples in runs of `batch_size` of like length: each pool of `pool_batches` batches is ordered by
+    length bucket (token count // bucket_tokens; random order within a bucket), cut into batches, and the
+    batches leave in random order (the last pool may be short)."""
     pool_size = batch_size * pool_batches
     while pool := list(itertools.islice(items, pool_size)):
-        pool.sort(key=lambda example: len(example["input_ids"]))
+        rng.shuffle(pool)
+        pool.sort(key=lambda example: len(example["input_ids"]) // bucket_tokens)  # stable: random within a bucket
         batches = [pool[start:start + batch_size] for start in range(0, len(pool), batch_size)]
         rng.shuffle(batches)
         batches.sort(key=lambda batch: len(batch) < batch_size)  # a short one last, so later ones stay aligned

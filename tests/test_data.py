@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import itertools
 import json
 import random
 import tarfile
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, load_features
+from llark.data import ExampleBuilder, ShardDataset, grouped_by_length, collate, expand_shard_patterns, load_features
 from llark.distributed import DistEnv
 from llark.shards import ClipRecord, clip_id_from_key, clip_key, write_shards
 from llark.synthetic import probe_records
@@ -230,27 +231,34 @@ def test_pairs_too_long_to_fit_are_counted_apart_from_bad_data(tmp_path, caplog)
 
 def test_length_grouping_pads_less_and_keeps_every_example(tmp_path):
     """Grouped batches hold the same examples as ungrouped ones and pad to far fewer tokens, and every
-    loader batch is one sorted group (a pool is 4 batches; the stream is not a multiple of the pool)."""
+    loader batch is one group (a pool is 4 batches; the stream is not a multiple of the pool)."""
     records = probe_records(45, 16, seed=4)
     for index, record in enumerate(records):
-        words = " ".join(["music"] * (1 + 36 * (index % 2)))  # answers of 1 or 37 words
+        words = " ".join(["music"] * (1 + 36 * (index % 2)))  # answers of 1 or 37 words: 36+ tokens apart
         record.qa = [{"question": "Describe it.", "answer": words}]
     write_shards(records, tmp_path / "train", max_bytes=1 << 20)
     pattern = [str(tmp_path / "train-*.tar")]
 
     def batches(**grouping):
         dataset = ShardDataset(pattern, builder("before"), seed=5, shuffle_buffer=8, loop=False, **grouping)
-        return list(DataLoader(dataset, batch_size=4, collate_fn=lambda e: e))
+        return [[len(e["input_ids"]) for e in batch] for batch in DataLoader(dataset, batch_size=4, collate_fn=lambda e: e)]
 
-    plain, grouped = batches(), batches(batch_size=4, length_group_batches=4)
-    assert sorted(fingerprint(e) for b in plain for e in b) == sorted(fingerprint(e) for b in grouped for e in b)
-    padding = lambda bs: sum(max(len(e["input_ids"]) for e in b) - len(e["input_ids"]) for b in bs for e in b)
+    plain, grouped = batches(), batches(batch_size=4, length_group_batches=4, length_bucket_tokens=32)
+    assert sorted(itertools.chain(*plain)) == sorted(itertools.chain(*grouped))
+    padding = lambda bs: sum(max(b) - n for b in bs for n in b)
     assert padding(grouped) < 0.3 * padding(plain)  # a mixed batch is left only where a pool turns long
-    for batch in grouped:  # each batch comes from one sorted pool: lengths ascend within it
-        lengths = [len(e["input_ids"]) for e in batch]
-        assert lengths == sorted(lengths)
     assert [len(b) for b in grouped] == [4] * 11 + [1]  # the short batch of the last pool comes last
+    assert batches(batch_size=4, length_group_batches=4) == grouped  # seeded
+    exact = batches(batch_size=4, length_group_batches=4, length_bucket_tokens=1)
+    assert all(b == sorted(b) for b in exact)  # buckets of one token count: each pool is sorted by length
     with pytest.raises(ValueError, match="length_group_batches >= 0"):
         batches(batch_size=4, length_group_batches=-1)
-    again = batches(batch_size=4, length_group_batches=4)
-    assert [[fingerprint(e) for e in b] for b in again] == [[fingerprint(e) for e in b] for b in grouped]
+
+
+def test_length_buckets_keep_a_random_order_inside():
+    """Within a bucket the pool's order stays random, so a batch is not one question phrasing."""
+    items = [{"input_ids": [0] * (10 + i % 3), "tag": i} for i in range(64)]  # three lengths, one bucket of 32
+    once = [e["tag"] for e in grouped_by_length(iter(items), 8, 8, 32, random.Random(0))]
+    again = [e["tag"] for e in grouped_by_length(iter(items), 8, 8, 32, random.Random(1))]
+    assert sorted(once) == list(range(64)) and once != again
+    assert any(len({len(items[t]["input_ids"]) for t in once[i:i + 8]}) > 1 for i in range(0, 64, 8))
