@@ -33,7 +33,6 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     assert stage2["train"]["init_from"].endswith("step-000003") and stage2["data"]["topics"] == []
     listen = json.loads((tmp_path / "run" / "listen" / "checkpoints" / "step-000003" / "config.json").read_text())
     assert listen["data"]["families"] == ["mir_qa"] and listen["data"]["topics"] == ["key", "mode", "chords"]
-    assert (listen["data"]["length_group_batches"], stage2["data"]["length_group_batches"]) == (0, 32)  # stage 2 only
     results = json.loads((tmp_path / "run" / "eval" / "results.json").read_text())
     assert set(results["tasks"]) == {"key", "tempo", "meter", "instruments"}
     assert {"llark", "llark, features shuffled", "llark, features zeroed", "majority"} <= set(results["tasks"]["key"]["systems"])
