@@ -7,7 +7,7 @@ worker) alone and training streams loop forever, so uneven shard counts never st
 
     dataset = ShardDataset(["data/shards/train-*.tar"], example_builder, seed=0, loop=True)
     # or batches of like length (pools of 32 batches in buckets of 32 token counts): pass the loader's batch size
-    dataset = ShardDataset(patterns, example_builder, batch_size=8, length_group_batches=32, length_bucket_tokens=32)
+    dataset = ShardDataset(["data/shards/train-*.tar"], example_builder, batch_size=8, length_group_batches=32)
     loader = DataLoader(dataset, batch_size=8, collate_fn=partial(collate, pad_id=ids.pad))
 """
 
@@ -209,7 +209,7 @@ class ShardDataset(IterableDataset):
             # Over the whole stream, not per epoch: every yielded group is then exactly one loader batch.
             rng = random.Random(f"lengths-{self.seed}-{stream}")
             examples = grouped_by_length(examples, self.batch_size, self.length_group_batches,
-                                          self.length_bucket_tokens, rng)
+                                         self.length_bucket_tokens, rng)
         yield from examples
 
     def _epochs(self, stream: int, streams: int) -> Iterator[dict[str, Any]]:
@@ -247,7 +247,7 @@ def _shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Ite
 
 
 def grouped_by_length(items: Iterator[dict[str, Any]], batch_size: int, pool_batches: int, bucket_tokens: int,
-                       rng: random.Random) -> Iterator[dict[str, Any]]:
+                      rng: random.Random) -> Iterator[dict[str, Any]]:
     """Examples in runs of `batch_size` of like length: each pool of `pool_batches` batches is ordered by
     length bucket (token count // bucket_tokens; random order within a bucket), cut into batches, and the
     batches leave in random order (the last pool may be short)."""
