@@ -8,6 +8,7 @@ import pytest
 
 from evaluate import ablate
 from llark.evaluation import get_task
+from llark.evaluation.baselines import majority
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.instruments import instrument_class, instrument_classes
 from llark.evaluation.parsing import parse_key, parse_letter, parse_meter, parse_tempo
@@ -102,6 +103,23 @@ def test_genre_caption_mcq_and_abc():
     result = abc.metrics([abc.parse(tune), abc.parse("I can't"), abc.parse("X:1\nL:1/8\nM:6/8\nK:D\nA|dfa agf|")],
                          [abc.parse_gold(tune)] * 3)
     assert result["note_f1"] == pytest.approx((1.0 + 0.0 + 2 * 7 / (7 + 11)) / 3)  # 7 of the 11 notes, all right
+
+
+def test_majority_of_instrument_sets_is_the_commonest_members():
+    task = get_task("instruments")
+    # Every set is seen once except a lone harp, seen twice: the commonest whole set would be {harp}.
+    gold = [frozenset(s) for s in (["bass", "drums", "guitar"], ["bass", "drums", "piano"], ["bass", "drums"],
+                                   ["bass", "guitar", "organ"], ["drums", "bass", "flute", "guitar"],
+                                   ["harp"], ["harp"])]
+    answer = majority(gold)
+    assert answer == [frozenset({"bass", "drums", "guitar"})] * len(gold)
+    f1 = task.metrics(answer, gold)["micro_f1"]
+    assert f1 == pytest.approx(24 / 38)  # 12 true positives, 9 false positives, 5 false negatives
+    for k in (1, 2, 4):  # fewer or more of the commonest members score lower
+        others = ["bass", "drums", "guitar", "harp"][:k]
+        assert task.metrics([frozenset(others)] * len(gold), gold)["micro_f1"] < f1
+    assert task.metrics([frozenset({"harp"})] * len(gold), gold)["micro_f1"] < f1
+    assert majority(["C major", "A minor", "C major"]) == ["C major"] * 3  # single labels: unchanged
 
 
 def test_bootstrap_intervals_cover_the_value_and_narrow_with_n():

@@ -15,8 +15,30 @@ from llark.evaluation import Task
 
 
 def majority(gold: list[Any]) -> list[Any]:
-    value = Counter(gold).most_common(1)[0][0]
+    """The commonest label, answered for every item; for set labels (instruments), `commonest_members`."""
+    if gold and all(isinstance(value, frozenset) for value in gold):
+        value = commonest_members(gold)
+    else:
+        value = Counter(gold).most_common(1)[0][0]
     return [value] * len(gold)
+
+
+def commonest_members(gold: list[frozenset]) -> frozenset:
+    """The set of the k commonest members, k chosen for the best micro-F1 on `gold`.
+
+    The commonest whole set would be a poor majority answer for sets: nearly every clip's instrument set
+    is its own (131 of the demo's 136 val clips), so a tie between sets seen once or twice decides it
+    (a lone harp scored micro-F1 0.06 on val, while the three commonest instruments score 0.40).
+    """
+    ranked = [member for member, _ in Counter(m for value in gold for m in value).most_common()]
+
+    def micro_f1(answer: frozenset) -> float:
+        tp = sum(len(answer & value) for value in gold)
+        wrong = sum(len(answer ^ value) for value in gold)  # false positives + false negatives
+        return 2 * tp / (2 * tp + wrong) if tp + wrong else 1.0
+
+    candidates = [frozenset(ranked[:k]) for k in range(1, len(ranked) + 1)]
+    return max(candidates, key=micro_f1) if candidates else frozenset()
 
 
 def constant(task: Task, gold: list[Any]) -> list[Any]:
