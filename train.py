@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
                            length_bucket_tokens=cfg.data.length_bucket_tokens)
     loader = DataLoader(
         dataset, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers,
-        collate_fn=partial(collate, pad_id=ids.pad), generator=torch.Generator().manual_seed(cfg.train.seed),
+        collate_fn=partial(collate, pad_id=ids.pad, pack=cfg.data.pack_examples), generator=torch.Generator().manual_seed(cfg.train.seed),
     )
     batches = iter(loader)
     for _ in range(micro_batches_done):  # resume: replay the stream up to where the checkpoint was taken

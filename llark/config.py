@@ -94,6 +94,10 @@ class DataConfig:
     # grouping off, as 2 of its 3 grouped runs answered worse (README, "Length grouping").
     length_group_batches: int = 0
     length_bucket_tokens: int = 32
+    # Packing: the examples of a batch share rows up to its longest example's length, each attending only
+    # to itself (position ids restart per example). The same examples and the same loss as padded rows,
+    # on fewer positions: no effect on what is learned, unlike length grouping.
+    pack_examples: bool = False
     num_workers: int = 0
     bpe_training_examples: int = 20000  # examples read to train the BPE tokenizer (tokenizer=bpe)
     # Which Q/A pairs of the shards train (empty: all). A curriculum's first stage, e.g. families=[mir_qa]

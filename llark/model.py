@@ -187,16 +187,23 @@ class LLark(nn.Module):
         audio: torch.Tensor,
         audio_lengths: torch.Tensor,
         labels: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
         label_only_logits: bool = True,
     ) -> torch.Tensor:
         """Mean next-token cross-entropy over the answer tokens.
 
         With `label_only_logits` the LM head runs only on the positions that predict a label: with a
         long audio block and prompt, most positions have none, and the head is the largest matmul.
+        `position_ids` come with packed rows (data.collate(pack=True)): they restart at 0 for each
+        example, and given no 2-D mask and no KV cache, Hugging Face's LMs then attend only within each
+        example (a cache, made by default when use_cache is on, turns that detection off).
         """
         embeds = self.embed(input_ids, audio, audio_lengths)
         base = self.base_lm()
-        hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        if position_ids is None:
+            hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        else:
+            hidden = base.get_decoder()(inputs_embeds=embeds, position_ids=position_ids, use_cache=False).last_hidden_state
         targets = labels[:, 1:]
         hidden = hidden[:, :-1]
         has_label = targets != IGNORE_INDEX

@@ -8,7 +8,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from llark.config import Config, LMConfig, ModelConfig, TrainableConfig
-from llark.data import ExampleBuilder, collate
+from llark.data import ExampleBuilder, collate, pack_rows
 from llark.model import LLark, build_lm
 from llark.templates import get_template
 from llark.tokenizer import add_llark_tokens, load_pretrained_tokenizer, train_bpe_tokenizer
@@ -63,6 +63,39 @@ def test_label_only_logits_give_the_same_loss_and_gradients():
     targets = batch["labels"][:, 1:]
     mask = targets != -100
     torch.testing.assert_close(loss_full, torch.nn.functional.cross_entropy(logits[mask], targets[mask]))
+
+
+def test_packed_rows_give_the_same_loss_and_gradients_as_padded_rows():
+    model = tiny_model()
+    rng = np.random.default_rng(1)
+    builder = ExampleBuilder(model.tokenizer, model.ids, get_template(model.config.template), 128, audio_position="before")
+    long_answer = "The loudest instrument is the cello, and the organ and the flute play under it. " * 2
+    examples = [builder(rng.normal(size=(t, 16)).astype(np.float32), QUESTIONS[t % 2], a, random.Random(t))
+                for t, a in ((9, long_answer), (2, "Cello."), (3, "The organ."), (4, "Flute."), (1, "Organ."))]
+    examples.append(builder(None, "Name an instrument.", "The cello.", random.Random(0)))  # text only: no frames
+    padded, packed = collate(examples, model.ids.pad), collate(examples, model.ids.pad, pack=True)
+    assert packed["input_ids"].shape[1] == padded["input_ids"].shape[1]  # rows as long as the longest example
+    assert len(packed["input_ids"]) < len(padded["input_ids"])  # the short ones share rows
+    assert packed["attention_mask"].sum() == padded["attention_mask"].sum()
+    assert (packed["labels"] != -100).sum() == (padded["labels"] != -100).sum()
+    losses, grads = [], []
+    for batch in (padded, packed):
+        loss = model(**batch)
+        losses.append(loss)
+        grads.append(torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad], allow_unused=True))
+    torch.testing.assert_close(losses[0], losses[1])
+    for a, b in zip(*grads):
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # Without the restarting positions, the same rows would attend across examples: the loss changes.
+    leaky = dict(packed, position_ids=None)
+    assert not torch.allclose(model(**leaky), losses[0])
+
+
+def test_pack_rows_is_first_fit_decreasing():
+    assert pack_rows([5, 9, 4, 2, 9, 1], capacity=9) == [[1], [4], [0, 2], [3, 5]]
+    with pytest.raises(ValueError, match="does not fit"):
+        pack_rows([10], capacity=9)
 
 
 def test_batched_generation_matches_one_by_one_with_left_padding():

@@ -62,6 +62,15 @@ def test_init_from_starts_a_curriculum_stage_from_the_weights_with_a_fresh_sched
         run_train(tmp_path / "other", probe_shards, "train.steps=1", f"train.init_from={listened}", "model.audio_pool=2")
 
 
+def test_packed_batches_train_like_padded_batches(tmp_path, probe_shards):
+    """data.pack_examples reaches the model: the same steps, the same losses (the packing itself, with
+    several examples per row, is checked against padded rows in tests/test_model.py)."""
+    padded = run_train(tmp_path / "padded", probe_shards, "train.steps=4", "train.save_every=0")
+    packed = run_train(tmp_path / "packed", probe_shards, "train.steps=4", "train.save_every=0", "data.pack_examples=true")
+    for a, b in zip(padded, packed, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5), (a, b)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("length_groups", [0, 4])  # resuming replays a length-grouped stream exactly too
 def test_train_checkpoint_resume_and_answer(tmp_path, probe_shards, length_groups):

@@ -1,14 +1,16 @@
-"""What length grouping (data.length_group_batches) saves on real demo shards: padding and step time.
+"""What packing (data.pack_examples) and length grouping (data.length_group_batches) save on real demo
+shards: padding and step time.
 
-    python benchmarks/length_grouping.py                      # the demo's stage-1 checkpoint and shards
-    python benchmarks/length_grouping.py --checkpoint runs/demo/checkpoints/step-000300 --batches 32 --pool 16 --bucket 16
+    python benchmarks/batching.py                      # the demo's stage-1 checkpoint and shards
+    python benchmarks/batching.py --checkpoint runs/demo/checkpoints/step-000300 --batches 32 --pool 16 --bucket 16
 
-Reads the same training stream (every family, the checkpoint's config) twice: batched as it comes and
-grouped by length. Both streams hold the same examples; a grouped batch pads to its own longest
-example instead of to the odd caption among short MIR answers. Then times full training steps
-(forward, backward, AdamW) on each variant's batches, alternating batch by batch on two copies of the
-model so that load drift on a shared machine hits both alike. Prints padding, seconds per step and
-examples per second; the speed-up is in examples per second, the figure a fixed time budget buys.
+Reads the same training stream (every family, the checkpoint's config) three ways: batched as it
+comes and padded to each batch's longest example; the same batches packed (several examples share a
+row, each attending only to itself, so the step and its loss are the same); and grouped by length
+(other batches of the same examples, each padded to its own longest). Then times full training steps
+(forward, backward, AdamW) on each variant's batches, alternating batch by batch on one copy of the
+model per variant so that load drift on a shared machine hits all alike. Prints padding, seconds per
+step and examples per second; the speed-up is in examples per second, the figure a time budget buys.
 """
 
 from __future__ import annotations
@@ -28,15 +30,23 @@ from llark.model import LLark
 from llark.templates import get_template
 
 
-def take_batches(model: LLark, config: str, pool: int, bucket: int, count: int) -> list[dict[str, torch.Tensor]]:
+def take_batches(model: LLark, config: str, pool: int, bucket: int, count: int, pack: bool = False
+                 ) -> list[dict[str, torch.Tensor]]:
     cfg = load_config(config)
     builder = ExampleBuilder(model.tokenizer, model.ids, get_template(cfg.model.template), cfg.model.max_length,
                              audio_position=cfg.data.audio_position, system=cfg.model.system_prompt,
                              audio_pool=cfg.model.audio_pool)
     dataset = ShardDataset(cfg.data.train_shards, builder, seed=0, shuffle_buffer=cfg.data.shuffle_buffer,
                            batch_size=cfg.train.batch_size, length_group_batches=pool, length_bucket_tokens=bucket)
-    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, collate_fn=partial(collate, pad_id=model.ids.pad))
+    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, collate_fn=partial(collate, pad_id=model.ids.pad, pack=pack))
     return list(itertools.islice(loader, count))
+
+
+def examples_in(batch: dict[str, torch.Tensor]) -> int:
+    """Examples in a batch: one per row, or in packed rows one per real token at position 0."""
+    if "position_ids" not in batch:
+        return len(batch["input_ids"])
+    return int(((batch["position_ids"] == 0) & (batch["attention_mask"] == 1)).sum())
 
 
 def main() -> None:
@@ -55,11 +65,13 @@ def main() -> None:
 
     base = LLark.from_pretrained(args.checkpoint).train()
     variants = {"as it comes": take_batches(base, args.config, 0, args.bucket, args.batches),
+                "packed": take_batches(base, args.config, 0, args.bucket, args.batches, pack=True),
                 f"grouped ({args.pool}x{args.bucket})": take_batches(base, args.config, args.pool, args.bucket, args.batches)}
     models = {name: copy.deepcopy(base) for name in variants}
     optimizers = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
                   for name, m in models.items()}
     seconds = dict.fromkeys(variants, 0.0)
+    losses: dict[str, list[float]] = {name: [] for name in variants}
     for index in range(args.batches):
         for name, batches in variants.items():
             started = time.perf_counter()
@@ -68,19 +80,23 @@ def main() -> None:
             optimizers[name].step()
             optimizers[name].zero_grad(set_to_none=True)
             seconds[name] += time.perf_counter() - started
+            losses[name].append(loss.item())
 
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.batches} batches per variant, {args.checkpoint}")
     print(f"{'batching':20}{'examples':>9}{'real tok':>9}{'padded tok':>11}{'padding':>8}{'s/step':>8}{'examples/s':>11}")
     rates = {}
     for name, batches in variants.items():
-        examples = sum(len(b["input_ids"]) for b in batches)
+        examples = sum(examples_in(b) for b in batches)
         real = sum(int(b["attention_mask"].sum()) for b in batches)
         padded = sum(b["input_ids"].numel() for b in batches)
         rates[name] = examples / seconds[name]
         print(f"{name:20}{examples:>9}{real:>9}{padded:>11}{1 - real / padded:>8.1%}"
               f"{seconds[name] / args.batches:>8.3f}{rates[name]:>11.1f}")
-    plain, grouped = rates.values()
-    print(f"speed-up (examples/s): {grouped / plain:.2f}x")
+    drift = max(abs(a - b) for a, b in zip(losses["as it comes"], losses["packed"]))
+    print(f"packed vs as it comes, same batches: largest loss difference over {args.batches} steps {drift:.2e}")
+    plain = rates["as it comes"]
+    print("speed-up (examples/s): " + ", ".join(f"{name} {rate / plain:.2f}x" for name, rate in rates.items()
+                                                 if name != "as it comes"))
 
 
 if __name__ == "__main__":
