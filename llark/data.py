@@ -272,6 +272,8 @@ def collate(examples: list[dict[str, Any]], pad_id: int, left_pad: bool = False,
     examples and label tokens it would unpacked, with the same mean loss, on fewer padded positions.
     """
     if pack:
+        if left_pad:
+            raise ValueError("packed rows are for training; generation pads each prompt on the left, one per row")
         return _packed(examples, pad_id)
     longest = max(len(e["input_ids"]) for e in examples)
     most_frames = max(len(e["features"]) for e in examples)

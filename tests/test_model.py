@@ -96,6 +96,9 @@ def test_pack_rows_is_first_fit_decreasing():
     assert pack_rows([5, 9, 4, 2, 9, 1], capacity=9) == [[1], [4], [0, 2], [3, 5]]
     with pytest.raises(ValueError, match="does not fit"):
         pack_rows([10], capacity=9)
+    example = {"input_ids": [1, 2], "labels": [-100, 2], "features": np.zeros((0, 0), np.float32)}
+    with pytest.raises(ValueError, match="for training"):
+        collate([example], pad_id=0, left_pad=True, pack=True)
 
 
 def test_batched_generation_matches_one_by_one_with_left_padding():
