@@ -91,7 +91,7 @@ class DataConfig:
     # caption's (0: off). Within a bucket the order stays random: sorted by exact length, a batch would hold
     # one question phrasing and one answer form, and such one-topic steps made training unstable. A batch
     # still holds mostly one family, and the token-mean loss weighs short answers more; the demo leaves
-    # grouping off, as 2 of its 3 grouped runs answered worse (README, "Length grouping").
+    # grouping off, as 2 of its 3 grouped runs answered worse (README, "Length grouping"); it packs instead.
     length_group_batches: int = 0
     length_bucket_tokens: int = 32
     # Packing: the examples of a batch share rows up to its longest example's length, each attending only

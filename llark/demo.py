@@ -14,8 +14,9 @@ Training is a two-stage curriculum. A from-scratch LM first learns the answer fo
 without its audio, and on a CPU budget it stays there. So stage 1 ("listen") trains only on the MIR
 questions whose answers the chroma decides (topics key, mode, chords): there the loss cannot fall
 without reading the audio tokens. Stage 2 starts from those weights (train.init_from) and trains on
-every family with the config as it is. Batches are not grouped by length (data.length_group_batches):
-that ran stage 2 in half the time, but two of its three demo runs answered badly (README).
+every family with the config as it is. Its batches are packed (data.pack_examples: the same examples
+and loss per step as padded rows, in less than half the time), not grouped by length
+(data.length_group_batches): grouping was as fast, but two of its three demo runs answered badly (README).
 
 Every stage skips work already done, so a re-run reuses the corpus, features, shards and checkpoints.
 Prints the wall time of every stage, a table of the test-split figures (model vs baselines vs the
