@@ -60,6 +60,15 @@ def test_key_metric_matches_mir_eval():
     assert result["accuracy"] == pytest.approx(2 / 6)
 
 
+def test_keys_that_mir_eval_cannot_spell_are_scored_by_their_enharmonic_name():
+    # "Fb major" once stopped a whole evaluate.py run: mir_eval raises on Cb, Fb, E# and B# tonics.
+    assert [parse_key(k) for k in ("Cb major", "Fb major", "E# minor", "B# major")] == [
+        "B major", "E major", "F minor", "C major"]
+    task = get_task("key")
+    predicted = [task.parse("The key is Fb major."), task.parse("It is in Cb major.")]
+    assert task.metrics(predicted, ["E major", "Ab minor"]) == {"mirex": pytest.approx((1.0 + 0.3) / 2), "accuracy": 0.5}
+
+
 def test_tempo_acc1_acc2():
     task = get_task("tempo")
     gold = [100.0, 100.0, 100.0, 100.0, 100.0, 90.0]

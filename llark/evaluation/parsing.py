@@ -14,11 +14,13 @@ import re
 _SPELLED_SHARP = re.compile(r"\b([A-Ga-g])[\s-]+sharp\b", re.IGNORECASE)
 _SPELLED_FLAT = re.compile(r"\b([A-Ga-g])[\s-]+flat\b", re.IGNORECASE)
 _KEY = re.compile(r"(?<![A-Za-z#])(?P<tonic>[A-Ga-g])(?P<acc>[#b]?)\s*:?\s*(?P<mode>(?i:major|minor|maj|min)|m)?(?![A-Za-z#0-9])")
+# Tonics that mir_eval's key scoring rejects (it raises, stopping an evaluation): their enharmonic names.
+_OFF_THE_TABLE = {"Cb": "B", "Fb": "E", "E#": "F", "B#": "C"}
 _BARE_TONIC_CONTEXT = re.compile(r"(?:key of|key:|key is|in)\s*$", re.IGNORECASE)
 
 
 def parse_key(answer: str) -> str | None:
-    """The first key the answer states, as "<tonic> major|minor" with # or b.
+    """The first key the answer states, as "<tonic> major|minor" with # or b (Cb, Fb, E#, B# respelled).
 
     Accepts "F# minor", "F sharp minor", "F♯m", "B flat major", "Bb maj", "key: D:minor". A lower-case
     tonic needs a spelled-out mode ("f# minor"), and "a minor"/"a major" needs a capital A, since "a"
@@ -34,7 +36,9 @@ def parse_key(answer: str) -> str | None:
             if not _BARE_TONIC_CONTEXT.search(text[: match.start()]):
                 continue
             mode = "major"
-        return f"{tonic.upper()}{accidental} {'minor' if mode in ('minor', 'min', 'm') else 'major'}"
+        spelled = f"{tonic.upper()}{accidental}"
+        spelled = _OFF_THE_TABLE.get(spelled, spelled)
+        return f"{spelled} {'minor' if mode in ('minor', 'min', 'm') else 'major'}"
     return None
 
 
