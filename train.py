@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     dataset = ShardDataset(cfg.data.train_shards, builder, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
                            loop=True, dist=env, families=cfg.data.families, topics=cfg.data.topics,
                            batch_size=cfg.train.batch_size, length_group_batches=cfg.data.length_group_batches,
-                           length_bucket_tokens=cfg.data.length_bucket_tokens)
+                           length_bucket_tokens=cfg.data.length_bucket_tokens,
+                           label_targets=cfg.model.label_loss_weight > 0)
     loader = DataLoader(
         dataset, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers,
         collate_fn=partial(collate, pad_id=ids.pad, pack=cfg.data.pack_examples), generator=torch.Generator().manual_seed(cfg.train.seed),

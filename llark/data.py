@@ -30,6 +30,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from llark.distributed import DistEnv
 from llark.encoders import pool_to_frames
+from llark.label_targets import TARGET_KEYS, encode_label_targets
 from llark.shards import clip_id_from_key, decode_npy
 from llark.templates import ConversationTemplate
 from llark.tokenizer import IGNORE_INDEX, SpecialIds, encode_segments
@@ -138,7 +139,9 @@ class ShardDataset(IterableDataset):
         batch_size: int = 1,
         length_group_batches: int = 0,
         length_bucket_tokens: int = 32,
+        label_targets: bool = False,
     ):
+        """`label_targets`: every example also carries its clip's labels as class targets (label_targets.py)."""
         self.shards = expand_shard_patterns(shard_patterns)
         self.families, self.topics = frozenset(families), frozenset(topics)  # empty: every pair
         self.builder = builder
@@ -151,6 +154,7 @@ class ShardDataset(IterableDataset):
                              f"(0: no grouping), got {batch_size}, {length_bucket_tokens} and {length_group_batches}")
         self.batch_size = batch_size
         self.length_group_batches, self.length_bucket_tokens = length_group_batches, length_bucket_tokens
+        self.label_targets = label_targets
         self.skipped = 0  # malformed records and unreadable shards (per worker process)
         self.too_long = 0  # pairs whose prompt does not fit max_length (per worker process, every epoch)
 
@@ -196,11 +200,14 @@ class ShardDataset(IterableDataset):
         else:  # fewer shards than streams: everyone reads all shards and keeps its share of records
             shards, keep = self.shards, (stream, streams)
         for clip in self._clips(shards, keep):
+            targets = encode_label_targets(clip.meta.get("labels") or {}) if self.label_targets else {}
             for pair in filter(self.selected, clip.meta["qa"]):
                 try:
-                    yield self.builder(clip.features, pair["question"], pair["answer"], rng)
+                    example = self.builder(clip.features, pair["question"], pair["answer"], rng)
                 except ExampleTooLong as err:
                     self._skip_too_long(clip.clip_id, err)
+                    continue
+                yield example | targets
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         stream, streams = self._stream_position()
@@ -301,7 +308,7 @@ def collate(examples: list[dict[str, Any]], pad_id: int, left_pad: bool = False,
         "labels": labels,
         "audio": audio,
         "audio_lengths": audio_lengths,
-    }
+    } | _label_targets(examples, torch.repeat_interleave(torch.arange(batch), audio_lengths))
 
 
 def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -332,6 +339,7 @@ def _packed(examples: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tens
     attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
     position_ids = torch.zeros((len(rows), longest), dtype=torch.long)
     audio = torch.zeros((len(rows), max(frames_per_row), dim), dtype=torch.float32)
+    frame_owner = []  # the example of every frame, in the order the model fills the rows' placeholders
     for r, row in enumerate(rows):
         start = frame = 0
         for index in row:
@@ -345,6 +353,7 @@ def _packed(examples: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tens
             count = len(example["features"])
             if count:  # frames in the order of the row's placeholders: the model fills them left to right
                 audio[r, frame:frame + count] = torch.from_numpy(np.asarray(example["features"], dtype=np.float32))
+            frame_owner += [index] * count
             start, frame = start + n, frame + count
         position_ids[r, start:] = torch.arange(longest - start)  # the padding is one more sequence of its own
     return {
@@ -354,7 +363,16 @@ def _packed(examples: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tens
         "audio": audio,
         "audio_lengths": torch.tensor(frames_per_row, dtype=torch.long),
         "position_ids": position_ids,
-    }
+    } | _label_targets(examples, torch.tensor(frame_owner, dtype=torch.long))
+
+
+def _label_targets(examples: list[dict[str, Any]], frame_owner: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The examples' label targets, when the dataset attached them (ShardDataset(label_targets=True)), and
+    `frame_owner`: for every audio frame, in the order of the batch's placeholders, the index of its example."""
+    if TARGET_KEYS[0] not in examples[0]:
+        return {}
+    targets = {name: torch.tensor(np.array([e[name] for e in examples])) for name in TARGET_KEYS}
+    return targets | {"frame_owner": frame_owner}
 
 
 def feature_statistics(shard_patterns: list[str], limit: int) -> tuple[np.ndarray, np.ndarray]:

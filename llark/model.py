@@ -23,6 +23,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from llark.config import Config, LMConfig, ModelConfig, config_from_dict, config_to_dict
+from llark.label_targets import HEAD_SIZES
 from llark.tokenizer import IGNORE_INDEX, SpecialIds, special_ids
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,10 @@ class LLark(nn.Module):
                 ),
             )
         self.lm = lm
+        # Training-time only (model.label_loss_weight): clip labels read from the audio positions.
+        self.label_heads = nn.ModuleDict(
+            {name: nn.Linear(hidden_size, size) for name, size in HEAD_SIZES.items()} if config.label_loss_weight else {}
+        )
         self._set_trainable()
 
     # --- what trains, per component ----------------------------------------------------------
@@ -189,8 +194,14 @@ class LLark(nn.Module):
         labels: torch.Tensor,
         position_ids: torch.Tensor | None = None,
         label_only_logits: bool = True,
+        frame_owner: torch.Tensor | None = None,
+        target_key: torch.Tensor | None = None,
+        target_tempo: torch.Tensor | None = None,
+        target_meter: torch.Tensor | None = None,
+        target_instruments: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean next-token cross-entropy over the answer tokens.
+        """Mean next-token cross-entropy over the answer tokens (plus the label loss, when the model
+        has label heads and the batch carries targets: `frame_owner` and `target_*` from data.collate).
 
         With `label_only_logits` the LM head runs only on the positions that predict a label: with a
         long audio block and prompt, most positions have none, and the head is the largest matmul.
@@ -200,10 +211,18 @@ class LLark(nn.Module):
         """
         embeds = self.embed(input_ids, audio, audio_lengths)
         base = self.base_lm()
+        with_labels = bool(self.label_heads) and frame_owner is not None
         if position_ids is None:
-            hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+            out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=with_labels)
         else:
-            hidden = base.get_decoder()(inputs_embeds=embeds, position_ids=position_ids, use_cache=False).last_hidden_state
+            out = base.get_decoder()(inputs_embeds=embeds, position_ids=position_ids, use_cache=False,
+                                     output_hidden_states=with_labels)
+        hidden = out.last_hidden_state
+        label_loss = 0.0
+        if with_labels:
+            at_audio = out.hidden_states[self.label_layer()][input_ids == self.ids.audio_patch]
+            label_loss = self.label_loss(at_audio, frame_owner, len(target_key), {
+                "key": target_key, "tempo": target_tempo, "meter": target_meter, "instruments": target_instruments})
         targets = labels[:, 1:]
         hidden = hidden[:, :-1]
         has_label = targets != IGNORE_INDEX
@@ -212,7 +231,38 @@ class LLark(nn.Module):
             logits = head(hidden[has_label])
         else:
             logits = head(hidden)[has_label]
-        return F.cross_entropy(logits.float(), targets[has_label])
+        return F.cross_entropy(logits.float(), targets[has_label]) + self.config.label_loss_weight * label_loss
+
+    def label_layer(self) -> int:
+        layers = self.base_lm().config.num_hidden_layers
+        layer = max(1, layers // 2) if self.config.label_layer == -1 else self.config.label_layer
+        if not 1 <= layer <= layers:
+            raise ValueError(f"model.label_layer={self.config.label_layer}: the LM has decoder layers 1..{layers}")
+        return layer
+
+    def label_loss(self, at_audio: torch.Tensor, frame_owner: torch.Tensor, examples: int,
+                   targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Sum of the heads' losses on each example's hidden states averaged over its audio frames.
+
+        at_audio: [F, H] the hidden states at the batch's audio placeholders, in order; frame_owner: [F]
+        the example of each. Key, tempo and meter: cross-entropy; instruments: binary cross-entropy, the
+        mean over the classes. Each is averaged over the examples that have the label; text-only examples
+        and missing labels (-1) add nothing."""
+        sums = at_audio.new_zeros(examples, at_audio.shape[1]).index_add_(0, frame_owner, at_audio)
+        counts = torch.bincount(frame_owner, minlength=examples)
+        pooled = (sums / counts.clamp(min=1).unsqueeze(1)).float()
+        loss = pooled.new_zeros(())
+        for name, target in targets.items():
+            multi_label = target.dim() == 2
+            known = (counts > 0) & ((target[:, 0] if multi_label else target) >= 0)
+            if not known.any():
+                continue
+            logits = self.label_heads[name](pooled[known])
+            if multi_label:
+                loss = loss + F.binary_cross_entropy_with_logits(logits, target[known].float())
+            else:
+                loss = loss + F.cross_entropy(logits, target[known])
+        return loss
 
     @torch.no_grad()
     def answer_logprobs(
@@ -331,6 +381,8 @@ class LLark(nn.Module):
         tensors = {k: v.detach().cpu().contiguous() for k, v in (state_dict or self.state_dict()).items()}
         save_file(_with_prefix(tensors, "projector."), directory / "projector.safetensors")
         save_file({"weight": tensors["new_token_embeddings"]}, directory / "new_token_embeddings.safetensors")
+        if self.label_heads:
+            save_file(_with_prefix(tensors, "label_heads."), directory / "label_heads.safetensors")
         lm_tensors = _with_prefix(tensors, "lm.")
         if self.config.trainable.lm == "lora":
             save_file({k: v for k, v in lm_tensors.items() if "lora_" in k}, directory / "lm_adapter.safetensors")
@@ -368,6 +420,8 @@ class LLark(nn.Module):
         model.projector.load_state_dict(load_file(directory / "projector.safetensors"))
         new_embeddings = load_file(directory / "new_token_embeddings.safetensors")["weight"]
         model.new_token_embeddings.data.copy_(new_embeddings)
+        if model.label_heads:  # training-time heads: a later curriculum stage goes on with them
+            model.label_heads.load_state_dict(load_file(directory / "label_heads.safetensors"))
         if run_config.model.trainable.lm == "lora":
             adapter = {"lm." + k: v for k, v in load_file(directory / "lm_adapter.safetensors").items()}
             missing = [k for k, _ in model.named_parameters() if "lora_" in k and k not in adapter]

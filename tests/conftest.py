@@ -45,7 +45,8 @@ def tiny_tokenizer():
     return tokenizer, ids
 
 
-def tiny_model(template: str = "llama2", trainable: TrainableConfig | None = None, seed: int = 0) -> LLark:
+def tiny_model(template: str = "llama2", trainable: TrainableConfig | None = None, seed: int = 0,
+               label_loss_weight: float = 0.0) -> LLark:
     torch.manual_seed(seed)
     tokenizer, ids = tiny_tokenizer()
     config = ModelConfig(
@@ -55,6 +56,7 @@ def tiny_model(template: str = "llama2", trainable: TrainableConfig | None = Non
         template=template,
         max_length=128,
         trainable=trainable or TrainableConfig(lm="full", lm_embeddings=True),
+        label_loss_weight=label_loss_weight,
     )
     model = LLark(config, build_lm(config.lm, ids.base_vocab_size), ids, len(tokenizer))
     model.tokenizer = tokenizer

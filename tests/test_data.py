@@ -14,6 +14,8 @@ from torch.utils.data import DataLoader
 
 from llark.data import ExampleBuilder, ShardDataset, grouped_by_length, collate, expand_shard_patterns, load_features
 from llark.distributed import DistEnv
+from llark.label_targets import (INSTRUMENT_CLASSES, MAX_BPM, METERS, MIN_BPM, MISSING, TEMPO_BIN_RATIO,
+                                 encode_label_targets, tempo_class)
 from llark.shards import ClipRecord, clip_id_from_key, clip_key, write_shards
 from llark.synthetic import probe_records
 from llark.templates import get_template
@@ -262,3 +264,36 @@ def test_length_buckets_keep_a_random_order_inside():
     again = [e["tag"] for e in grouped_by_length(iter(items), 8, 8, 32, random.Random(1))]
     assert sorted(once) == list(range(64)) and once != again
     assert any(len({len(items[t]["input_ids"]) for t in once[i:i + 8]}) > 1 for i in range(0, 64, 8))
+
+
+def test_clip_labels_become_class_targets():
+    targets = encode_label_targets({"key": "F# minor", "tempo": 121.0, "meter": "6/8",
+                                    "instruments": ["Flute", "Electric Bass (finger)", "Drums", "Kazoo"]})
+    assert targets["target_key"] == 6 + 12 and encode_label_targets({"key": "Gb minor"})["target_key"] == 18
+    assert encode_label_targets({"key": "Bb major"})["target_key"] == 10
+    # A tempo class is 4 % wide: its centre is within 2 % of every tempo in it.
+    for bpm in (30.0, 57.3, 121.0, 299.0):
+        centre = MIN_BPM * TEMPO_BIN_RATIO ** tempo_class(bpm)
+        assert abs(centre / bpm - 1) <= 0.02
+    assert tempo_class(20.0) == 0 and tempo_class(500.0) == tempo_class(MAX_BPM)
+    assert METERS[targets["target_meter"]] == "6/8"
+    named = {INSTRUMENT_CLASSES[i] for i in np.flatnonzero(targets["target_instruments"] == 1)}
+    assert named == {"flute", "bass", "drums"}  # an unknown name has no head output: it is left out
+    missing = encode_label_targets({"key": "H major", "meter": "11/16"})
+    assert {missing[name] for name in ("target_key", "target_tempo", "target_meter")} == {MISSING}
+    assert (missing["target_instruments"] == MISSING).all()
+
+
+def test_dataset_attaches_each_clips_label_targets_only_when_asked(tmp_path):
+    records = probe_records(3, 16, seed=4)
+    for record, key in zip(records, ("C major", "A minor", "Eb major")):
+        record.meta["labels"] = {"key": key}
+    write_shards(records, tmp_path / "train")
+    for asked in (False, True):
+        dataset = ShardDataset([str(tmp_path / "train-*.tar")], builder("before"), shuffle_buffer=0, loop=False,
+                               label_targets=asked)
+        examples = list(dataset)
+        assert len(examples) == 6 and all(("target_key" in e) == asked for e in examples)
+    assert [e["target_key"] for e in examples] == [0, 0, 21, 21, 3, 3]  # two Q/A pairs per clip
+    batch = collate(examples, builder().ids.pad, pack=True)
+    assert batch["target_key"].tolist() == [0, 0, 21, 21, 3, 3] and len(batch["frame_owner"]) == batch["audio_lengths"].sum()

@@ -5,10 +5,12 @@ import random
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from llark.config import Config, LMConfig, ModelConfig, TrainableConfig
 from llark.data import ExampleBuilder, collate, pack_rows
+from llark.label_targets import TARGET_KEYS, encode_label_targets
 from llark.model import LLark, build_lm
 from llark.templates import get_template
 from llark.tokenizer import add_llark_tokens, load_pretrained_tokenizer, train_bpe_tokenizer
@@ -90,6 +92,64 @@ def test_packed_rows_give_the_same_loss_and_gradients_as_padded_rows():
     # Without the restarting positions, the same rows would attend across examples: the loss changes.
     leaky = dict(packed, position_ids=None)
     assert not torch.allclose(model(**leaky), losses[0])
+
+
+CLIP_LABELS = [
+    {"key": "F# minor", "tempo": 121.0, "meter": "6/8", "instruments": ["Flute", "Drums"]},
+    {"key": "C major", "tempo": 90.0, "meter": "3/4", "instruments": ["Acoustic Grand Piano", "Cello"]},
+    {"key": "Bb major", "meter": "4/4"},  # no tempo, no instruments: those heads skip it
+    {},
+]
+
+
+def labelled_batches(model):
+    """Padded and packed batches of four clips with labels and a text-only example."""
+    rng = np.random.default_rng(2)
+    builder = ExampleBuilder(model.tokenizer, model.ids, get_template(model.config.template), 128, audio_position="before")
+    examples = [builder(rng.normal(size=(t, 16)).astype(np.float32), QUESTIONS[0], a, random.Random(t))
+                | encode_label_targets(labels)
+                for t, a, labels in zip((9, 2, 3, 4), ("The cello and the organ.", "Cello.", "Organ.", "Flute."), CLIP_LABELS)]
+    examples.append(builder(None, "Name an instrument.", "The cello.", random.Random(0)) | encode_label_targets({}))
+    return collate(examples, model.ids.pad), collate(examples, model.ids.pad, pack=True)
+
+
+def test_label_loss_reads_each_examples_audio_positions_in_padded_and_packed_rows():
+    model = tiny_model(label_loss_weight=0.5)
+    padded, packed = labelled_batches(model)
+    answer_loss = model(**{k: v for k, v in padded.items() if k not in (*TARGET_KEYS, "frame_owner")})
+    total = model(**padded)
+    # By hand: the mean of layer 1's output over each clip's placeholders, through each head.
+    decoder = model.base_lm().get_decoder()
+    hidden = decoder(inputs_embeds=model.embed(padded["input_ids"], padded["audio"], padded["audio_lengths"]),
+                     attention_mask=padded["attention_mask"], output_hidden_states=True).hidden_states[1]
+    pooled = torch.stack([hidden[row, padded["input_ids"][row] == model.ids.audio_patch].mean(0) for row in range(4)])
+    heads = model.label_heads
+    expected = (F.cross_entropy(heads["key"](pooled[:3]), padded["target_key"][:3])
+                + F.cross_entropy(heads["tempo"](pooled[:2]), padded["target_tempo"][:2])
+                + F.cross_entropy(heads["meter"](pooled[:3]), padded["target_meter"][:3])
+                + F.binary_cross_entropy_with_logits(heads["instruments"](pooled[:2]), padded["target_instruments"][:2]))
+    torch.testing.assert_close(total, answer_loss + 0.5 * expected)
+    # Packed rows hold the clips in another order; each frame still counts for its own clip.
+    assert not torch.equal(packed["frame_owner"], padded["frame_owner"])
+    torch.testing.assert_close(model(**packed), total)
+    # The targets are tied to their clips: swapping two clips' labels changes the loss.
+    swapped = dict(padded, target_key=padded["target_key"][[1, 0, 2, 3, 4]])
+    assert not torch.allclose(model(**swapped), total)
+
+
+def test_label_heads_go_on_with_the_checkpoint(tmp_path):
+    model = tiny_model(seed=3, label_loss_weight=1.0).eval()
+    padded, _ = labelled_batches(model)
+    model.save_pretrained(tmp_path / "ckpt", run_config_for(model), model.tokenizer)
+    assert (tmp_path / "ckpt" / "label_heads.safetensors").is_file()
+    torch.testing.assert_close(LLark.from_pretrained(tmp_path / "ckpt")(**padded), model(**padded))
+
+
+def test_label_layer_must_be_one_of_the_lms():
+    model = tiny_model(label_loss_weight=1.0)
+    model.config.label_layer = 2  # the tiny LM has one decoder layer
+    with pytest.raises(ValueError, match="label_layer=2"):
+        model(**labelled_batches(model)[0])
 
 
 def test_pack_rows_is_first_fit_decreasing():

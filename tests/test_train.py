@@ -14,6 +14,8 @@ from safetensors.torch import load_file
 import train
 from llark.inference import Answerer
 from llark.model import LLark
+from llark.shards import write_shards
+from llark.synthetic import probe_records
 from tests.conftest import REPO
 
 DEBUG = str(REPO / "configs" / "debug.yaml")
@@ -60,6 +62,27 @@ def test_init_from_starts_a_curriculum_stage_from_the_weights_with_a_fresh_sched
     assert [row["step"] for row in second] == [1, 2, 3, 4] and second[0]["lr"] == first[0]["lr"] > second[-1]["lr"]
     with pytest.raises(ValueError, match=r"model config differs from this run's in \['audio_pool'\]"):
         run_train(tmp_path / "other", probe_shards, "train.steps=1", f"train.init_from={listened}", "model.audio_pool=2")
+
+
+def test_label_loss_trains_the_heads_and_the_next_stage_goes_on_with_them(tmp_path):
+    records = probe_records(40, audio_dim=16, seed=5)
+    for index, record in enumerate(records):  # the probe clips, given the labels the heads read
+        record.meta["labels"] |= {"key": ("C major", "A minor", "F# minor")[index % 3], "tempo": 80.0 + 20 * (index % 4),
+                                  "meter": ("3/4", "6/8")[index % 2], "instruments": ["Flute", "Drums"][: 1 + index % 2]}
+    write_shards(records, tmp_path / "shards" / "train")
+    heads = "model.label_loss_weight=1.0"
+    run_train(tmp_path / "built", tmp_path / "shards", "train.steps=0", heads)
+    trained = run_train(tmp_path / "listen", tmp_path / "shards", "train.steps=3", heads, "data.pack_examples=true")
+    plain = run_train(tmp_path / "plain", tmp_path / "shards", "train.steps=3", "data.pack_examples=true")
+    assert trained[0]["loss"] > plain[0]["loss"] + 1.0  # the heads' losses (key alone: about ln 24) are added
+    built = load_file(tmp_path / "built" / "checkpoints" / "step-000000" / "label_heads.safetensors")
+    listened = tmp_path / "listen" / "checkpoints" / "step-000003"
+    after = load_file(listened / "label_heads.safetensors")
+    assert built.keys() == after.keys() and all(not torch.equal(built[k], after[k]) for k in built)
+    assert not (tmp_path / "plain" / "checkpoints" / "step-000003" / "label_heads.safetensors").exists()
+    run_train(tmp_path / "next", tmp_path / "shards", "train.steps=0", heads, f"train.init_from={listened}")
+    carried = load_file(tmp_path / "next" / "checkpoints" / "step-000000" / "label_heads.safetensors")
+    assert all(torch.equal(after[k], carried[k]) for k in after)
 
 
 def test_packed_batches_train_like_padded_batches(tmp_path, probe_shards):

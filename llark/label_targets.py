@@ -1,0 +1,64 @@
+"""A clip's labels as classification targets, for the optional label loss (`model.label_loss_weight`).
+
+The LM answers key, tempo, meter and instrument questions in words; this turns the same labels into
+class indices, so small heads on the LM's hidden states at the audio positions can be trained on every
+example, whatever its question (model.py, `LLark.label_loss`). -1 marks a label the clip lacks.
+
+    encode_label_targets({"key": "F# minor", "tempo": 121.0, "meter": "6/8", "instruments": ["Flute", "Drums"]})
+    -> {"target_key": 18, "target_tempo": 38, "target_meter": 4, "target_instruments": [0., ..., 1., ...]}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from llark.corpus.theory import TheoryError, parse_key
+from llark.evaluation.instruments import CLASSES, instrument_class
+
+MIN_BPM, MAX_BPM = 30.0, 300.0
+TEMPO_BIN_RATIO = 1.04  # a class per 4 % of tempo, the width of Acc1's tolerance band
+TEMPO_CLASSES = math.ceil(math.log(MAX_BPM / MIN_BPM) / math.log(TEMPO_BIN_RATIO)) + 1
+METERS = ("2/2", "2/4", "3/4", "4/4", "6/8", "9/8", "12/8", "3/8", "5/4", "7/8")
+INSTRUMENT_CLASSES = tuple(sorted(CLASSES))
+
+# head name -> number of outputs; single-label heads use cross-entropy, "instruments" is multi-label.
+HEAD_SIZES = {"key": 24, "tempo": TEMPO_CLASSES, "meter": len(METERS), "instruments": len(INSTRUMENT_CLASSES)}
+TARGET_KEYS = tuple(f"target_{name}" for name in HEAD_SIZES)
+MISSING = -1
+
+
+def tempo_class(bpm: float) -> int:
+    bpm = min(max(float(bpm), MIN_BPM), MAX_BPM)
+    return int(round(math.log(bpm / MIN_BPM) / math.log(TEMPO_BIN_RATIO)))
+
+
+def key_class(name: str) -> int:
+    """0-11 major keys by tonic pitch class, 12-23 minor keys."""
+    key = parse_key(name)
+    return key.pc + (12 if key.mode == "minor" else 0)
+
+
+def encode_label_targets(labels: dict[str, Any]) -> dict[str, Any]:
+    """Class targets of one clip; a missing or unrecognised label is MISSING (its loss term is skipped)."""
+    targets: dict[str, Any] = {name: MISSING for name in TARGET_KEYS}
+    try:
+        if labels.get("key"):
+            targets["target_key"] = key_class(labels["key"])
+    except TheoryError:
+        pass
+    if labels.get("tempo"):
+        targets["target_tempo"] = tempo_class(labels["tempo"])
+    if labels.get("meter") in METERS:
+        targets["target_meter"] = METERS.index(labels["meter"])
+    instruments = np.full(len(INSTRUMENT_CLASSES), float(MISSING), np.float32)
+    if labels.get("instruments"):
+        instruments[:] = 0.0
+        for name in labels["instruments"]:
+            found = instrument_class(name)
+            if found in CLASSES:
+                instruments[INSTRUMENT_CLASSES.index(found)] = 1.0
+    targets["target_instruments"] = instruments
+    return targets
