@@ -3,6 +3,7 @@
     python benchmarks/encode.py                  # 6 clips of 25 s, one thread
     python benchmarks/encode.py --clips 3 --seconds 10
     python benchmarks/encode.py --rhythm         # with the opt-in rhythm group
+    python benchmarks/encode.py --rhythm --timbre   # and the timbre group (the demo's encoder)
 
 Pins BLAS/OpenMP to one thread before numpy loads, so the figure is per core; also prints the
 share of time each channel group takes.
@@ -37,16 +38,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=25.0)
-    parser.add_argument("--rhythm", action="store_true", help="with the rhythm group (270 dims)")
+    parser.add_argument("--rhythm", action="store_true", help="with the rhythm group (+96 dims)")
+    parser.add_argument("--timbre", action="store_true", help="with the timbre group (+n_mels + 8 dims)")
     args = parser.parse_args()
-    encoder = MIRFeatureEncoder(rhythm=args.rhythm)
+    encoder = MIRFeatureEncoder(rhythm=args.rhythm, timbre=args.timbre)
     waves = [music_like(args.seconds, encoder.sample_rate, seed) for seed in range(args.clips + 1)]
     encoder.encode(waves[0])  # warm-up: numba compilation and caches
     groups = {"log-mel": lambda w: encoder._log_mel(encoder._mel_power(w)), "chroma": encoder._chroma,
               "onset+rms": encoder._onset_and_level, "tempogram": encoder._tempogram}
-    if args.rhythm:  # timed on the mel and chroma the encoder has already computed for the other groups
-        shared = {id(w): (encoder._mel_power(w), encoder._chroma(w)) for w in waves[1:]}
+    # The rhythm and timbre groups are timed on the mel and chroma the encoder has already computed for the others.
+    shared = {id(w): (encoder._mel_power(w), encoder._chroma(w)) for w in waves[1:]}
+    if args.rhythm:
         groups["rhythm"] = lambda w: encoder._rhythm(*shared[id(w)])
+    if args.timbre:
+        groups["timbre"] = lambda w: encoder._timbre(w, shared[id(w)][0])
     group_seconds = {name: 0.0 for name in groups}
     started = time.perf_counter()
     for wave in waves[1:]:

@@ -94,6 +94,26 @@ def test_without_the_rhythm_group_the_other_channels_are_unchanged():
     assert plain.shape[1] == 174 and np.array_equal(full[:, :174], plain)
 
 
+def test_timbre_group_hears_attacks_and_noise():
+    encoder = MIRFeatureEncoder(timbre=True)
+    assert encoder.dim == 174 + encoder.n_mels + 8
+    t = np.arange(4 * SR) / SR
+    sustained = 0.5 * np.sin(2 * np.pi * 440.0 * t)
+    plucked = sustained * np.exp(-12.0 * (t % 0.25))  # the same pitch, a decaying note every 250 ms
+    noise = np.random.default_rng(3).uniform(-0.5, 0.5, len(t))
+    plain, timbre = {}, {}
+    for name, wave in (("sustained", sustained), ("plucked", plucked), ("noise", noise)):
+        features = encoder.encode(wave.astype(np.float32))
+        plain[name], timbre[name] = features[:, :174], features[25:-25, 174:].mean(axis=0)  # away from the edges
+    band = int(np.argmax(plain["sustained"][:, : encoder.n_mels].mean(axis=0)))  # the mel band of 440 Hz
+    spread = {name: values[band] for name, values in timbre.items()}
+    assert spread["plucked"] > 5 * spread["sustained"], spread  # its level moves within every second
+    contrast, flatness = {n: v[encoder.n_mels: -1].mean() for n, v in timbre.items()}, {n: v[-1] for n, v in timbre.items()}
+    assert flatness["noise"] > flatness["sustained"] + 0.5 and contrast["sustained"] > contrast["noise"], (flatness, contrast)
+    # The group is appended: the channels before it are the ones an encoder without it makes.
+    np.testing.assert_array_equal(plain["plucked"], MIRFeatureEncoder().encode(plucked.astype(np.float32)))
+
+
 def test_long_input_is_described_in_segments():
     wave = np.concatenate([accented_clicks(90.0, 3, seconds=10.0), accented_clicks(150.0, 4, seconds=10.0)])
     rhythm = MIRFeatureEncoder(rhythm=True, rhythm_seconds=10.0).encode(wave)[:, -RHYTHM_DIM:]

@@ -12,8 +12,12 @@ Each group is computed at its own hop and pooled to exactly 25 frames per second
 | n_mels+14 .. +tempo_bins-1   | tempogram | local autocorrelation tempogram resampled to           |
 |                              |           | `tempo_bins` log-spaced BPM values in [min_bpm, max_bpm]: |
 |                              |           | beat and bar periodicities, so tempo and meter         |
-| the last RHYTHM_DIM (96)     | rhythm    | opt-in (`rhythm=True`): beat-relative descriptors, below: |
+| then RHYTHM_DIM (96)         | rhythm    | opt-in (`rhythm=True`): beat-relative descriptors, below: |
 |                              |           | the tracked tempo, and meter                           |
+| then n_mels + 8              | timbre    | opt-in (`timbre=True`): per mel band, the spread of the |
+|                              |           | log-mel over the surrounding second (attacks, vibrato,  |
+|                              |           | tremolo, note changes), spectral contrast in 7 bands and |
+|                              |           | log spectral flatness (tonal or noisy): instruments     |
 
 The tempogram says which periods are strong, but not which of them is the beat and which the bar: a
 6/8 and a 3/4 at the same eighth-note rate have the same peaks. The rhythm group tracks the beat
@@ -35,13 +39,17 @@ at most `rhythm_seconds` (one for a 25 s clip), repeated on every frame of the s
 | 1     | log2 of the strongest chroma-novelty period in 0.8-6 s over P: beats per bar                 |
 
 On the demo corpus, benchmarks/feature_probe.py's linear probe reads the meter at 0.61 with this group
-and 0.35 without it, the tempo (Acc1) at 0.64 and 0.52. It is opt-in because a model has to learn to
-read it: in `make demo`'s 2-core step budget it cost key accuracy and gained no meter (README), while
-with three times the steps (configs/tiny-rhythm.yaml) the same small model reads meter and tempo.
+and 0.35 without it, the tempo (Acc1) at 0.64 and 0.52.
+
+The timbre group is there because the LM sees one token per second, the average of 25 frames: a
+band's mean level survives that averaging, but how much it moves within the second does not, and
+that movement (a plucked note's decay, a bowed note's swell, drum hits) tells instruments apart.
+The spread is measured over a one-second window around every frame, so the average keeps it.
 
     encoder = MIRFeatureEncoder()                      # 22.05 kHz, 64 mels, 96 tempo bins: dim 174
     features = encoder.encode(wave)                    # [round(25 * seconds), 174]
     MIRFeatureEncoder(rhythm=True)                     # 270: the same 174 channels, then the rhythm group
+    MIRFeatureEncoder(rhythm=True, timbre=True)        # 342: then the timbre group
     python benchmarks/encode.py                        # real-time factor per core
 """
 
@@ -52,6 +60,7 @@ from typing import Any
 
 import librosa
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from llark.annotate import MIN_BARS, TempoPrior, phase_contrasts, zscore
 from llark.encoders import FRAME_RATE, frames_for, pool_to_frames
@@ -64,6 +73,8 @@ TRACKED_TEMPO_AXIS = np.geomspace(40.0, 240.0, 25)  # 7.8 % apart
 RHYTHM_DIM = len(TRACKED_TEMPO_AXIS) + 3 * len(BEAT_MULTIPLES) + 3 * len(BAR_BEATS) + SIMILARITY_LAGS + SUBDIVISIONS - 1 + 1
 BASS_HZ = 200.0
 PEAK_TOLERANCE = 0.04  # autocorrelation read as the maximum within 4 % of the lag: tempo drift and rounding
+CONTRAST_BANDS = 6  # librosa's spectral contrast: 6 octave bands above 200 Hz and the one below (7 values)
+SPREAD_SECONDS = 1.0  # the log-mel spread is measured over this window: one LM audio token's span
 
 
 @dataclass
@@ -76,6 +87,7 @@ class MIRFeatureEncoder:
     tempogram_seconds: float = 6.0  # autocorrelation window: long enough for a bar of 3/4 at 60 BPM
     rhythm: bool = False  # the beat-relative rhythm group (RHYTHM_DIM channels)
     rhythm_seconds: float = 30.0  # longer input is described in segments of at most this length
+    timbre: bool = False  # the timbre group (n_mels + 8 channels)
 
     name = "mir"
     frame_rate = FRAME_RATE
@@ -84,7 +96,8 @@ class MIRFeatureEncoder:
 
     @property
     def dim(self) -> int:
-        return self.n_mels + 12 + 2 + self.tempo_bins + (RHYTHM_DIM if self.rhythm else 0)
+        return (self.n_mels + 12 + 2 + self.tempo_bins + (RHYTHM_DIM if self.rhythm else 0)
+                + (self.n_mels + CONTRAST_BANDS + 2 if self.timbre else 0))
 
     def settings(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +112,8 @@ class MIRFeatureEncoder:
         groups = [self._log_mel(mel_power), chroma, *self._onset_and_level(wave), self._tempogram(wave)]
         if self.rhythm:
             groups.append(self._rhythm(mel_power, chroma))
+        if self.timbre:
+            groups.append(self._timbre(wave, mel_power))
         return np.concatenate([pool_to_frames(g, frames) for g in groups], axis=1)
 
     def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
@@ -136,6 +151,18 @@ class MIRFeatureEncoder:
         weight = (lags - below)[:, None]
         rows = (1 - weight) * autocorrelation[below] + weight * autocorrelation[np.minimum(below + 1, window - 1)]
         return np.clip(rows, 0.0, None).T
+
+    def _timbre(self, wave: np.ndarray, mel_power: np.ndarray) -> np.ndarray:
+        """[spectral frames, n_mels + 8]: log-mel spread over SPREAD_SECONDS, spectral contrast, log flatness."""
+        decibels = librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
+        window = max(2, int(round(SPREAD_SECONDS * self.sample_rate / self.spectral_hop)))
+        local_mean = uniform_filter1d(decibels, window, axis=1, mode="nearest")
+        local_square = uniform_filter1d(decibels**2, window, axis=1, mode="nearest")
+        spread = np.sqrt(np.maximum(local_square - local_mean**2, 0.0)) / 20.0  # dB / 20: about [0, 1]
+        magnitude = np.abs(librosa.stft(wave, n_fft=2048, hop_length=self.spectral_hop))
+        contrast = librosa.feature.spectral_contrast(S=magnitude, sr=self.sample_rate, n_bands=CONTRAST_BANDS) / 50.0
+        flatness = np.log10(librosa.feature.spectral_flatness(S=magnitude, amin=1e-10))[0] / 5.0
+        return np.concatenate([spread, contrast, flatness[None]], axis=0).T
 
     def _rhythm(self, mel_power: np.ndarray, chroma: np.ndarray) -> np.ndarray:
         """[spectral frames, RHYTHM_DIM]: each segment's descriptors on each of its frames."""
