@@ -3,20 +3,19 @@ stages -> evaluate on the held-out test split (baselines and audio ablations) ->
 
     make demo                              # sets up .venv, then runs this
     python -m llark.demo                   # the same, with the defaults below
-    python -m llark.demo --generated 200 --tunes 60 --listen-steps 200 --steps 150    # a quicker, weaker run
-    python -m llark.demo --config configs/tiny-rhythm.yaml --data data/demo-rhythm --run runs/demo-rhythm \
-        --listen-topics key,mode,chords,meter,tempo --listen-steps 2000     # rhythm features, 3x the steps
+    python -m llark.demo --generated 400 --tunes 60 --stage key,mode,chords,tempo,meter:300 --steps 150   # quicker, weaker
+    python -m llark.demo --stage key,mode,chords:400 --stage key,mode,chords,tempo,meter:600   # a three-stage curriculum
 
 The corpus is encoded with the config's encoder settings (encoder.settings), so each config needs its
 own --data folder: encode.py refuses to mix features of two encoders in one.
 
-Training is a two-stage curriculum. A from-scratch LM first learns the answer formats, which it can do
-without its audio, and on a CPU budget it stays there. So stage 1 ("listen") trains only on the MIR
-questions whose answers the chroma decides (topics key, mode, chords): there the loss cannot fall
-without reading the audio tokens. Stage 2 starts from those weights (train.init_from) and trains on
-every family with the config as it is. Its batches are packed (data.pack_examples: the same examples
-and loss per step as padded rows, in less than half the time), not grouped by length
-(data.length_group_batches): grouping was as fast, but two of its three demo runs answered badly (README).
+Training is a curriculum. A from-scratch LM first learns the answer formats, which it can do without
+its audio, and on a CPU budget it stays there. So the listening stages train only on the MIR questions
+of some topics (by default key, mode, chords, tempo and meter, 1000 steps), whose answers cannot be
+guessed without reading the audio tokens; the label heads of configs/tiny.yaml (model.label_loss_weight)
+meanwhile train the audio positions to carry key, tempo, meter and instruments on every example. The
+last stage starts from those weights (train.init_from) and trains every family with the config as it is,
+in packed batches (data.pack_examples).
 
 Every stage skips work already done, so a re-run reuses the corpus, features, shards and checkpoints.
 Prints the wall time of every stage, a table of the test-split figures (model vs baselines vs the
@@ -36,8 +35,18 @@ from llark.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 PRIMARY_METRICS = {"key": "mirex", "tempo": "acc1", "meter": "accuracy", "instruments": "micro_f1"}
+# The curriculum before the last, every-family stage (module docstring): MIR questions on these topics only.
+LISTENING_STAGES = ("key,mode,chords,tempo,meter:1000",)
 TARGETS = {("key", "mirex"): 0.85, ("tempo", "acc1"): 0.70, ("tempo", "acc2"): 0.90, ("meter", "accuracy"): 0.90,
            ("instruments", "micro_f1"): 0.70}
+
+
+def listening_stage(text: str) -> tuple[list[str], int]:
+    """"key,tempo:900" -> (["key", "tempo"], 900): a stage's MIR topics and steps."""
+    topics, _, steps = text.rpartition(":")
+    if not topics or not steps.isdigit() or int(steps) < 1 or not all(topics.split(",")):
+        raise argparse.ArgumentTypeError(f"a stage is TOPICS:STEPS, e.g. key,mode,tempo:900; got {text!r}")
+    return topics.split(","), int(steps)
 
 
 def run(name: str, times: dict[str, float], *command: object) -> None:
@@ -72,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/demo")
     parser.add_argument("--run", default="runs/demo")
-    parser.add_argument("--generated", type=int, default=1200, help="generated pieces in the corpus")
+    parser.add_argument("--generated", type=int, default=1800, help="generated pieces in the corpus")
     parser.add_argument("--tunes", type=int, default=300, help="real ABC tunes in the corpus")
-    parser.add_argument("--listen-steps", type=int, default=400, help="stage 1 steps (key, mode, chords questions)")
-    parser.add_argument("--listen-topics", default="key,mode,chords", help="stage 1 MIR topics")
-    parser.add_argument("--steps", type=int, default=0, help="stage 2 steps, every family (0: the config's)")
+    parser.add_argument("--stage", action="append", type=listening_stage, metavar="TOPICS:STEPS",
+                        help="a listening stage: only the MIR questions on TOPICS, for STEPS steps (repeatable, in order; "
+                             f"default: {' then '.join(LISTENING_STAGES)})")
+    parser.add_argument("--steps", type=int, default=0, help="the last stage's steps, every family (0: the config's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--config", default="configs/tiny.yaml")
     args = parser.parse_args(argv)
@@ -94,18 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         "--features", data / "features", "--split", "test", "--tasks", "key,tempo,meter,instruments",
         "--out", data / "eval.jsonl")
     shards = f"data.train_shards=[{data}/shards/train-*.tar]"
-    listen = run_dir / "listen" / "checkpoints" / f"step-{args.listen_steps:06d}"
-    if not listen.is_dir():
-        run("train, stage 1 (listen)", times, "train.py", "--config", args.config, shards,
-            f"train.out_dir={run_dir / 'listen'}", f"train.steps={args.listen_steps}", "data.families=[mir_qa]",
-            f"data.topics=[{args.listen_topics}]")
-    stage2 = [shards, f"train.out_dir={run_dir}", f"train.init_from={listen}"]
-    if args.steps:
-        stage2.append(f"train.steps={args.steps}")
+    previous: list[str] = []  # train.init_from of the next stage
+    for number, (topics, stage_steps) in enumerate(args.stage or map(listening_stage, LISTENING_STAGES), start=1):
+        out = run_dir / f"listen-{number}"
+        if not (out / "checkpoints" / f"step-{stage_steps:06d}").is_dir():
+            run(f"train, stage {number} (listen: {','.join(topics)})", times, "train.py", "--config", args.config, shards,
+                f"train.out_dir={out}", f"train.steps={stage_steps}", "data.families=[mir_qa]",
+                f"data.topics=[{','.join(topics)}]", *previous)
+        previous = [f"train.init_from={out / 'checkpoints' / f'step-{stage_steps:06d}'}"]
     steps = args.steps or config.train.steps
     checkpoint = run_dir / "checkpoints" / f"step-{steps:06d}"
     if not checkpoint.is_dir():
-        run("train, stage 2 (all tasks)", times, "train.py", "--config", args.config, *stage2)
+        run("train, last stage (every family)", times, "train.py", "--config", args.config, shards,
+            f"train.out_dir={run_dir}", f"train.steps={steps}", *previous)
     run("evaluate", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", data / "eval.jsonl",
         "--out", run_dir / "eval", "--bootstrap", 1000)
 

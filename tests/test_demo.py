@@ -1,5 +1,6 @@
 """The demo: its summary table, and the whole pipeline at a small size (slow)."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -7,8 +8,15 @@ import sys
 
 import pytest
 
-from llark.demo import summary_table
+from llark.demo import listening_stage, summary_table
 from tests.conftest import REPO
+
+
+def test_a_listening_stage_is_topics_and_steps():
+    assert listening_stage("key,mode,tempo:900") == (["key", "mode", "tempo"], 900)
+    for wrong in ("key", "key:0", "key:many", ":10", "key,,tempo:10"):
+        with pytest.raises(argparse.ArgumentTypeError, match="TOPICS:STEPS"):
+            listening_stage(wrong)
 
 
 def test_summary_table_shows_model_targets_ablation_and_baselines():
@@ -22,17 +30,20 @@ def test_summary_table_shows_model_targets_ablation_and_baselines():
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
-    """`make demo` at a small size: corpus -> features -> shards -> two training stages -> evaluate -> ask."""
+    """`make demo` at a small size: corpus -> features -> shards -> three training stages -> evaluate -> ask."""
     command = [sys.executable, "-m", "llark.demo", "--data", tmp_path / "data", "--run", tmp_path / "run",
-               "--generated", 40, "--tunes", 10, "--listen-steps", 3, "--steps", 2, "--workers", 1]
+               "--generated", 40, "--tunes", 10, "--stage", "key,mode,chords:3", "--stage", "tempo,meter:1",
+               "--steps", 2, "--workers", 1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     first = subprocess.run(list(map(str, command)), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
-    assert (tmp_path / "run" / "listen" / "checkpoints" / "step-000003").is_dir()
-    stage2 = json.loads((tmp_path / "run" / "checkpoints" / "step-000002" / "config.json").read_text())
-    assert stage2["train"]["init_from"].endswith("step-000003") and stage2["data"]["topics"] == []
-    listen = json.loads((tmp_path / "run" / "listen" / "checkpoints" / "step-000003" / "config.json").read_text())
-    assert listen["data"]["families"] == ["mir_qa"] and listen["data"]["topics"] == ["key", "mode", "chords"]
+    stages = [json.loads((tmp_path / "run" / stage / "checkpoints" / step / "config.json").read_text())
+              for stage, step in (("listen-1", "step-000003"), ("listen-2", "step-000001"), (".", "step-000002"))]
+    assert [s["data"]["topics"] for s in stages] == [["key", "mode", "chords"], ["tempo", "meter"], []]
+    assert [s["data"]["families"] for s in stages] == [["mir_qa"], ["mir_qa"], []]
+    assert stages[0]["train"]["init_from"] == ""
+    assert stages[1]["train"]["init_from"].endswith("listen-1/checkpoints/step-000003")
+    assert stages[2]["train"]["init_from"].endswith("listen-2/checkpoints/step-000001")
     results = json.loads((tmp_path / "run" / "eval" / "results.json").read_text())
     assert set(results["tasks"]) == {"key", "tempo", "meter", "instruments"}
     assert {"llark", "llark, features shuffled", "llark, features zeroed", "majority"} <= set(results["tasks"]["key"]["systems"])
