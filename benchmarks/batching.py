@@ -2,7 +2,7 @@
 shards: padding and step time.
 
     python benchmarks/batching.py                      # the demo's stage-1 checkpoint and shards
-    python benchmarks/batching.py --checkpoint runs/demo/checkpoints/step-000300 --batches 32 --pool 16 --bucket 16
+    python benchmarks/batching.py --checkpoint runs/demo/checkpoints/step-000400 --batches 32 --pool 16 --bucket 16
 
 Reads the same training stream (every family, the checkpoint's config) three ways: batched as it
 comes and padded to each batch's longest example; the same batches packed (several examples share a
@@ -51,7 +51,7 @@ def examples_in(batch: dict[str, torch.Tensor]) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="runs/demo/listen/checkpoints/step-000400")
+    parser.add_argument("--checkpoint", default="runs/demo/listen-1/checkpoints/step-001000")
     parser.add_argument("--config", default="configs/tiny.yaml", help="shards, batch size and template")
     parser.add_argument("--pool", type=int, default=32, help="batches per length-sorted pool")
     parser.add_argument("--bucket", type=int, default=32, help="token counts per length bucket")

@@ -1,6 +1,6 @@
 """Shard write and read throughput (MB/s and samples/s) for clips of 25 s at 25 fps.
 
-    python benchmarks/shards.py                          # 400 clips of [625, 174] float16 features (the demo's MIR encoder)
+    python benchmarks/shards.py                          # 400 clips of [625, 342] float16 features (the demo's MIR encoder)
     python benchmarks/shards.py --clips 200 --dim 4800   # Jukebox-sized features
 
 Write: ClipRecord -> webdataset tars (llark.shards.write_shards). Read: the training reader
@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=400)
     parser.add_argument("--frames", type=int, default=625)
-    parser.add_argument("--dim", type=int, default=174)  # 270 with the encoder's rhythm group
+    parser.add_argument("--dim", type=int, default=342)  # the demo's encoder: rhythm and timbre groups on
     parser.add_argument("--shard-mb", type=float, default=64.0)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
