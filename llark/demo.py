@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/demo")
     parser.add_argument("--run", default="runs/demo")
-    parser.add_argument("--generated", type=int, default=2400, help="generated pieces in the corpus")
+    parser.add_argument("--generated", type=int, default=1800, help="generated pieces in the corpus")
     parser.add_argument("--tunes", type=int, default=300, help="real ABC tunes in the corpus")
     parser.add_argument("--stage", action="append", type=listening_stage, metavar="TOPICS:STEPS",
                         help="a listening stage: only the MIR questions on TOPICS, for STEPS steps (repeatable, in order; "

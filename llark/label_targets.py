@@ -5,7 +5,7 @@ class indices, so small heads on the LM's hidden states at the audio positions c
 example, whatever its question (model.py, `LLark.label_loss`). -1 marks a label the clip lacks.
 
     encode_label_targets({"key": "F# minor", "tempo": 121.0, "meter": "6/8", "instruments": ["Flute", "Drums"]})
-    -> {"target_key": 18, "target_tempo": 38, "target_meter": 4, "target_instruments": [0., ..., 1., ...]}
+    -> {"target_key": 18, "target_tempo": 36, "target_meter": 4, "target_instruments": [0., ..., 1., ...]}
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ def key_class(name: str) -> int:
 def encode_label_targets(labels: dict[str, Any]) -> dict[str, Any]:
     """Class targets of one clip; a missing or unrecognised label is MISSING (its loss term is skipped)."""
     targets: dict[str, Any] = {name: MISSING for name in TARGET_KEYS}
-    try:
-        if labels.get("key"):
+    if labels.get("key"):
+        try:
             targets["target_key"] = key_class(labels["key"])
-    except TheoryError:
-        pass
+        except TheoryError:  # not one of the 24 keys (a mode, a typo): no key target; the other labels still count
+            targets["target_key"] = MISSING
     if labels.get("tempo"):
         targets["target_tempo"] = tempo_class(labels["tempo"])
     if labels.get("meter") in METERS:
