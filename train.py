@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
             with gradient_sync(model, sync=micro == cfg.train.grad_accum - 1), torch.autocast(
                 env.device.type, dtype=torch.bfloat16, enabled=bf16
             ):
-                loss = model(**batch, label_only_logits=cfg.train.label_only_logits) / cfg.train.grad_accum
+                loss = model(**batch, label_only_logits=cfg.train.label_only_logits,
+                             loss_per_example=cfg.train.loss_per_example) / cfg.train.grad_accum
                 loss.backward()
             step_loss += loss.detach()
         if cfg.optim.grad_clip > 0:

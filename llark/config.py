@@ -134,6 +134,9 @@ class TrainConfig:
     precision: str = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU | "fp32" | "bf16"
     activation_checkpointing: bool = False
     label_only_logits: bool = True  # compute the LM head only where labels exist
+    # The answer loss: the mean over all answer tokens of a batch (False, LLark), or over each example's
+    # answer tokens and then over the examples (True), so that a long caption counts as much as "3/4."
+    loss_per_example: bool = False
     log_every: int = 10
     save_every: int = 0  # 0: only at the end
     keep_checkpoints: int = 2  # newest step directories kept (0 keeps all)

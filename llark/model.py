@@ -102,6 +102,14 @@ def build_lm(cfg: LMConfig, vocab_size: int) -> PreTrainedModel:
 # ---------------------------------------------------------------------------------------------
 
 
+def example_of_positions(input_ids: torch.Tensor, position_ids: torch.Tensor | None) -> torch.Tensor:
+    """[B, L] the example each position belongs to: its row, or in packed rows (position_ids restart
+    at 0 for each example, data.collate(pack=True)) a count of the examples started so far."""
+    if position_ids is None:
+        return torch.arange(len(input_ids), device=input_ids.device)[:, None].expand_as(input_ids)
+    return ((position_ids == 0).flatten().cumsum(0) - 1).view_as(position_ids)
+
+
 class LLark(nn.Module):
     def __init__(self, config: ModelConfig, lm: PreTrainedModel, ids: SpecialIds, num_tokens: int):
         """`num_tokens` is the tokenizer's full size; ids at or above `ids.base_vocab_size` are llark's."""
@@ -194,6 +202,7 @@ class LLark(nn.Module):
         labels: torch.Tensor,
         position_ids: torch.Tensor | None = None,
         label_only_logits: bool = True,
+        loss_per_example: bool = False,
         frame_owner: torch.Tensor | None = None,
         target_key: torch.Tensor | None = None,
         target_tempo: torch.Tensor | None = None,
@@ -202,6 +211,8 @@ class LLark(nn.Module):
     ) -> torch.Tensor:
         """Mean next-token cross-entropy over the answer tokens (plus the label loss, when the model
         has label heads and the batch carries targets: `frame_owner` and `target_*` from data.collate).
+        With `loss_per_example` (train.loss_per_example), the mean over each example's answer tokens, then
+        over the examples.
 
         With `label_only_logits` the LM head runs only on the positions that predict a label: with a
         long audio block and prompt, most positions have none, and the head is the largest matmul.
@@ -231,7 +242,15 @@ class LLark(nn.Module):
             logits = head(hidden[has_label])
         else:
             logits = head(hidden)[has_label]
-        return F.cross_entropy(logits.float(), targets[has_label]) + self.config.label_loss_weight * label_loss
+        if not loss_per_example:
+            return F.cross_entropy(logits.float(), targets[has_label]) + self.config.label_loss_weight * label_loss
+        token_losses = F.cross_entropy(logits.float(), targets[has_label], reduction="none")
+        owner = example_of_positions(input_ids, position_ids)[:, 1:][has_label]
+        counts = torch.bincount(owner)
+        sums = torch.zeros(len(counts), device=token_losses.device).index_add_(0, owner, token_losses)
+        answered = counts > 0
+        answer_loss = (sums[answered] / counts[answered]).mean()
+        return answer_loss + self.config.label_loss_weight * label_loss
 
     def label_layer(self) -> int:
         layers = self.base_lm().config.num_hidden_layers

@@ -365,3 +365,22 @@ def test_standardized_projector_keeps_its_statistics_in_the_checkpoint(tmp_path)
     torch.testing.assert_close(loaded.projector(frames), expected)
     with pytest.raises(ValueError, match="standardize"):
         model.projector.set_feature_statistics(mean, std)
+
+
+def test_loss_per_example_averages_each_answer_first_in_padded_and_packed_rows():
+    model = tiny_model()
+    rng = np.random.default_rng(4)
+    builder = ExampleBuilder(model.tokenizer, model.ids, get_template(model.config.template), 128, audio_position="before")
+    answers = ("The loudest instrument is the cello, and the organ and the flute play under it. " * 2, "Cello.",
+               "The organ.", "Flute.")
+    examples = [builder(rng.normal(size=(t, 16)).astype(np.float32), QUESTIONS[0], a, random.Random(t))
+                for t, a in zip((9, 2, 3, 4), answers)]
+    padded, packed = collate(examples, model.ids.pad), collate(examples, model.ids.pad, pack=True)
+    assert len(packed["input_ids"]) < len(padded["input_ids"])
+    token_mean = model(**padded)
+    # Each example alone: its own mean over its answer tokens.
+    alone = [model(**collate([example], model.ids.pad)) for example in examples]
+    expected = torch.stack(alone).mean()
+    torch.testing.assert_close(model(**padded, loss_per_example=True), expected)
+    torch.testing.assert_close(model(**packed, loss_per_example=True), expected, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(token_mean, expected)  # the long answer weighs more in the token mean
