@@ -194,6 +194,10 @@ def main(argv: list[str] | None = None) -> None:
             model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True)
         )
         step, micro_batches_done = state["step"], state["micro_batches_done"]
+        if step > cfg.train.steps:  # resuming would train nothing and leave no step-{train.steps} checkpoint
+            raise ValueError(f"{resume_from}: the run in train.out_dir={cfg.train.out_dir} is at step {step}, past "
+                             f"train.steps={cfg.train.steps}; use another train.out_dir, or train.resume=none to start "
+                             "over in this one")
         if (state["world_size"], state["num_workers"]) != (env.world_size, cfg.data.num_workers):
             print(f"[train] warning: {resume_from} was written with world_size={state['world_size']}, "
                   f"num_workers={state['num_workers']}; the data stream will not continue exactly", flush=True)

@@ -108,6 +108,8 @@ def test_train_checkpoint_resume_and_answer(tmp_path, probe_shards, length_group
         "trainer_state.json", "optimizer.pt", "rng.pt"}
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 6
     assert not list((tmp_path / "full" / "checkpoints").glob(".tmp-*"))
+    with pytest.raises(ValueError, match="at step 6, past train.steps=4"):  # a shorter run in the same out_dir
+        run_train(tmp_path / "full", probe_shards, "train.steps=4")
 
     # Interrupted after step 3: keep only that checkpoint and the log up to it, then re-run the same command.
     shutil.copytree(tmp_path / "full", tmp_path / "resumed")
