@@ -41,6 +41,7 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
               for stage, step in (("listen-1", "step-000003"), ("listen-2", "step-000001"), (".", "step-000002"))]
     assert [s["data"]["topics"] for s in stages] == [["key", "mode", "chords"], ["tempo", "meter"], []]
     assert [s["data"]["families"] for s in stages] == [["mir_qa"], ["mir_qa"], []]
+    assert [s["train"]["loss_per_example"] for s in stages] == [False, False, True]
     assert stages[0]["train"]["init_from"] == ""
     assert stages[1]["train"]["init_from"].endswith("listen-1/checkpoints/step-000003")
     assert stages[2]["train"]["init_from"].endswith("listen-2/checkpoints/step-000001")
