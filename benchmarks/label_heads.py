@@ -23,7 +23,7 @@ import torch
 
 from llark.data import ExampleBuilder, ShardDataset, collate
 from llark.evaluation.instruments import CLASSES
-from llark.model import LLark
+from llark.model import LLark, mean_by_owner
 from llark.templates import get_template
 
 
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         embeds = model.embed(batch["input_ids"], batch["audio"], batch["audio_lengths"])
         hidden = model.base_lm().get_decoder()(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                                                output_hidden_states=True).hidden_states[model.label_layer()]
-        at_audio = (batch["input_ids"] == model.ids.audio_patch).unsqueeze(-1)
-        pooled = (hidden * at_audio).sum(1) / at_audio.sum(1)
+        at_audio = hidden[batch["input_ids"] == model.ids.audio_patch]
+        pooled, _ = mean_by_owner(at_audio, batch["frame_owner"], len(examples))  # as LLark.label_loss pools
         logits = {name: head(pooled) for name, head in model.label_heads.items()}
 
     print(f"[heads] {args.checkpoint}: {len(examples)} clips of {args.shards}, layer {model.label_layer()}")

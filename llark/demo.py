@@ -110,11 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     previous: list[str] = []  # train.init_from of the next stage
     for number, (topics, stage_steps) in enumerate(args.stage or map(listening_stage, LISTENING_STAGES), start=1):
         out = run_dir / f"listen-{number}"
-        if not (out / "checkpoints" / f"step-{stage_steps:06d}").is_dir():
+        stage_checkpoint = out / "checkpoints" / f"step-{stage_steps:06d}"
+        if not stage_checkpoint.is_dir():
             run(f"train, stage {number} (listen: {','.join(topics)})", times, "train.py", "--config", args.config, shards,
                 f"train.out_dir={out}", f"train.steps={stage_steps}", "data.families=[mir_qa]",
                 f"data.topics=[{','.join(topics)}]", "train.loss_per_example=false", *previous)
-        previous = [f"train.init_from={out / 'checkpoints' / f'step-{stage_steps:06d}'}"]
+        previous = [f"train.init_from={stage_checkpoint}"]
     steps = args.steps or config.train.steps
     checkpoint = run_dir / "checkpoints" / f"step-{steps:06d}"
     if not checkpoint.is_dir():

@@ -47,8 +47,8 @@ def encode_label_targets(labels: dict[str, Any]) -> dict[str, Any]:
     if labels.get("key"):
         try:
             targets["target_key"] = key_class(labels["key"])
-        except TheoryError:  # not one of the 24 keys (a mode, a typo): no key target; the other labels still count
-            targets["target_key"] = MISSING
+        except TheoryError:  # not one of the 24 keys (a mode, a typo): it stays MISSING; the other labels still count
+            pass
     if labels.get("tempo"):
         targets["target_tempo"] = tempo_class(labels["tempo"])
     if labels.get("meter") in METERS:

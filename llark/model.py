@@ -102,6 +102,15 @@ def build_lm(cfg: LMConfig, vocab_size: int) -> PreTrainedModel:
 # ---------------------------------------------------------------------------------------------
 
 
+def mean_by_owner(values: torch.Tensor, owner: torch.Tensor, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means of `values` ([N] or [N, H]) per group: owner[i] is the group of values[i]. Returns the
+    [groups] or [groups, H] means (0 for an empty group) and the [groups] counts."""
+    sums = values.new_zeros((groups, *values.shape[1:])).index_add_(0, owner, values)
+    counts = torch.bincount(owner, minlength=groups)
+    scale = counts.clamp(min=1).to(values.dtype)
+    return sums / scale.view(-1, *([1] * (values.dim() - 1))), counts
+
+
 def example_of_positions(input_ids: torch.Tensor, position_ids: torch.Tensor | None) -> torch.Tensor:
     """[B, L] the example each position belongs to: its row, or in packed rows (position_ids restart
     at 0 for each example, data.collate(pack=True)) a count of the examples started so far."""
@@ -242,14 +251,13 @@ class LLark(nn.Module):
             logits = head(hidden[has_label])
         else:
             logits = head(hidden)[has_label]
-        if not loss_per_example:
-            return F.cross_entropy(logits.float(), targets[has_label]) + self.config.label_loss_weight * label_loss
-        token_losses = F.cross_entropy(logits.float(), targets[has_label], reduction="none")
-        owner = example_of_positions(input_ids, position_ids)[:, 1:][has_label]
-        counts = torch.bincount(owner)
-        sums = torch.zeros(len(counts), device=token_losses.device).index_add_(0, owner, token_losses)
-        answered = counts > 0
-        answer_loss = (sums[answered] / counts[answered]).mean()
+        if loss_per_example:
+            token_losses = F.cross_entropy(logits.float(), targets[has_label], reduction="none")
+            owner = example_of_positions(input_ids, position_ids)[:, 1:][has_label]
+            means, counts = mean_by_owner(token_losses, owner, int(owner.max()) + 1)
+            answer_loss = means[counts > 0].mean()
+        else:
+            answer_loss = F.cross_entropy(logits.float(), targets[has_label])
         return answer_loss + self.config.label_loss_weight * label_loss
 
     def label_layer(self) -> int:
@@ -267,9 +275,8 @@ class LLark(nn.Module):
         the example of each. Key, tempo and meter: cross-entropy; instruments: binary cross-entropy, the
         mean over the classes. Each is averaged over the examples that have the label; text-only examples
         and missing labels (-1) add nothing."""
-        sums = at_audio.new_zeros(examples, at_audio.shape[1]).index_add_(0, frame_owner, at_audio)
-        counts = torch.bincount(frame_owner, minlength=examples)
-        pooled = (sums / counts.clamp(min=1).unsqueeze(1)).float()
+        pooled, counts = mean_by_owner(at_audio, frame_owner, examples)
+        pooled = pooled.float()
         loss = pooled.new_zeros(())
         for name, target in targets.items():
             multi_label = target.dim() == 2

@@ -109,11 +109,12 @@ class MIRFeatureEncoder:
             raise ValueError(f"{len(wave)} samples is shorter than one 25 fps frame")
         mel_power = self._mel_power(wave)  # shared by the log-mel and rhythm groups
         chroma = self._chroma(wave)
-        groups = [self._log_mel(mel_power), chroma, *self._onset_and_level(wave), self._tempogram(wave)]
+        decibels = self._decibels(mel_power)  # shared by the log-mel and timbre groups
+        groups = [self._log_mel(decibels), chroma, *self._onset_and_level(wave), self._tempogram(wave)]
         if self.rhythm:
             groups.append(self._rhythm(mel_power, chroma))
         if self.timbre:
-            groups.append(self._timbre(wave, mel_power))
+            groups.append(self._timbre(wave, decibels))
         return np.concatenate([pool_to_frames(g, frames) for g in groups], axis=1)
 
     def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
@@ -123,8 +124,10 @@ class MIRFeatureEncoder:
         return librosa.feature.melspectrogram(y=wave, sr=self.sample_rate, n_fft=2048, hop_length=self.spectral_hop,
                                               n_mels=self.n_mels)
 
-    def _log_mel(self, mel_power: np.ndarray) -> np.ndarray:
-        decibels = librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
+    def _decibels(self, mel_power: np.ndarray) -> np.ndarray:
+        return librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
+
+    def _log_mel(self, decibels: np.ndarray) -> np.ndarray:
         return ((np.maximum(decibels, -100.0) + 50.0) / 50.0).T  # about [-1, 1.5]
 
     def _chroma(self, wave: np.ndarray) -> np.ndarray:
@@ -152,9 +155,8 @@ class MIRFeatureEncoder:
         rows = (1 - weight) * autocorrelation[below] + weight * autocorrelation[np.minimum(below + 1, window - 1)]
         return np.clip(rows, 0.0, None).T
 
-    def _timbre(self, wave: np.ndarray, mel_power: np.ndarray) -> np.ndarray:
+    def _timbre(self, wave: np.ndarray, decibels: np.ndarray) -> np.ndarray:
         """[spectral frames, n_mels + 8]: log-mel spread over SPREAD_SECONDS, spectral contrast, log flatness."""
-        decibels = librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
         window = max(2, int(round(SPREAD_SECONDS * self.sample_rate / self.spectral_hop)))
         local_mean = uniform_filter1d(decibels, window, axis=1, mode="nearest")
         local_square = uniform_filter1d(decibels**2, window, axis=1, mode="nearest")
