@@ -68,12 +68,14 @@ class ModelConfig:
     system_prompt: str = ""  # "" keeps the template's default system sentence
     max_length: int = 512  # tokens per example, audio placeholders included; longer examples are cut
     audio_pool: int = 1  # average every k encoder frames into one audio token (1: 25 per second; LLark ~10 Hz)
-    # Label loss (not in LLark; 0: off): heads on one decoder layer's hidden states at the audio positions,
+    # Label loss (not in LLark; 0: off): heads on one layer's hidden states at the audio positions,
     # averaged per example, predict the clip's key, tempo class, meter and instruments (label_targets.py).
     # Every example then trains all four readings at once, whatever its question; the heads are unused
     # when answering. The loss added is this weight times the sum of the four heads' mean losses.
     label_loss_weight: float = 0.0
-    label_layer: int = -1  # the decoder layer whose output the heads read (1 = the first; -1: the middle one)
+    # The layer the heads read: 0 the projector's output (the audio tokens the LM gets), 1..L a decoder
+    # layer's output, -1 the middle decoder layer.
+    label_layer: int = -1
     trainable: TrainableConfig = field(default_factory=TrainableConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
 

@@ -232,15 +232,18 @@ class LLark(nn.Module):
         embeds = self.embed(input_ids, audio, audio_lengths)
         base = self.base_lm()
         with_labels = bool(self.label_heads) and frame_owner is not None
+        label_layer = self.label_layer() if with_labels else None
+        decoder_states = label_layer is not None and label_layer > 0
         if position_ids is None:
-            out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=with_labels)
+            out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=decoder_states)
         else:
             out = base.get_decoder()(inputs_embeds=embeds, position_ids=position_ids, use_cache=False,
-                                     output_hidden_states=with_labels)
+                                     output_hidden_states=decoder_states)
         hidden = out.last_hidden_state
         label_loss = 0.0
         if with_labels:
-            at_audio = out.hidden_states[self.label_layer()][input_ids == self.ids.audio_patch]
+            states = out.hidden_states[label_layer] if decoder_states else embeds  # layer 0: the projected audio tokens
+            at_audio = states[input_ids == self.ids.audio_patch]
             label_loss = self.label_loss(at_audio, frame_owner, len(target_key), {
                 "key": target_key, "tempo": target_tempo, "meter": target_meter, "instruments": target_instruments})
         targets = labels[:, 1:]
@@ -263,8 +266,9 @@ class LLark(nn.Module):
     def label_layer(self) -> int:
         layers = self.base_lm().config.num_hidden_layers
         layer = max(1, layers // 2) if self.config.label_layer == -1 else self.config.label_layer
-        if not 1 <= layer <= layers:
-            raise ValueError(f"model.label_layer={self.config.label_layer}: the LM has decoder layers 1..{layers}")
+        if not 0 <= layer <= layers:
+            raise ValueError(f"model.label_layer={self.config.label_layer}: use 0 (the projector's output) or a decoder "
+                             f"layer 1..{layers}")
         return layer
 
     def label_loss(self, at_audio: torch.Tensor, frame_owner: torch.Tensor, examples: int,

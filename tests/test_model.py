@@ -152,6 +152,23 @@ def test_label_layer_must_be_one_of_the_lms():
         model(**labelled_batches(model)[0])
 
 
+def test_label_layer_0_reads_the_projected_audio_tokens():
+    model = tiny_model(label_loss_weight=1.0)
+    model.config.label_layer = 0
+    padded, packed = labelled_batches(model)
+    answer_loss = model(**{k: v for k, v in padded.items() if k not in (*TARGET_KEYS, "frame_owner")})
+    embeds = model.embed(padded["input_ids"], padded["audio"], padded["audio_lengths"])
+    pooled = torch.stack([embeds[row, padded["input_ids"][row] == model.ids.audio_patch].mean(0) for row in range(4)])
+    heads = model.label_heads
+    expected = (F.cross_entropy(heads["key"](pooled[:3]), padded["target_key"][:3])
+                + F.cross_entropy(heads["tempo"](pooled[:2]), padded["target_tempo"][:2])
+                + F.cross_entropy(heads["meter"](pooled[:3]), padded["target_meter"][:3])
+                + F.binary_cross_entropy_with_logits(heads["instruments"](pooled[:2]), padded["target_instruments"][:2]))
+    total = model(**padded)
+    torch.testing.assert_close(total, answer_loss + expected)
+    torch.testing.assert_close(model(**packed), total)
+
+
 def test_pack_rows_is_first_fit_decreasing():
     assert pack_rows([5, 9, 4, 2, 9, 1], capacity=9) == [[1], [4], [0, 2], [3, 5]]
     with pytest.raises(ValueError, match="does not fit"):
