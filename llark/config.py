@@ -71,8 +71,11 @@ class ModelConfig:
     # Label loss (not in LLark; 0: off): heads on one layer's hidden states at the audio positions,
     # averaged per example, predict the clip's key, tempo class, meter and instruments (label_targets.py).
     # Every example then trains all four readings at once, whatever its question; the heads are unused
-    # when answering. The loss added is this weight times the sum of the four heads' mean losses.
+    # when answering. The loss added is this weight times the sum of the four heads' losses, each averaged
+    # over the examples: cross-entropy for key, tempo and meter; for instruments, the binary cross-entropy
+    # summed over the classes (the whole set's negative log-likelihood) times label_instruments_weight.
     label_loss_weight: float = 0.0
+    label_instruments_weight: float = 1.0
     # The layer the heads read: 0 the projector's output (the audio tokens the LM gets), 1..L a decoder
     # layer's output, -1 the middle decoder layer.
     label_layer: int = -1

@@ -127,7 +127,8 @@ def test_label_loss_reads_each_examples_audio_positions_in_padded_and_packed_row
     expected = (F.cross_entropy(heads["key"](pooled[:3]), padded["target_key"][:3])
                 + F.cross_entropy(heads["tempo"](pooled[:2]), padded["target_tempo"][:2])
                 + F.cross_entropy(heads["meter"](pooled[:3]), padded["target_meter"][:3])
-                + F.binary_cross_entropy_with_logits(heads["instruments"](pooled[:2]), padded["target_instruments"][:2]))
+                + F.binary_cross_entropy_with_logits(heads["instruments"](pooled[:2]), padded["target_instruments"][:2],
+                                                     reduction="sum") / 2)
     torch.testing.assert_close(total, answer_loss + 0.5 * expected)
     # Packed rows hold the clips in another order; each frame still counts for its own clip.
     assert not torch.equal(packed["frame_owner"], padded["frame_owner"])
@@ -155,6 +156,7 @@ def test_label_layer_must_be_one_of_the_lms():
 def test_label_layer_0_reads_the_projected_audio_tokens():
     model = tiny_model(label_loss_weight=1.0)
     model.config.label_layer = 0
+    model.config.label_instruments_weight = 0.25
     padded, packed = labelled_batches(model)
     answer_loss = model(**{k: v for k, v in padded.items() if k not in (*TARGET_KEYS, "frame_owner")})
     embeds = model.embed(padded["input_ids"], padded["audio"], padded["audio_lengths"])
@@ -163,7 +165,8 @@ def test_label_layer_0_reads_the_projected_audio_tokens():
     expected = (F.cross_entropy(heads["key"](pooled[:3]), padded["target_key"][:3])
                 + F.cross_entropy(heads["tempo"](pooled[:2]), padded["target_tempo"][:2])
                 + F.cross_entropy(heads["meter"](pooled[:3]), padded["target_meter"][:3])
-                + F.binary_cross_entropy_with_logits(heads["instruments"](pooled[:2]), padded["target_instruments"][:2]))
+                + 0.25 * F.binary_cross_entropy_with_logits(heads["instruments"](pooled[:2]),
+                                                            padded["target_instruments"][:2], reduction="sum") / 2)
     total = model(**padded)
     torch.testing.assert_close(total, answer_loss + expected)
     torch.testing.assert_close(model(**packed), total)
