@@ -4,7 +4,8 @@
     python benchmarks/label_heads.py --checkpoint runs/demo/listen-1/checkpoints/step-001000 --shards 'data/demo/shards/test-*.tar'
 
 Each clip of the shards is read once, with its audio before a key question (as in training, the heads
-pool the middle layer's hidden states over the audio positions). Prints, per head: key accuracy (24
+pool the hidden states of the checkpoint's model.label_layer over the audio positions: layer 0, the
+projected audio tokens, in configs/tiny.yaml). Prints, per head: key accuracy (24
 classes), tempo class accuracy (4 % classes) and the share within one class of the gold one (about
 Acc1's tolerance), meter accuracy, and instruments micro-F1 over the instrument classes.
 
