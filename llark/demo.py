@@ -32,9 +32,11 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from llark.config import load_config
+from llark.jsonl import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 PRIMARY_METRICS = {"key": "mirex", "tempo": "acc1", "meter": "accuracy", "instruments": "micro_f1"}
@@ -57,6 +59,31 @@ def run(name: str, times: dict[str, float], *command: object) -> None:
     started = time.perf_counter()
     subprocess.run([sys.executable, *map(str, command)], check=True, cwd=REPO)
     times[name] = times.get(name, 0.0) + time.perf_counter() - started
+
+
+def check_recipe(run_dir: Path, recipe: dict) -> None:
+    """Reuse run_dir's finished stages only if they were trained with this recipe (run_dir/recipe.json).
+
+    A run left by another config, curriculum or corpus size would otherwise be evaluated as if it were
+    this one's; the demo stops instead, touching nothing, and says which parts differ."""
+    stored, current = run_dir / "recipe.json", json.loads(json.dumps(recipe))
+    if stored.is_file():
+        before = recipe_parts(json.loads(stored.read_text()))
+        changed = [name for name, value in recipe_parts(current).items() if before.get(name) != value]
+        if changed:
+            raise SystemExit(f"{run_dir}: trained with another recipe ({stored}; changed: {', '.join(changed)}). "
+                             "Move it aside or pass --run NEW_DIR to train this one.")
+        return
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise SystemExit(f"{run_dir}: holds a run without {stored.name}, so its recipe is unknown. "
+                         "Move it aside or pass --run NEW_DIR.")
+    write_json_atomic(stored, current)
+
+
+def recipe_parts(recipe: dict) -> dict:
+    """{"config.model": ..., "config.train": ..., "corpus": ..., "stages": ..., "steps": ...}: what a message names."""
+    sections = {f"config.{name}": value for name, value in recipe.get("config", {}).items()}
+    return sections | {name: value for name, value in recipe.items() if name != "config"}
 
 
 def repeated(option: str, values: list[str]) -> list[str]:
@@ -99,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(REPO / args.config)
     if config.encoder.name != "mir":
         raise SystemExit(f"{args.config}: the demo encodes with the MIR encoder, but encoder.name is {config.encoder.name!r}")
+    stages = args.stage or [listening_stage(stage) for stage in LISTENING_STAGES]
+    steps = args.steps or config.train.steps
+    check_recipe(run_dir, {"config": asdict(config), "corpus": {"generated": args.generated, "tunes": args.tunes},
+                           "stages": stages, "steps": steps})
     # The features must be the ones the config's encoder makes: train.py checks, and `llark ask` encodes so.
     settings = repeated("--setting", [f"{key}={json.dumps(value)}" for key, value in config.encoder.settings.items()])
     run("pipeline", times, "preprocessing/run_pipeline.py", "--out", data, "--generated", args.generated,
@@ -108,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", data / "eval.jsonl")
     shards = f"data.train_shards=[{data}/shards/train-*.tar]"
     previous: list[str] = []  # train.init_from of the next stage
-    for number, (topics, stage_steps) in enumerate(args.stage or map(listening_stage, LISTENING_STAGES), start=1):
+    for number, (topics, stage_steps) in enumerate(stages, start=1):
         out = run_dir / f"listen-{number}"
         stage_checkpoint = out / "checkpoints" / f"step-{stage_steps:06d}"
         if not stage_checkpoint.is_dir():
@@ -116,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"train.out_dir={out}", f"train.steps={stage_steps}", "data.families=[mir_qa]",
                 f"data.topics=[{','.join(topics)}]", "train.loss_per_example=false", *previous)
         previous = [f"train.init_from={stage_checkpoint}"]
-    steps = args.steps or config.train.steps
     checkpoint = run_dir / "checkpoints" / f"step-{steps:06d}"
     if not checkpoint.is_dir():
         run("train, last stage (every family)", times, "train.py", "--config", args.config, shards,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from llark.demo import listening_stage, summary_table
+from llark.demo import check_recipe, listening_stage, summary_table
 from tests.conftest import REPO
 
 
@@ -26,6 +26,22 @@ def test_summary_table_shows_model_targets_ablation_and_baselines():
                                              "majority": {"mirex": metric(0.15)}, "classic (librosa)": {"mirex": metric(0.8)}}}}}
     table = summary_table(results).splitlines()
     assert table[2] == "| key | mirex | 0.900 [0.800, 0.950] | ≥ 0.85 | 0.200 | 0.150 | 0.800 | 1/10 |"
+
+
+def test_a_rerun_reuses_stages_only_of_the_same_recipe(tmp_path):
+    recipe = {"config": {"model": {"label_layer": 0}, "train": {"steps": 600}}, "stages": [[["key"], 1000]], "steps": 600}
+    check_recipe(tmp_path / "run", recipe)  # a new run records its recipe
+    assert json.loads((tmp_path / "run" / "recipe.json").read_text()) == recipe
+    (tmp_path / "run" / "checkpoints").mkdir()
+    check_recipe(tmp_path / "run", recipe)  # the same recipe: its stages are reused
+    changed = {**recipe, "config": {**recipe["config"], "model": {"label_layer": -1}}, "stages": [[["key"], 900]]}
+    with pytest.raises(SystemExit, match=r"run: trained with another recipe .*changed: config.model, stages"):
+        check_recipe(tmp_path / "run", changed)
+    assert json.loads((tmp_path / "run" / "recipe.json").read_text()) == recipe  # nothing touched
+    (tmp_path / "old" / "checkpoints").mkdir(parents=True)  # a run from before recipe.json
+    with pytest.raises(SystemExit, match="without recipe.json"):
+        check_recipe(tmp_path / "old", recipe)
+    assert not (tmp_path / "old" / "recipe.json").exists()
 
 
 @pytest.mark.slow
@@ -54,3 +70,7 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     again = subprocess.run(list(map(str, command)), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "train, stage" not in again.stderr and "| key | mirex |" in again.stdout
+    # Another curriculum in the same run folder stops before training, naming what changed.
+    other = subprocess.run(list(map(str, command[:-2] + ["--steps", 3, "--workers", 1])), cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=900)
+    assert other.returncode != 0 and "changed: steps" in other.stderr and "train, " not in other.stderr
