@@ -232,8 +232,8 @@ class LLark(nn.Module):
         embeds = self.embed(input_ids, audio, audio_lengths)
         base = self.base_lm()
         with_labels = bool(self.label_heads) and frame_owner is not None
-        label_layer = self.label_layer() if with_labels else None
-        decoder_states = label_layer is not None and label_layer > 0
+        label_layer = self.label_layer() if with_labels else 0
+        decoder_states = label_layer > 0  # layer 0, the projected audio tokens, is `embeds` itself
         if position_ids is None:
             out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=decoder_states)
         else:
@@ -242,7 +242,7 @@ class LLark(nn.Module):
         hidden = out.last_hidden_state
         label_loss = 0.0
         if with_labels:
-            states = out.hidden_states[label_layer] if decoder_states else embeds  # layer 0: the projected audio tokens
+            states = out.hidden_states[label_layer] if decoder_states else embeds
             at_audio = states[input_ids == self.ids.audio_patch]
             label_loss = self.label_loss(at_audio, frame_owner, len(target_key), {
                 "key": target_key, "tempo": target_tempo, "meter": target_meter, "instruments": target_instruments})
@@ -254,13 +254,13 @@ class LLark(nn.Module):
             logits = head(hidden[has_label])
         else:
             logits = head(hidden)[has_label]
+        token_losses = F.cross_entropy(logits.float(), targets[has_label], reduction="none")
         if loss_per_example:
-            token_losses = F.cross_entropy(logits.float(), targets[has_label], reduction="none")
             owner = example_of_positions(input_ids, position_ids)[:, 1:][has_label]
             means, counts = mean_by_owner(token_losses, owner, int(owner.max()) + 1)
             answer_loss = means[counts > 0].mean()
         else:
-            answer_loss = F.cross_entropy(logits.float(), targets[has_label])
+            answer_loss = token_losses.mean()
         return answer_loss + self.config.label_loss_weight * label_loss
 
     def label_layer(self) -> int:
