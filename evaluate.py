@@ -27,9 +27,9 @@ reported per task. Writes results.json, report.md, predictions.jsonl and PNG plo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.tasks.abc_generation import AbcGenerationTask
 from llark.evaluation.report import key_confusion_png, report_markdown, task_bars_png, tempo_scatter_png
 from llark.inference import read_manifest
-from llark.jsonl import write_jsonl_atomic
+from llark.jsonl import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 ABLATIONS = ("zeroed", "shuffled")
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         by_task[item["task"]].append(index)
     results: dict[str, Any] = {"checkpoint": args.checkpoint, "manifest": args.manifest, "answered": len(items),
                                "failed": len(failures), "failures": failures, "bootstrap_samples": args.bootstrap,
-                               "tasks": {}, "plots": []}
+                               "decoding": asdict(answerer.options), "tasks": {}, "plots": []}
     parsed_model: dict[str, list] = {}
     for name, indices in by_task.items():
         task = get_task(name)
@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         {"id": item["id"], "task": item["task"], "condition": condition, "question": item["question"],
          "gold": item["gold"], "answer": answers[condition][i]}
         for condition in conditions for i, item in enumerate(items)))
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "report.md").write_text(report_markdown(results))
+    write_json_atomic(out / "results.json", results)
+    write_text_atomic(out / "report.md", report_markdown(results))
     print(f"[evaluate] {len(failures)} items failed; results in {out}", file=sys.stderr)
     return 0
 

@@ -28,6 +28,11 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--repetition-penalty", type=float, default=1.0,
                        help="> 1 discourages tokens already in the prompt or answer (ChatMusician: 1.1)")
     group.add_argument("--seed", type=int, default=0, help="sampling seed")
+    group.add_argument("--mbr-samples", type=int, default=0,
+                       help="sample N answers per question and return the one that agrees best with the rest "
+                       "(minimum-Bayes-risk decoding, llark/mbr.py); 0: off")
+    group.add_argument("--mbr-number-tolerance", type=float, default=0.04,
+                       help="with --mbr-samples: numbers within this relative difference agree (0.04: tempo Acc1)")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -37,7 +42,8 @@ def build_answerer(args: argparse.Namespace):
 
     options = GenerationOptions(max_new_tokens=args.max_new_tokens, do_sample=args.sample,
                                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                repetition_penalty=args.repetition_penalty, seed=args.seed)
+                                repetition_penalty=args.repetition_penalty, seed=args.seed,
+                                mbr_samples=args.mbr_samples, mbr_number_tolerance=args.mbr_number_tolerance)
     model = LLark.from_pretrained(args.checkpoint, device=args.device)
     return Answerer(model, options, batch_size=args.batch_size)
 

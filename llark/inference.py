@@ -25,6 +25,7 @@ from llark.audio import CLIP_SECONDS
 from llark.data import ExampleBuilder, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file
 from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
+from llark.mbr import choose_answer
 from llark.model import LLark
 from llark.templates import get_template
 
@@ -38,6 +39,16 @@ class GenerationOptions:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     seed: int = 0
+    # > 0: sample this many answers per question (with the settings above) and return the one that
+    # agrees best with the others, numbers agreeing within mbr_number_tolerance (llark/mbr.py).
+    mbr_samples: int = 0
+    mbr_number_tolerance: float = 0.04
+
+    def __post_init__(self) -> None:
+        if self.mbr_samples < 0:
+            raise ValueError(f"mbr_samples must be >= 0, got {self.mbr_samples}")
+        if not 0.0 <= self.mbr_number_tolerance < 1.0:
+            raise ValueError(f"mbr_number_tolerance must be in [0, 1), got {self.mbr_number_tolerance}")
 
 
 @dataclass
@@ -112,15 +123,21 @@ class Answerer:
     ) -> list[str]:
         """Answers for parallel lists of questions and [T, D] features, `batch_size` at a time.
 
-        `on_text` (single-question streaming) receives the decoded text as it grows.
+        `on_text` (single-question streaming) receives the decoded text as it grows; with MBR
+        decoding (`options.mbr_samples`), the chosen answer once.
         """
         tokenizer = self.model.tokenizer
-        generator = torch.Generator(device=self.device).manual_seed(self.options.seed)
+        options = self.options
+        samples = max(1, options.mbr_samples)  # rows per question
+        do_sample = options.do_sample or options.mbr_samples > 0
+        generator = torch.Generator(device=self.device).manual_seed(options.seed)
         stops = self.template.stop_strings
+        streaming = on_text is not None and len(questions) == 1 and options.mbr_samples == 0
         answers: list[str] = []
         for start in range(0, len(questions), self.batch_size):
             chunk = list(zip(questions[start : start + self.batch_size], features[start : start + self.batch_size]))
-            examples = [self.prompt(q, f) for q, f in chunk]
+            prompts = [self.prompt(q, f) for q, f in chunk]
+            examples = [prompt for prompt in prompts for _ in range(samples)]  # one row per sample
             batch = {k: v.to(self.device) for k, v in collate(examples, self.model.ids.pad, left_pad=True).items()}
             streamed: list[int] = []
 
@@ -133,14 +150,19 @@ class Answerer:
 
             outputs = self.model.generate(
                 batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
-                max_new_tokens=self.options.max_new_tokens, do_sample=self.options.do_sample,
-                temperature=self.options.temperature, top_k=self.options.top_k, top_p=self.options.top_p,
-                repetition_penalty=self.options.repetition_penalty,
-                generator=generator if self.options.do_sample else None,
-                on_tokens=stream if on_text is not None and len(chunk) == 1 else None,
+                max_new_tokens=options.max_new_tokens, do_sample=do_sample,
+                temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
+                repetition_penalty=options.repetition_penalty,
+                generator=generator if do_sample else None,
+                on_tokens=stream if streaming else None,
                 is_done=is_done if stops else None,
             )
-            answers += [self._cut_at_stop(tokenizer.decode(tokens, skip_special_tokens=True)) for tokens in outputs]
+            texts = [self._cut_at_stop(tokenizer.decode(tokens, skip_special_tokens=True)) for tokens in outputs]
+            for first in range(0, len(texts), samples):
+                candidates = texts[first : first + samples]
+                answers.append(candidates[choose_answer(candidates, options.mbr_number_tolerance)])
+        if on_text is not None and not streaming and len(answers) == 1:
+            on_text(answers[0])
         return answers
 
 

@@ -337,7 +337,8 @@ class LLark(nn.Module):
         the penalty when positive, multiplied when negative (CTRL; ChatMusician decodes with 1.1).
         Each row stops at EOS (not included in the result), when `is_done(row, tokens)` says so, or when
         it fills the LM's `max_position_embeddings` (positions past it were never trained; a warning
-        says so). `on_tokens` receives the new token of every row after each step (for streaming).
+        says so). `on_tokens` receives the new token of every row after each step, the pad id for a row
+        already finished (for streaming). A finished row leaves the batch, KV cache included.
         """
         batch = input_ids.shape[0]
         embeds = self.embed(input_ids, audio, audio_lengths)
@@ -348,13 +349,16 @@ class LLark(nn.Module):
         results: list[list[int]] = [[] for _ in range(batch)]
         finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
         vocab = out.logits.shape[-1]  # the prompt also holds llark's own ids, which may lie beyond the head
-        # Finished rows are fed the pad id, which may lie beyond both the head and every prompt.
+        # Finished rows are reported with the pad id, which may lie beyond both the head and every prompt.
         width = max(vocab, int(input_ids.max()) + 1, self.ids.pad + 1)
         seen = torch.zeros(batch, width, dtype=torch.bool, device=input_ids.device)
         seen.scatter_(1, input_ids, torch.ones_like(input_ids, dtype=torch.bool))
         positions = self.base_lm().config.max_position_embeddings
         room = (positions - attention_mask.sum(1)).tolist()  # new tokens each row has before the last position
         cut_rows = 0
+        # Rows still decoding (indices into the batch). A finished row leaves the batch and its KV cache,
+        # so rows that stop early cost nothing more (many sampled answers per question, llark/mbr.py).
+        active = torch.arange(batch, device=input_ids.device)
         for _ in range(max_new_tokens):
             logits = out.logits[:, -1].float()
             if repetition_penalty != 1.0:
@@ -362,13 +366,11 @@ class LLark(nn.Module):
                 logits = torch.where(seen[:, :vocab], penalised, logits)
             logits[:, self.ids.base_vocab_size :] = float("-inf")  # llark's own tokens are never generated
             next_tokens = _pick_tokens(logits, do_sample, temperature, top_k, top_p, generator)
-            next_tokens = torch.where(finished, torch.full_like(next_tokens, self.ids.pad), next_tokens)
-            seen[torch.arange(batch, device=seen.device), next_tokens] = True
+            seen[torch.arange(len(active), device=seen.device), next_tokens] = True
             if on_tokens is not None:
-                on_tokens(next_tokens)
-            for row, token in enumerate(next_tokens.tolist()):
-                if finished[row]:
-                    continue
+                on_tokens(torch.full((batch,), self.ids.pad, dtype=next_tokens.dtype,
+                                     device=next_tokens.device).index_copy(0, active, next_tokens))
+            for row, token in zip(active.tolist(), next_tokens.tolist()):
                 if token == self.ids.eos:
                     finished[row] = True
                     continue
@@ -377,8 +379,14 @@ class LLark(nn.Module):
                     finished[row] = True
                 elif len(results[row]) >= room[row]:
                     finished[row], cut_rows = True, cut_rows + 1
-            if bool(finished.all()):
+            going = ~finished[active]
+            if not bool(going.any()):
                 break
+            if not bool(going.all()):
+                keep = going.nonzero().squeeze(1)
+                active, next_tokens, seen = active[keep], next_tokens[keep], seen[keep]
+                attention_mask, position_ids = attention_mask[keep], position_ids[keep]
+                out.past_key_values.batch_select_indices(keep)
             attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
             position_ids = position_ids[:, -1:] + 1
             out = self.lm(

@@ -213,7 +213,8 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
     assert "llark, option likelihood" in results["tasks"]["mcq"]["systems"]
     assert results["tasks"]["instruments"]["unparseable"]["audio"] < 8  # it does name instruments
     report = (out / "report.md").read_text()
-    assert "## key (n = 8" in report and "classic (librosa)" in report
+    assert "## key (n = 8" in report and "classic (librosa)" in report and "Decoding: greedy." in report
+    assert results["decoding"]["mbr_samples"] == 0 and results["decoding"]["max_new_tokens"] == 16
     for plot in ("key_confusion.png", "tempo_scatter.png", "tasks.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 32 * 3

@@ -58,6 +58,9 @@ def test_single_clip_question_and_streaming(trained_probe_checkpoint, tmp_path):
     assert plain.stdout.strip() == f"The loudest instrument is the {first['gold']}."
     streamed = llark(*args, "--stream")
     assert streamed.returncode == 0 and streamed.stdout.strip() == plain.stdout.strip()
+    # MBR decoding (llark/mbr.py) of a model this sure: its samples agree on the greedy answer, printed once.
+    chosen = llark(*args, "--mbr-samples", "4", "--temperature", "0.5", "--stream")
+    assert chosen.returncode == 0 and chosen.stdout == streamed.stdout
     second = read_manifest(data / "test.jsonl")[1]
     several = llark("ask", "--checkpoint", str(checkpoint), "--features", first["features"],
                     "--question", first["question"], "--question", second["question"])
@@ -82,6 +85,22 @@ def test_batched_answers_equal_one_at_a_time(trained_probe_checkpoint):
     features = [load_features(item["features"]) for item in items]
     questions = [item["question"] for item in items]
     assert Answerer(model, batch_size=6).answer(questions, features) == Answerer(model, batch_size=1).answer(questions, features)
+
+
+def test_mbr_chooses_among_each_questions_own_samples(trained_probe_checkpoint):
+    from llark.data import load_features
+    from llark.inference import Answerer, GenerationOptions
+    from llark.model import LLark
+
+    data, checkpoint = trained_probe_checkpoint
+    items = read_manifest(data / "test.jsonl")[:5]
+    model = LLark.from_pretrained(checkpoint)
+    features = [load_features(item["features"]) for item in items]
+    questions = [item["question"] for item in items]
+    greedy = Answerer(model, batch_size=2).answer(questions, features)
+    assert len(set(greedy)) > 1  # the clips' answers differ, so a mix-up between questions would show
+    options = GenerationOptions(mbr_samples=6, temperature=0.5)
+    assert Answerer(model, options, batch_size=2).answer(questions, features) == greedy
 
 
 def test_manifest_errors_name_file_and_line(tmp_path):

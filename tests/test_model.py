@@ -238,6 +238,22 @@ def test_generation_stops_at_the_lms_last_position(caplog):
     assert [len(tokens) for tokens in short] == [5, 5] and not caplog.text
 
 
+def test_a_row_that_finishes_first_leaves_the_batch_and_the_others_decode_as_before():
+    """The finished row and its KV cache leave the batch; streaming reports the pad id for it."""
+    model = tiny_model(seed=3).eval()
+    with torch.no_grad():  # an EOS logit of 0 (others random) keeps an untrained model talking
+        model.base_lm().get_output_embeddings().weight[model.ids.eos].zero_()
+    batch = make_batch(model, frames=(2, 9), answers=(None, None), left_pad=True)
+    args = (batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"])
+    full = model.generate(*args, max_new_tokens=6)
+    steps = []
+    early = model.generate(*args, max_new_tokens=6, is_done=lambda row, tokens: row == 0,
+                           on_tokens=lambda tokens: steps.append(tokens.tolist()))
+    assert early == [full[0][:1], full[1]] and len(full[1]) == 6
+    assert [step[0] for step in steps] == [full[0][0]] + [model.ids.pad] * 5
+    assert [step[1] for step in steps] == full[1]
+
+
 def test_a_row_that_finishes_first_is_padded_even_when_no_prompt_was():
     """Text-only prompts of equal length hold no id past the base vocabulary; the finished row is fed
     the pad id, which lies there."""

@@ -80,10 +80,22 @@ def task_bars_png(path: Path, results: dict[str, Any]) -> None:
     plt.close(fig)
 
 
+def decoding_summary(options: dict[str, Any]) -> str:
+    """How the answers were decoded, in words: 'greedy' or 'MBR over 16 samples at temperature 0.5, ...'."""
+    if options.get("mbr_samples", 0) > 0:
+        return (f"minimum Bayes risk over {options['mbr_samples']} samples at temperature {options['temperature']} "
+                f"(numbers agree within {options['mbr_number_tolerance']:.0%})")
+    if options.get("do_sample"):
+        return f"sampled at temperature {options['temperature']} (seed {options['seed']})"
+    return "greedy"
+
+
 def report_markdown(results: dict[str, Any]) -> str:
     lines = [f"# Evaluation of `{results['checkpoint']}`", "",
              f"Manifest `{results['manifest']}`: {results['answered']} questions answered, {results['failed']} failed "
              f"(see results.json). Intervals: 95 % bootstrap over items ({results['bootstrap_samples']} resamples).", ""]
+    if "decoding" in results:
+        lines += [f"Decoding: {decoding_summary(results['decoding'])}.", ""]
     for task, entry in results["tasks"].items():
         unparsed = ", ".join(f"{c} {n}" for c, n in entry["unparseable"].items())
         lines += [f"## {task} (n = {entry['n']}; unparseable answers: {unparsed})", ""]

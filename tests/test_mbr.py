@@ -1,0 +1,48 @@
+"""Minimum-Bayes-risk choice among sampled answers (llark/mbr.py) and its use by the Answerer."""
+
+import pytest
+
+from llark.inference import GenerationOptions
+from llark.mbr import Terms, agreement, answer_terms, choose_answer
+
+
+def test_terms_keep_sharps_meters_and_numbers_whole():
+    assert answer_terms("It is in F# minor, 6/8 at 112.5 BPM; Acoustic Guitar (nylon).") == [
+        "it", "is", "in", "f#", "minor", "6/8", "at", "112.5", "bpm", "acoustic", "guitar", "nylon"]
+
+
+def test_numbers_agree_within_the_tolerance_and_words_only_when_equal():
+    at = lambda text: Terms.of(text)  # noqa: E731
+    assert agreement(at("about 100 BPM"), at("about 104 BPM"), 0.04) == 1.0  # 4 of 104: within 4 %
+    assert agreement(at("about 100 BPM"), at("about 105 BPM"), 0.04) == pytest.approx(2 * 2 / 6)
+    assert agreement(at("about 100 BPM"), at("about 104 BPM"), 0.0) == pytest.approx(2 * 2 / 6)
+    assert agreement(at("Drums and Piano"), at("Piano, Drums"), 0.04) == pytest.approx(2 * 2 / 5)
+    # Each term matches once: a repeated name does not count twice.
+    assert agreement(at("Piano, Piano"), at("Piano"), 0.04) == pytest.approx(2 * 1 / 3)
+    assert agreement(at(""), at(""), 0.04) == 1.0 and agreement(at("x"), at(""), 0.04) == 0.0
+
+
+def test_the_chosen_number_has_the_most_samples_near_it_not_the_most_exact_copies():
+    samples = ["The tempo is about 120 BPM."] * 3 + [f"The tempo is about {n} BPM." for n in (127, 128, 129, 130)]
+    assert choose_answer(samples) == 3  # 127-130 agree within 4 %; 120 is the likeliest single answer
+    assert choose_answer(samples, number_tolerance=0.0) == 0  # exact agreement: the majority answer
+    assert choose_answer(["It is in 3/4.", "It is in 6/8.", "It is in 3/4."]) == 0
+    with pytest.raises(ValueError, match="at least one"):
+        choose_answer([])
+
+
+def test_generation_options_refuse_bad_mbr_settings():
+    with pytest.raises(ValueError, match="mbr_samples"):
+        GenerationOptions(mbr_samples=-1)
+    with pytest.raises(ValueError, match="mbr_number_tolerance"):
+        GenerationOptions(mbr_samples=8, mbr_number_tolerance=1.5)
+
+
+def test_reports_say_how_answers_were_decoded():
+    from llark.evaluation.report import decoding_summary
+
+    assert decoding_summary(vars(GenerationOptions())) == "greedy"
+    assert decoding_summary(vars(GenerationOptions(do_sample=True, temperature=0.7, seed=3))) == (
+        "sampled at temperature 0.7 (seed 3)")
+    assert decoding_summary(vars(GenerationOptions(mbr_samples=16, temperature=0.5))) == (
+        "minimum Bayes risk over 16 samples at temperature 0.5 (numbers agree within 4%)")
