@@ -44,14 +44,17 @@ def main() -> None:
     encoder = MIRFeatureEncoder(rhythm=args.rhythm, timbre=args.timbre)
     waves = [music_like(args.seconds, encoder.sample_rate, seed) for seed in range(args.clips + 1)]
     encoder.encode(waves[0])  # warm-up: numba compilation and caches
-    groups = {"log-mel": lambda w: encoder._log_mel(encoder._decibels(encoder._mel_power(w))), "chroma": encoder._chroma,
+    groups = {"log-mel": lambda w: encoder._log_mel(encoder._decibels(encoder._mel_power(encoder._magnitude(w)))),
+              "chroma": encoder._chroma,
               "onset+rms": encoder._onset_and_level, "tempogram": encoder._tempogram}
-    # The rhythm and timbre groups are timed on the mel and chroma the encoder has already computed for the others.
-    shared = {id(w): (encoder._mel_power(w), encoder._chroma(w)) for w in waves[1:]}
+    # The rhythm and timbre groups are timed on the STFT, mel and chroma the encoder has already computed for the
+    # others (the STFT counts under log-mel).
+    magnitudes = {id(w): encoder._magnitude(w) for w in waves[1:]}
+    shared = {id(w): (encoder._mel_power(magnitudes[id(w)]), encoder._chroma(w)) for w in waves[1:]}
     if args.rhythm:
         groups["rhythm"] = lambda w: encoder._rhythm(*shared[id(w)])
     if args.timbre:
-        groups["timbre"] = lambda w: encoder._timbre(w, encoder._decibels(shared[id(w)][0]))
+        groups["timbre"] = lambda w: encoder._timbre(magnitudes[id(w)], encoder._decibels(shared[id(w)][0]))
     group_seconds = {name: 0.0 for name in groups}
     started = time.perf_counter()
     for wave in waves[1:]:

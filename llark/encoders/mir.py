@@ -107,22 +107,25 @@ class MIRFeatureEncoder:
         frames = frames_for(len(wave), self.sample_rate)
         if frames < 1:
             raise ValueError(f"{len(wave)} samples is shorter than one 25 fps frame")
-        mel_power = self._mel_power(wave)  # shared by the log-mel and rhythm groups
+        magnitude = self._magnitude(wave)  # one STFT, shared by the log-mel, rhythm and timbre groups
+        mel_power = self._mel_power(magnitude)  # shared by the log-mel and rhythm groups
         chroma = self._chroma(wave)
         decibels = self._decibels(mel_power)  # shared by the log-mel and timbre groups
         groups = [self._log_mel(decibels), chroma, *self._onset_and_level(wave), self._tempogram(wave)]
         if self.rhythm:
             groups.append(self._rhythm(mel_power, chroma))
         if self.timbre:
-            groups.append(self._timbre(wave, decibels))
+            groups.append(self._timbre(magnitude, decibels))
         return np.concatenate([pool_to_frames(g, frames) for g in groups], axis=1)
 
     def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         return [self.encode(wave) for wave in waves]
 
-    def _mel_power(self, wave: np.ndarray) -> np.ndarray:
-        return librosa.feature.melspectrogram(y=wave, sr=self.sample_rate, n_fft=2048, hop_length=self.spectral_hop,
-                                              n_mels=self.n_mels)
+    def _magnitude(self, wave: np.ndarray) -> np.ndarray:
+        return np.abs(librosa.stft(wave, n_fft=2048, hop_length=self.spectral_hop))
+
+    def _mel_power(self, magnitude: np.ndarray) -> np.ndarray:
+        return librosa.feature.melspectrogram(S=magnitude**2, sr=self.sample_rate, n_mels=self.n_mels)
 
     def _decibels(self, mel_power: np.ndarray) -> np.ndarray:
         return librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
@@ -155,13 +158,12 @@ class MIRFeatureEncoder:
         rows = (1 - weight) * autocorrelation[below] + weight * autocorrelation[np.minimum(below + 1, window - 1)]
         return np.clip(rows, 0.0, None).T
 
-    def _timbre(self, wave: np.ndarray, decibels: np.ndarray) -> np.ndarray:
+    def _timbre(self, magnitude: np.ndarray, decibels: np.ndarray) -> np.ndarray:
         """[spectral frames, n_mels + 8]: log-mel spread over SPREAD_SECONDS, spectral contrast, log flatness."""
         window = max(2, int(round(SPREAD_SECONDS * self.sample_rate / self.spectral_hop)))
         local_mean = uniform_filter1d(decibels, window, axis=1, mode="nearest")
         local_square = uniform_filter1d(decibels**2, window, axis=1, mode="nearest")
         spread = np.sqrt(np.maximum(local_square - local_mean**2, 0.0)) / 20.0  # dB / 20: about [0, 1]
-        magnitude = np.abs(librosa.stft(wave, n_fft=2048, hop_length=self.spectral_hop))
         contrast = librosa.feature.spectral_contrast(S=magnitude, sr=self.sample_rate, n_bands=CONTRAST_BANDS) / 50.0
         flatness = np.log10(librosa.feature.spectral_flatness(S=magnitude, amin=1e-10))[0] / 5.0
         return np.concatenate([spread, contrast, flatness[None]], axis=0).T
