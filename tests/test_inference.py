@@ -74,29 +74,28 @@ def test_single_clip_question_and_streaming(trained_probe_checkpoint, tmp_path):
     assert no_encoder.returncode == 2 and "no encoder configured" in no_encoder.stderr
 
 
-def test_batched_answers_equal_one_at_a_time(trained_probe_checkpoint):
+def probe_model_and_questions(trained_probe_checkpoint, count: int):
+    """The trained probe model, and the questions and features of the first `count` test items."""
     from llark.data import load_features
-    from llark.inference import Answerer
     from llark.model import LLark
 
     data, checkpoint = trained_probe_checkpoint
-    items = read_manifest(data / "test.jsonl")[:6]
-    model = LLark.from_pretrained(checkpoint)
-    features = [load_features(item["features"]) for item in items]
-    questions = [item["question"] for item in items]
+    items = read_manifest(data / "test.jsonl")[:count]
+    return (LLark.from_pretrained(checkpoint), [item["question"] for item in items],
+            [load_features(item["features"]) for item in items])
+
+
+def test_batched_answers_equal_one_at_a_time(trained_probe_checkpoint):
+    from llark.inference import Answerer
+
+    model, questions, features = probe_model_and_questions(trained_probe_checkpoint, 6)
     assert Answerer(model, batch_size=6).answer(questions, features) == Answerer(model, batch_size=1).answer(questions, features)
 
 
 def test_mbr_chooses_among_each_questions_own_samples(trained_probe_checkpoint):
-    from llark.data import load_features
     from llark.inference import Answerer, GenerationOptions
-    from llark.model import LLark
 
-    data, checkpoint = trained_probe_checkpoint
-    items = read_manifest(data / "test.jsonl")[:5]
-    model = LLark.from_pretrained(checkpoint)
-    features = [load_features(item["features"]) for item in items]
-    questions = [item["question"] for item in items]
+    model, questions, features = probe_model_and_questions(trained_probe_checkpoint, 5)
     greedy = Answerer(model, batch_size=2).answer(questions, features)
     assert len(set(greedy)) > 1  # the clips' answers differ, so a mix-up between questions would show
     options = GenerationOptions(mbr_samples=6, temperature=0.5)
