@@ -20,7 +20,8 @@ import torch
 def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generation")
     group.add_argument("--max-new-tokens", type=int, default=64)
-    group.add_argument("--batch-size", type=int, default=8, help="clips answered together")
+    group.add_argument("--batch-size", type=int, default=8,
+                       help="clips answered together (with --mbr-samples N, N rows each)")
     group.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     group.add_argument("--temperature", type=float, default=1.0)
     group.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
