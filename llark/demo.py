@@ -1,5 +1,6 @@
 """The embedded default, end to end on CPU: corpus -> clips -> features -> Q/A -> shards -> train tiny in two
-stages -> evaluate on the held-out test split (baselines and audio ablations) -> answer questions -> summary.
+stages -> evaluate on the held-out test split (baselines, the model with shuffled features) -> answer questions
+-> summary. Answers are decoded by minimum Bayes risk over 16 samples (DECODING below).
 
     make demo                              # sets up .venv, then runs this
     python -m llark.demo                   # the same, with the defaults below

@@ -81,7 +81,7 @@ def task_bars_png(path: Path, results: dict[str, Any]) -> None:
 
 
 def decoding_summary(options: dict[str, Any]) -> str:
-    """How the answers were decoded, in words: 'greedy' or 'MBR over 16 samples at temperature 0.5, ...'."""
+    """How the answers were decoded, in words: "greedy", "sampled at ..." or "minimum Bayes risk over 16 ..."."""
     if options.get("mbr_samples", 0) > 0:
         return (f"minimum Bayes risk over {options['mbr_samples']} samples at temperature {options['temperature']} "
                 f"(numbers agree within {options['mbr_number_tolerance']:.0%})")
