@@ -24,6 +24,19 @@ sys.path.insert(0, str(REPO))  # train.py and evaluate.py are top-level entry po
 torch.set_num_threads(1)
 
 
+def load_script(path: str):
+    """A script (benchmarks/..., preprocessing/...) as a module, registered so worker processes can
+    unpickle its functions."""
+    import importlib.util
+
+    name = Path(path).stem + "_script_under_test"
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end tests (skip with -m 'not slow')")
 

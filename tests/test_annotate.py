@@ -3,9 +3,7 @@
 The first annotation in a process pays librosa's numba start-up (~3 s from the on-disk cache).
 """
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import librosa
@@ -18,20 +16,10 @@ import soundfile
 from llark.annotate import (KEY_PROFILES, MAJOR_TONICS, MINOR_TONICS, annotate, classic_key, classic_tempo,
                             key_from_chroma, viterbi_sticky)
 from llark.audio import AudioError
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 SR = 22050
 SOUNDFONT = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
-
-
-def load_script(path: str):
-    """A script as a module, registered so worker processes can unpickle its functions."""
-    name = Path(path).stem + "_script_under_test"
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def click_track(bpm: float, seconds: float = 12.0, first: float = 0.25) -> np.ndarray:

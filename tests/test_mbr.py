@@ -46,3 +46,24 @@ def test_reports_say_how_answers_were_decoded():
         "sampled at temperature 0.7 (seed 3)")
     assert decoding_summary(vars(GenerationOptions(mbr_samples=16, temperature=0.5))) == (
         "minimum Bayes risk over 16 samples at temperature 0.5 (numbers agree within 4%)")
+
+
+@pytest.mark.slow  # needs the trained probe checkpoint
+def test_the_tempo_decoding_benchmark_scores_every_number(trained_probe_checkpoint, tmp_path, capsys):
+    """benchmarks/tempo_decoding.py runs on any checkpoint and manifest; the figures are shares of clips."""
+    import json
+    import re
+
+    from llark.inference import read_manifest
+    from tests.conftest import load_script
+
+    tempo_decoding = load_script("benchmarks/tempo_decoding.py")
+    data, checkpoint = trained_probe_checkpoint
+    items = read_manifest(data / "test.jsonl")[:2]
+    manifest = tmp_path / "tempo.jsonl"
+    manifest.write_text("".join(json.dumps({"id": item["id"], "task": "tempo", "question": "What is the tempo?",
+                                            "gold": 120.0, "features": item["features"]}) + "\n" for item in items))
+    assert tempo_decoding.main(["--checkpoint", str(checkpoint), "--manifest", str(manifest)]) == 0
+    rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([\d.]+) \|$", capsys.readouterr().out, re.MULTILINE)
+    assert [name for name, _, _ in rows][:2] == ["likeliest number (greedy)", "most probability within 4 % (exact MBR)"]
+    assert len(rows) == 8 and all(0 <= float(acc1) <= float(acc2) <= 1 for _, acc1, acc2 in rows)  # Acc2 includes Acc1
