@@ -27,12 +27,13 @@ import torch
 
 from llark.data import collate
 from llark.evaluation import get_task
-from llark.inference import Answerer, read_manifest
+from llark.inference import Answerer, GenerationOptions, read_manifest
+from llark.mbr import numbers_agree
 from llark.model import LLark
 from llark.tokenizer import IGNORE_INDEX
 
 CANDIDATES = np.arange(30, 301)  # BPM
-TOLERANCE = 0.04  # tempo Acc1's
+TOLERANCE = GenerationOptions().mbr_number_tolerance  # 4 %, tempo Acc1's
 
 
 def number_log_probs(answerer: Answerer, question: str, features: np.ndarray) -> np.ndarray:
@@ -46,8 +47,8 @@ def number_log_probs(answerer: Answerer, question: str, features: np.ndarray) ->
 
 
 def near(values: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """[len(centres), len(values)]: whether each value lies within TOLERANCE of each centre (as mbr.py)."""
-    return np.abs(values[None, :] - centres[:, None]) <= TOLERANCE * np.maximum(values[None, :], centres[:, None])
+    """[len(centres), len(values)]: whether each value agrees with each centre as MBR decoding counts it."""
+    return numbers_agree(values[None, :], centres[:, None], TOLERANCE)
 
 
 def main(argv: list[str] | None = None) -> int:

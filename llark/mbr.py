@@ -24,6 +24,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 # A number ("112", "0.5"), a ratio such as a meter ("6/8"), or a word with its #, ' or -.
 _TERM = re.compile(r"\d+/\d+|\d+(?:\.\d+)?|[^\W\d_][\w#'\-]*")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -51,6 +53,11 @@ class Terms:
         return sum(self.words.values()) + len(self.numbers)
 
 
+def numbers_agree(x, y, tolerance: float):
+    """Whether x and y (numbers, or numpy arrays that broadcast) lie within `tolerance` of the larger one."""
+    return np.abs(x - y) <= tolerance * np.maximum(x, y)
+
+
 def agreement(a: Terms, b: Terms, number_tolerance: float) -> float:
     """F1 of two answers' terms, each term matched at most once; 1.0 for two empty answers."""
     if not len(a) and not len(b):
@@ -59,7 +66,7 @@ def agreement(a: Terms, b: Terms, number_tolerance: float) -> float:
     unmatched = list(b.numbers)
     for x in a.numbers:
         for j, y in enumerate(unmatched):
-            if abs(x - y) <= number_tolerance * max(x, y):
+            if numbers_agree(x, y, number_tolerance):
                 matches += 1
                 del unmatched[j]
                 break
