@@ -109,7 +109,7 @@ class ExampleBuilder:
                 input_ids, labels = input_ids[: self.max_length], labels[: self.max_length]
             return {"input_ids": input_ids, "labels": labels, "features": np.zeros((0, 0), np.float32)}
         if self.audio_pool > 1:
-            features = pool_to_frames(np.asarray(features, dtype=np.float32), max(1, round(len(features) / self.audio_pool)))
+            features = pool_to_frames(features, max(1, round(len(features) / self.audio_pool)))  # float16 shards: summed in float64
         position = self.audio_position
         if position == "random":
             position = "before" if rng.random() < 0.5 else "after"

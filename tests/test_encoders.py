@@ -25,6 +25,15 @@ def test_pooling_matches_torch_adaptive_average_pooling():
         np.testing.assert_allclose(pool_to_frames(values, frames), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_pooling_float16_rows_as_their_float32_copy():
+    # The shards hold float16 features; the loader pools them without a float32 copy first.
+    values = np.random.default_rng(2).normal(size=(618, 342)).astype(np.float16)
+    for frames in (25, 24, 1, 618, 700):
+        pooled = pool_to_frames(values, frames)
+        assert pooled.dtype == np.float32 and pooled.shape == (frames, 342)
+        np.testing.assert_array_equal(pooled, pool_to_frames(values.astype(np.float32), frames))
+
+
 @pytest.mark.parametrize("seconds", [0.5, 1.0, 3.3, 10.02, 25.0])
 def test_exact_frame_count_at_25_fps(encoder, seconds):
     wave = np.random.default_rng(1).uniform(-1, 1, int(round(seconds * SR))).astype(np.float32)
