@@ -2,6 +2,8 @@
 #             shards -> train tiny (two stages) -> evaluate -> answer questions (~18 min on 2 cores)
 # make test   set up .venv (once) and run the whole test suite (what CI runs)
 # make test-fast   the same without the slow end-to-end tests (pytest -m "not slow")
+# make demo-soundfont   make demo, then also the test pieces rendered with another soundfont (FluidR3_GM, fetched
+#             from Debian with apt-get download; or SOUNDFONT=/path/to/any.sf2), evaluated the same way (~4 min more)
 # make demo-probe  the spine in ~30 s: the debug model on the probe task (which feature channel is loudest)
 
 PYTHON ?= python3
@@ -10,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.llark-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-probe test test-fast benchmarks clean
+.PHONY: demo demo-soundfont demo-probe test test-fast benchmarks clean
 
 # Re-installs when setup.py or the pins change; torch goes first so nothing pulls a CUDA build.
 $(STAMP): setup.py constraints.txt
@@ -33,6 +35,20 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m llark.demo
+
+SOUNDFONT ?= data/soundfonts/FluidR3_GM.sf2
+demo-soundfont: $(STAMP) $(SOUNDFONT)
+	$(PY) -m llark.demo --soundfont-test $(SOUNDFONT)
+
+# FluidR3_GM (MIT licence) from Debian's fluid-soundfont-gm package: downloaded and unpacked, not installed,
+# so no root is needed; on a machine without apt, pass SOUNDFONT=/path/to/another.sf2.
+data/soundfonts/FluidR3_GM.sf2:
+	rm -rf data/soundfonts/.fetch && mkdir -p data/soundfonts/.fetch
+	cd data/soundfonts/.fetch && apt-get download fluid-soundfont-gm || { echo "apt-get download \
+	fluid-soundfont-gm failed (run apt-get update first?); or pass SOUNDFONT=/path/to/another.sf2" >&2; exit 1; }
+	dpkg-deb -x data/soundfonts/.fetch/fluid-soundfont-gm_*.deb data/soundfonts/.fetch/root
+	mv data/soundfonts/.fetch/root/usr/share/sounds/sf2/FluidR3_GM.sf2 $@
+	rm -rf data/soundfonts/.fetch
 
 DEMO := runs/demo-probe
 demo-probe: $(STAMP)

@@ -6,6 +6,7 @@ stages -> evaluate on the held-out test split (baselines, the model with shuffle
     python -m llark.demo                   # the same, with the defaults below
     python -m llark.demo --generated 400 --tunes 60 --stage key,mode,chords,tempo,meter:300 --steps 150   # quicker, weaker
     python -m llark.demo --stage key,mode,chords:400 --stage key,mode,chords,tempo,meter:600   # a three-stage curriculum
+    python -m llark.demo --soundfont-test data/soundfonts/FluidR3_GM.sf2     # also the test pieces in another soundfont
 
 The corpus is encoded with the config's encoder settings (encoder.settings), so each config needs its
 own --data folder: encode.py refuses to mix features of two encoders in one.
@@ -20,6 +21,10 @@ in packed batches (data.pack_examples), each example's answer weighing the same 
 (train.loss_per_example; with the token mean the captions, half of the answer tokens, outweigh the MIR
 answers). The listening stages keep the token mean: there, weighing "3/4." as much as a tempo sentence
 cost tempo accuracy (README, "How the recipe was chosen").
+
+With --soundfont-test, the test split's pieces are also rendered with another General MIDI soundfont
+(other instrument samples; `make demo-soundfont` fetches FluidR3_GM) and the model is evaluated on them
+as well, beside librosa on the same audio: how much of what it hears is the training soundfont's sound.
 
 Every stage skips work already done, so a re-run reuses the corpus, features, shards and checkpoints.
 Prints the wall time of every stage, a table of the test-split figures (model vs baselines vs the
@@ -37,6 +42,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from llark.config import load_config
+from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.evaluation.report import decoding_summary
 from llark.jsonl import write_json_atomic
 
@@ -125,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=0, help="the last stage's steps, every family (0: the config's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--config", default="configs/tiny.yaml")
+    parser.add_argument("--soundfont-test", action="append", default=[], metavar="SF2",
+                        help="also evaluate on the test split rendered with this soundfont (repeatable)")
     args = parser.parse_args(argv)
+    for soundfont in args.soundfont_test:
+        if not Path(soundfont).is_file():
+            parser.error(f"--soundfont-test {soundfont}: file not found (make demo-soundfont fetches FluidR3_GM)")
     data, run_dir = Path(args.data), Path(args.run)
     times: dict[str, float] = {}
 
@@ -169,9 +180,25 @@ def main(argv: list[str] | None = None) -> int:
         "--start", example.get("start", 0.0), "--end", example.get("end", 25.0),
         *repeated("--question", questions), *DECODING)
 
+    for soundfont in map(Path, args.soundfont_test):
+        # The same test pieces, seed and augmentation, other instrument samples; only the test split is rendered.
+        other = data.with_name(f"{data.name}-{soundfont.stem}")
+        run(f"test split with {soundfont.name}", times, "preprocessing/run_pipeline.py", "--out", other,
+            "--generated", args.generated, "--tunes", args.tunes, "--augment", "--workers", args.workers, "--no-annotate",
+            "--shard-mb", 64, "--soundfont", soundfont.resolve(), "--splits", "test", *settings)
+        run(f"eval manifest ({soundfont.name})", times, "preprocessing/make_eval_manifest.py", "clips",
+            "--clips", other / "clips.jsonl", "--features", other / "features", "--split", "test",
+            "--tasks", "key,tempo,meter,instruments", "--out", other / "eval.jsonl")
+        run(f"evaluate ({soundfont.name})", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest",
+            other / "eval.jsonl", "--out", run_dir / f"eval-{soundfont.stem}", "--bootstrap", 1000, "--ablations", "none",
+            *DECODING)
+
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     print(f"\n[demo] test split, never seen in training; decoding: {decoding_summary(results['decoding'])}:\n"
           + summary_table(results))
+    for soundfont in map(Path, args.soundfont_test):
+        print(f"\n[demo] the same test pieces rendered with {soundfont.name} (the corpus uses {DEFAULT_SOUNDFONT.name}):\n"
+              + summary_table(json.loads((run_dir / f"eval-{soundfont.stem}" / "results.json").read_text())))
     print("\n[demo] stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())
           + f"; total {sum(times.values()) / 60:.1f} min")
     print(f"[demo] report: {run_dir / 'eval' / 'report.md'} (plots beside it); checkpoint: {checkpoint}")

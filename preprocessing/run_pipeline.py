@@ -2,6 +2,8 @@
 
     python preprocessing/run_pipeline.py --out data/small --generated 60 --tunes 30
     python preprocessing/run_pipeline.py --out data/demo --generated 800 --tunes 300 --augment --workers 2
+    python preprocessing/run_pipeline.py --out data/demo-FluidR3_GM --generated 800 --tunes 300 --augment \
+        --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --splits test     # the same test pieces, other instruments
 
 Stages (each its own script, each skipping work it already did, so a re-run resumes):
   make_corpus.py  -> <out>/corpus/tracks.jsonl, audio/, midi/
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=24.0,
                         help="track length; at most ~24 s keeps each track (and a tune's ABC) inside one 25 s clip")
     parser.add_argument("--augment", action="store_true", help="gain, reverb, noise and EQ on the rendered audio")
+    parser.add_argument("--soundfont", default="", help="General MIDI .sf2 to render with (default: make_corpus's TimGM6mb)")
+    parser.add_argument("--splits", default="", help="build only these splits, e.g. test (default: all)")
     parser.add_argument("--workers", type=int, default=1, help="processes for rendering and encoding")
     parser.add_argument("--no-annotate", action="store_true", help="skip estimating labels with the annotator")
     parser.add_argument("--shard-mb", type=float, default=512.0)
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     corpus = ["--out", out / "corpus", "--generated", args.generated, "--tunes", args.tunes, "--seed", args.seed,
               "--seconds", args.seconds, "--workers", args.workers]
+    corpus += ["--soundfont", args.soundfont] if args.soundfont else []
+    corpus += ["--splits", args.splits] if args.splits else []
     times = {"corpus": stage("corpus", "make_corpus.py", *corpus, *(["--augment"] if args.augment else []))}
     times["crop"] = stage("crop", "crop_clips.py", "--tracks", out / "corpus" / "tracks.jsonl", "--out", out / "clips.jsonl")
     times["encode"] = stage("encode", "encode.py", "--clips", out / "clips.jsonl", "--out", out / "features",

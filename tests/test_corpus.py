@@ -279,6 +279,27 @@ def test_make_corpus_end_to_end_resume_and_failures(tmp_path):
                                  sources=sources, progress=False)
 
 
+def test_make_corpus_renders_only_the_chosen_splits(tmp_path):
+    # The test split alone, e.g. rendered with another soundfont: the same tracks, bytes and labels as in a
+    # full run, and a later full run into the same folder renders the rest and keeps them.
+    settings = make_corpus.Settings(seed=0, sample_rate=16000, seconds=6.0)
+    generated = 30
+    splits = {f"gen-{i:05d}": split_of(f"gen-{i:05d}") for i in range(generated)}
+    assert {"train", "test"} <= set(splits.values())
+    only = make_corpus.build_corpus(tmp_path / "a", generated, 0, settings, progress=False, splits=("val", "test"))
+    rows = [json.loads(line) for line in (tmp_path / "a" / "tracks.jsonl").read_text().splitlines()]
+    wanted = sorted(tid for tid, split in splits.items() if split != "train")
+    assert sorted(r["track_id"] for r in rows) == wanted and only["rendered"] == len(wanted)
+    assert sorted(p.stem for p in (tmp_path / "a" / "audio").iterdir()) == wanted
+    full = make_corpus.build_corpus(tmp_path / "a", generated, 0, settings, progress=False)
+    assert full["kept"] == len(wanted) and full["rendered"] == generated - len(wanted)
+    make_corpus.build_corpus(tmp_path / "b", generated, 0, settings, progress=False)
+    for tid in wanted:
+        assert (tmp_path / "a" / "audio" / f"{tid}.flac").read_bytes() == (tmp_path / "b" / "audio" / f"{tid}.flac").read_bytes()
+    with pytest.raises(SystemExit):
+        make_corpus.main(["--out", str(tmp_path / "c"), "--generated", "1", "--splits", "testing"])
+
+
 def test_make_corpus_cli_with_augmentation(tmp_path, capsys):
     with pytest.raises(SystemExit):
         make_corpus.main(["--help"])

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.demo import check_recipe, listening_stage, summary_table
 from tests.conftest import REPO
 
@@ -67,11 +68,24 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     assert results["decoding"]["mbr_samples"] == 16 and "decoding: minimum Bayes risk over 16 samples" in first.stdout
     assert "classic (librosa)" in results["tasks"]["tempo"]["systems"]
     assert "| key | mirex |" in first.stdout and "stage times:" in first.stdout
-    # Re-run: every finished stage is reused, nothing trains again.
-    again = subprocess.run(list(map(str, command)), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    # Re-run: every finished stage is reused, nothing trains again. With --soundfont-test the test pieces are
+    # rendered again (here with the same soundfont under another name, so the audio must come out the same).
+    other = tmp_path / "Other.sf2"
+    other.write_bytes(DEFAULT_SOUNDFONT.read_bytes())
+    again = subprocess.run(list(map(str, [*command, "--soundfont-test", other])), cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "train, stage" not in again.stderr and "| key | mirex |" in again.stdout
+    assert "the same test pieces rendered with Other.sf2" in again.stdout
+    tracks = [json.loads(line) for line in (tmp_path / "data-Other" / "corpus" / "tracks.jsonl").read_text().splitlines()]
+    assert tracks and {t["split"] for t in tracks} == {"test"} and {t["render"]["soundfont"] for t in tracks} == {"Other.sf2"}
+    for track in tracks:
+        assert (tmp_path / "data-Other" / "corpus" / track["audio"]).read_bytes() == \
+            (tmp_path / "data" / "corpus" / track["audio"]).read_bytes()
+    other_results = json.loads((tmp_path / "run" / "eval-Other" / "results.json").read_text())
+    assert set(other_results["tasks"]) == {"key", "tempo", "meter", "instruments"}
+    assert "classic (librosa)" in other_results["tasks"]["key"]["systems"]
     # Another curriculum in the same run folder stops before training, naming what changed.
-    other = subprocess.run(list(map(str, [*command, "--steps", 3])), cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=900)
-    assert other.returncode != 0 and "changed: steps" in other.stderr and "train, " not in other.stderr
+    changed = subprocess.run(list(map(str, [*command, "--steps", 3])), cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=900)
+    assert changed.returncode != 0 and "changed: steps" in changed.stderr and "train, " not in changed.stderr
