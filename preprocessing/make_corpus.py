@@ -4,6 +4,8 @@
     python preprocessing/make_corpus.py --out data/corpus-aug --generated 400 --tunes 200 --seed 0 --augment
     python preprocessing/make_corpus.py --out data/corpus-44k --sample-rate 44100 --soundfont /path/to/FluidR3_GM.sf2
     python preprocessing/make_corpus.py --out data/essen --generated 0 --tunes 300 --enable-essen  # non-commercial only
+    python preprocessing/make_corpus.py --out data/demo-fluid --generated 1800 --tunes 300 --augment --splits test \
+        --soundfont data/soundfonts/FluidR3_GM.sf2       # the demo's test pieces, other instrument samples
 
 Writes {out}/audio/{track_id}.flac, {out}/midi/{track_id}.mid, {out}/tracks.jsonl (one line per track,
 docs/data-formats.md), {out}/failures.jsonl (each tune that could not be used and each render error,
@@ -16,7 +18,13 @@ key once, and meters (blocks of 4) and 15-BPM tempo bands over 50-200 (blocks of
 Ryan's Mammoth, Aird's Airs; Essen only with --enable-essen), the collections taking turns in a
 seeded order; tunes whose key (a mode), meter or bars cannot be labelled exactly are skipped and
 recorded. Splits are by piece: a stable hash of the track id (of the title, for tunes, so one tune
-printed in two collections stays in one split) gives 80/10/10 train/val/test.
+printed in two collections stays in one split) gives 80/10/10 train/val/test. --splits renders the
+pieces of some splits only (the same bytes a full run gives them).
+
+Every track gets a fresh synthesizer, so it renders the same whatever was rendered before it (a reused
+one, even after tinysoundfont's reset, did not: released voices leave state behind). A large soundfont
+therefore pays its load on every track: 0.01 s for TimGM6mb, 0.2 s for FluidR3_GM (141 MB) and 1.8 s
+for MuseScore_General_Lite.sf3 (its samples are Ogg-compressed), against about 0.1 s of rendering.
 """
 
 from __future__ import annotations
