@@ -26,7 +26,8 @@ With --soundfont-test, the test split's pieces are also rendered with another Ge
 (other instrument samples; `make demo-soundfont` fetches FluidR3_GM) and the model is evaluated on them
 as well, beside librosa on the same audio: how much of what it hears is the training soundfont's sound.
 
-Every stage skips work already done, so a re-run reuses the corpus, features, shards and checkpoints.
+Every stage skips work already done, so a re-run reuses the corpus, features, shards, checkpoints and
+evaluations (of the same checkpoint, manifest and decoding; delete runs/demo/eval to score again).
 Prints the wall time of every stage, a table of the test-split figures (model vs baselines vs the
 model with shuffled features) and where the report and checkpoint are.
 """
@@ -71,6 +72,20 @@ def run(name: str, times: dict[str, float], *command: object) -> None:
     started = time.perf_counter()
     subprocess.run([sys.executable, *map(str, command)], check=True, cwd=REPO)
     times[name] = times.get(name, 0.0) + time.perf_counter() - started
+
+
+def evaluated(out: Path, checkpoint: Path, manifest: Path) -> bool:
+    """Whether out/results.json already scores this checkpoint on this manifest with the demo's decoding:
+    then a re-run (e.g. make demo-soundfont after make demo) reuses it. Delete `out` to score again."""
+    path = out / "results.json"
+    if not path.is_file():
+        return False
+    results = json.loads(path.read_text())
+    decoding = results.get("decoding", {})
+    wanted = dict(zip(DECODING[::2], DECODING[1::2]))
+    return (results.get("checkpoint") == str(checkpoint) and results.get("manifest") == str(manifest)
+            and decoding.get("mbr_samples") == wanted["--mbr-samples"]
+            and decoding.get("temperature") == wanted["--temperature"])
 
 
 def check_recipe(run_dir: Path, recipe: dict) -> None:
@@ -168,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     if not checkpoint.is_dir():
         run("train, last stage (every family)", times, "train.py", "--config", args.config, shards,
             f"train.out_dir={run_dir}", f"train.steps={steps}", *previous)
-    run("evaluate", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", data / "eval.jsonl",
-        "--out", run_dir / "eval", "--bootstrap", 1000, "--ablations", "shuffled", *DECODING)
+    if not evaluated(run_dir / "eval", checkpoint, data / "eval.jsonl"):
+        run("evaluate", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", data / "eval.jsonl",
+            "--out", run_dir / "eval", "--bootstrap", 1000, "--ablations", "shuffled", *DECODING)
 
     example = json.loads((data / "eval.jsonl").read_text().splitlines()[0])
     audio = (data / example["audio"]).resolve()
@@ -189,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         run(f"eval manifest ({soundfont.name})", times, "preprocessing/make_eval_manifest.py", "clips",
             "--clips", other / "clips.jsonl", "--features", other / "features", "--split", "test",
             "--tasks", "key,tempo,meter,instruments", "--out", other / "eval.jsonl")
-        run(f"evaluate ({soundfont.name})", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest",
-            other / "eval.jsonl", "--out", run_dir / f"eval-{soundfont.stem}", "--bootstrap", 1000, "--ablations", "none",
-            *DECODING)
+        if not evaluated(run_dir / f"eval-{soundfont.stem}", checkpoint, other / "eval.jsonl"):
+            run(f"evaluate ({soundfont.name})", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest",
+                other / "eval.jsonl", "--out", run_dir / f"eval-{soundfont.stem}", "--bootstrap", 1000,
+                "--ablations", "none", *DECODING)
 
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     print(f"\n[demo] test split, never seen in training; decoding: {decoding_summary(results['decoding'])}:\n"

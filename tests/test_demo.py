@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from llark.corpus.render import DEFAULT_SOUNDFONT
-from llark.demo import check_recipe, listening_stage, summary_table
+from llark.demo import DECODING, check_recipe, evaluated, listening_stage, summary_table
 from tests.conftest import REPO
 
 
@@ -45,6 +45,19 @@ def test_a_rerun_reuses_stages_only_of_the_same_recipe(tmp_path):
     assert not (tmp_path / "old" / "recipe.json").exists()
 
 
+def test_a_finished_evaluation_is_reused_only_for_the_same_checkpoint_manifest_and_decoding(tmp_path):
+    checkpoint, manifest = tmp_path / "run" / "checkpoints" / "step-000600", tmp_path / "eval.jsonl"
+    assert not evaluated(tmp_path / "eval", checkpoint, manifest)  # nothing there yet
+    decoding = {"mbr_samples": DECODING[1], "temperature": DECODING[3], "do_sample": False}
+    for changed, reused in (({}, True), ({"checkpoint": "other"}, False), ({"manifest": "other.jsonl"}, False),
+                            ({"decoding": {**decoding, "mbr_samples": 0}}, False),
+                            ({"decoding": {**decoding, "temperature": 1.0}}, False)):
+        results = {"checkpoint": str(checkpoint), "manifest": str(manifest), "decoding": decoding} | changed
+        (tmp_path / "eval").mkdir(exist_ok=True)
+        (tmp_path / "eval" / "results.json").write_text(json.dumps(results))
+        assert evaluated(tmp_path / "eval", checkpoint, manifest) is reused, changed
+
+
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     """`make demo` at a small size: corpus -> features -> shards -> three training stages -> evaluate -> ask."""
@@ -76,6 +89,7 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
                            capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "train, stage" not in again.stderr and "| key | mirex |" in again.stdout
+    assert "[demo] evaluate:" not in again.stderr and "[demo] evaluate (Other.sf2):" in again.stderr  # the first reused
     assert "the same test pieces rendered with Other.sf2" in again.stdout
     tracks = [json.loads(line) for line in (tmp_path / "data-Other" / "corpus" / "tracks.jsonl").read_text().splitlines()]
     assert tracks and {t["split"] for t in tracks} == {"test"} and {t["render"]["soundfont"] for t in tracks} == {"Other.sf2"}
