@@ -3,7 +3,7 @@
 # make test   set up .venv (once) and run the whole test suite (what CI runs)
 # make test-fast   the same without the slow end-to-end tests (pytest -m "not slow")
 # make demo-soundfont   make demo, then also the test pieces rendered with another soundfont (FluidR3_GM, fetched
-#             from Debian with apt-get download; or SOUNDFONT=/path/to/any.sf2), evaluated the same way (~4 min more)
+#             from Debian with apt-get download; or SOUNDFONT=/path/to/any.sf2), evaluated the same way (~3 min more)
 # make demo-probe  the spine in ~30 s: the debug model on the probe task (which feature channel is loudest)
 
 PYTHON ?= python3
