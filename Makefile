@@ -69,4 +69,4 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/corpus.py
 
 clean:
-	rm -rf runs data/probe data/demo
+	rm -rf runs data/probe data/demo data/demo-*
