@@ -164,11 +164,18 @@ def main(argv: list[str] | None = None) -> int:
                            "stages": stages, "steps": steps})
     # The features must be the ones the config's encoder makes: train.py checks, and `llark ask` encodes so.
     settings = repeated("--setting", [f"{key}={json.dumps(value)}" for key, value in config.encoder.settings.items()])
-    run("pipeline", times, "preprocessing/run_pipeline.py", "--out", data, "--generated", args.generated,
-        "--tunes", args.tunes, "--augment", "--workers", args.workers, "--no-annotate", "--shard-mb", 64, *settings)
-    run("eval manifest", times, "preprocessing/make_eval_manifest.py", "clips", "--clips", data / "clips.jsonl",
-        "--features", data / "features", "--split", "test", "--tasks", "key,tempo,meter,instruments",
-        "--out", data / "eval.jsonl")
+
+    def corpus_and_manifest(names: tuple[str, str], out: Path, *corpus: object) -> None:
+        """The pipeline into `out` (the demo's corpus, features and shards; `corpus`: more of its options)
+        and the evaluation manifest of its test split, out/eval.jsonl."""
+        run(names[0], times, "preprocessing/run_pipeline.py", "--out", out, "--generated", args.generated,
+            "--tunes", args.tunes, "--augment", "--workers", args.workers, "--no-annotate", "--shard-mb", 64,
+            *corpus, *settings)
+        run(names[1], times, "preprocessing/make_eval_manifest.py", "clips", "--clips", out / "clips.jsonl",
+            "--features", out / "features", "--split", "test", "--tasks", "key,tempo,meter,instruments",
+            "--out", out / "eval.jsonl")
+
+    corpus_and_manifest(("pipeline", "eval manifest"), data)
     shards = f"data.train_shards=[{data}/shards/train-*.tar]"
     previous: list[str] = []  # train.init_from of the next stage
     for number, (topics, stage_steps) in enumerate(stages, start=1):
@@ -199,12 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     for soundfont in map(Path, args.soundfont_test):
         # The same test pieces, seed and augmentation, other instrument samples; only the test split is rendered.
         other = data.with_name(f"{data.name}-{soundfont.stem}")
-        run(f"test split with {soundfont.name}", times, "preprocessing/run_pipeline.py", "--out", other,
-            "--generated", args.generated, "--tunes", args.tunes, "--augment", "--workers", args.workers, "--no-annotate",
-            "--shard-mb", 64, "--soundfont", soundfont.resolve(), "--splits", "test", *settings)
-        run(f"eval manifest ({soundfont.name})", times, "preprocessing/make_eval_manifest.py", "clips",
-            "--clips", other / "clips.jsonl", "--features", other / "features", "--split", "test",
-            "--tasks", "key,tempo,meter,instruments", "--out", other / "eval.jsonl")
+        corpus_and_manifest((f"test split with {soundfont.name}", f"eval manifest ({soundfont.name})"), other,
+                            "--soundfont", soundfont.resolve(), "--splits", "test")
         if not evaluated(run_dir / f"eval-{soundfont.stem}", checkpoint, other / "eval.jsonl"):
             run(f"evaluate ({soundfont.name})", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest",
                 other / "eval.jsonl", "--out", run_dir / f"eval-{soundfont.stem}", "--bootstrap", 1000,
