@@ -62,5 +62,13 @@ def barrier(env: DistEnv) -> None:
 
 
 def shutdown(env: DistEnv) -> None:
+    """Tear the process group down once every rank is done with it.
+
+    The barrier keeps a rank that finished first from closing its connections while the others are still
+    in their last collective. (With FSDP2, torch 2.13 keeps references to the gloo group after
+    destroy_process_group, so its threads live until the interpreter exits: tests/test_train.py's
+    torchrun() notes the rare abort at exit that this can give.)
+    """
     if env.is_distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

@@ -19,6 +19,7 @@ from llark.synthetic import probe_records
 from tests.conftest import REPO
 
 DEBUG = str(REPO / "configs" / "debug.yaml")
+TEARDOWN_ABORT = "terminate called without an active exception"
 
 
 def run_train(out_dir: Path, shards: Path, *overrides: str) -> list[dict]:
@@ -35,6 +36,12 @@ def torchrun(out_dir: Path, shards: Path, *overrides: str) -> list[dict]:
                str(REPO / "train.py"), "--config", DEBUG, f"train.out_dir={out_dir}",
                f"data.train_shards=[{shards}/train-*.tar]", "train.progress=false", *overrides]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0 and TEARDOWN_ABORT in result.stdout + result.stderr and "[train] done" in result.stdout:
+        # A rank aborted at interpreter exit after training finished and every file was written: with FSDP2,
+        # torch 2.13 keeps the gloo group alive past destroy_process_group (DTensor holds references to
+        # it), and its threads race the exit. Seen once in many CI runs (0 of 80 here); run it once more.
+        shutil.rmtree(out_dir)
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
 
