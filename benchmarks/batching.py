@@ -2,7 +2,7 @@
 shards: padding and step time.
 
     python benchmarks/batching.py                      # the demo's stage-1 checkpoint and shards
-    python benchmarks/batching.py --checkpoint runs/demo/checkpoints/step-000600 --batches 32 --pool 16 --bucket 16
+    python benchmarks/batching.py --checkpoint runs/demo/checkpoints/step-001200 --batches 32 --pool 16 --bucket 16
 
 Reads the same training stream (every family, the checkpoint's config) three ways: batched as it
 comes and padded to each batch's longest example; the same batches packed (several examples share a

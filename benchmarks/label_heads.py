@@ -30,7 +30,7 @@ from llark.templates import get_template
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="runs/demo/checkpoints/step-000600")
+    parser.add_argument("--checkpoint", default="runs/demo/checkpoints/step-001200")
     parser.add_argument("--shards", default="data/demo/shards/val-*.tar")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)

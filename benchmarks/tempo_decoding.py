@@ -53,7 +53,7 @@ def near(values: np.ndarray, centres: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="runs/demo/checkpoints/step-000600")
+    parser.add_argument("--checkpoint", default="runs/demo/checkpoints/step-001200")
     parser.add_argument("--manifest", default="data/demo/eval.jsonl")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N tempo questions (0: all)")
     args = parser.parse_args(argv)

@@ -7,8 +7,8 @@ line repeats
 `id` and `question` and adds `answer`. Lines that fail (missing file, bad features, no encoder)
 go to `<out>.failures.jsonl` with the error; the rest are answered.
 
-    llark ask --checkpoint runs/demo/checkpoints/step-000600 --manifest in.jsonl --out out.jsonl
-    llark ask --checkpoint runs/demo/checkpoints/step-000600 --features clip.npy --question "What key?"
+    llark ask --checkpoint runs/demo/checkpoints/step-001200 --manifest in.jsonl --out out.jsonl
+    llark ask --checkpoint runs/demo/checkpoints/step-001200 --features clip.npy --question "What key?"
 """
 
 from __future__ import annotations
