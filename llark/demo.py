@@ -190,9 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     if not checkpoint.is_dir():
         run("train, last stage (every family)", times, "train.py", "--config", args.config, shards,
             f"train.out_dir={run_dir}", f"train.steps={steps}", *previous)
-    if not evaluated(run_dir / "eval", checkpoint, data / "eval.jsonl"):
-        run("evaluate", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", data / "eval.jsonl",
-            "--out", run_dir / "eval", "--bootstrap", 1000, "--ablations", "shuffled", *DECODING)
+
+    def evaluate_once(name: str, manifest: Path, out: Path, ablations: str) -> None:
+        """evaluate.py on `manifest` into `out`, unless `out` already scores this checkpoint that way."""
+        if not evaluated(out, checkpoint, manifest):
+            run(name, times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", manifest, "--out", out,
+                "--bootstrap", 1000, "--ablations", ablations, *DECODING)
+
+    evaluate_once("evaluate", data / "eval.jsonl", run_dir / "eval", "shuffled")
 
     example = json.loads((data / "eval.jsonl").read_text().splitlines()[0])
     audio = (data / example["audio"]).resolve()
@@ -208,10 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         other = data.with_name(f"{data.name}-{soundfont.stem}")
         corpus_and_manifest((f"test split with {soundfont.name}", f"eval manifest ({soundfont.name})"), other,
                             "--soundfont", soundfont.resolve(), "--splits", "test")
-        if not evaluated(run_dir / f"eval-{soundfont.stem}", checkpoint, other / "eval.jsonl"):
-            run(f"evaluate ({soundfont.name})", times, "evaluate.py", "--checkpoint", checkpoint, "--manifest",
-                other / "eval.jsonl", "--out", run_dir / f"eval-{soundfont.stem}", "--bootstrap", 1000,
-                "--ablations", "none", *DECODING)
+        evaluate_once(f"evaluate ({soundfont.name})", other / "eval.jsonl", run_dir / f"eval-{soundfont.stem}", "none")
 
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     print(f"\n[demo] test split, never seen in training; decoding: {decoding_summary(results['decoding'])}:\n"
