@@ -3,7 +3,8 @@
     python benchmarks/encode.py                  # 6 clips of 25 s, one thread
     python benchmarks/encode.py --clips 3 --seconds 10
     python benchmarks/encode.py --rhythm         # with the opt-in rhythm group
-    python benchmarks/encode.py --rhythm --timbre   # and the timbre group (the demo's encoder)
+    python benchmarks/encode.py --rhythm --timbre   # and the timbre group
+    python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156   # the demo's encoder
 
 Pins BLAS/OpenMP to one thread before numpy loads, so the figure is per core; also prints the
 share of time each channel group takes.
@@ -40,13 +41,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=25.0)
     parser.add_argument("--rhythm", action="store_true", help="with the rhythm group (+96 dims)")
     parser.add_argument("--timbre", action="store_true", help="with the timbre group (+n_mels + 8 dims)")
+    parser.add_argument("--tempo-bins", type=int, default=96, help="the local tempogram's BPM values (0: none)")
+    parser.add_argument("--clip-tempo-bins", type=int, default=0, help="the clip tempogram's BPM values (0: none)")
     args = parser.parse_args()
-    encoder = MIRFeatureEncoder(rhythm=args.rhythm, timbre=args.timbre)
+    encoder = MIRFeatureEncoder(rhythm=args.rhythm, timbre=args.timbre, tempo_bins=args.tempo_bins,
+                                clip_tempo_bins=args.clip_tempo_bins)
     waves = [music_like(args.seconds, encoder.sample_rate, seed) for seed in range(args.clips + 1)]
     encoder.encode(waves[0])  # warm-up: numba compilation and caches
     groups = {"log-mel": lambda w: encoder._log_mel(encoder._decibels(encoder._mel_power(encoder._magnitude(w)))),
               "chroma": encoder._chroma,
-              "onset+rms": encoder._onset_and_level, "tempogram": encoder._tempogram}
+              "onset+rms": encoder._onset_and_level}
+    if args.tempo_bins:
+        groups["tempogram"] = lambda w: encoder._tempogram(encoder._fine_onset(w))
+    if args.clip_tempo_bins:  # its onset envelope is shared with the local tempogram when both are on
+        groups["clip tempogram"] = lambda w: encoder._clip_tempogram(encoder._fine_onset(w))
     # The rhythm and timbre groups are timed on the STFT, mel and chroma the encoder has already computed for the
     # others (the STFT counts under log-mel).
     magnitudes = {id(w): encoder._magnitude(w) for w in waves[1:]}

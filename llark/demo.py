@@ -9,7 +9,8 @@ stages -> evaluate on the held-out test split (baselines, the model with shuffle
     python -m llark.demo --soundfont-test data/soundfonts/FluidR3_GM.sf2     # also the test pieces in another soundfont
 
 The corpus is encoded with the config's encoder settings (encoder.settings), so each config needs its
-own --data folder: encode.py refuses to mix features of two encoders in one.
+own --data folder: encode.py refuses to mix features of two encoders in one, and the demo stops before
+anything runs if the --data folder's features come from other settings, naming them.
 
 Training is a curriculum. A from-scratch LM first learns the answer formats, which it can do without
 its audio, and on a CPU budget it stays there. So the listening stages train only on the MIR questions
@@ -42,9 +43,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from llark.config import load_config
+from llark.config import EncoderConfig, load_config
+from llark.encoders import build_encoder
 from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.evaluation.report import decoding_summary
+from llark.extraction import encoder_record
 from llark.jsonl import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,6 +110,22 @@ def check_recipe(run_dir: Path, recipe: dict) -> None:
     write_json_atomic(stored, current)
 
 
+def check_features(data: Path, encoder: EncoderConfig) -> None:
+    """Stop before anything runs if data/features holds another encoder's features (encode.py would
+    refuse them midway): say which settings differ, e.g. after a config change of the encoder."""
+    stored = data / "features" / "encoder.json"
+    if not stored.is_file():
+        return
+    before, wanted = json.loads(stored.read_text()), encoder_record(build_encoder(encoder))
+    if before != wanted:
+        settings = before.get("settings", {})
+        changed = sorted(name for name in {*settings, *wanted["settings"]}
+                         if settings.get(name) != wanted["settings"].get(name))
+        raise SystemExit(f"{data}: features made by another encoder ({stored}; "
+                         f"{'changed: ' + ', '.join(changed) if changed else 'another encoder'}). "
+                         "Move it aside or pass --data NEW_DIR to build this config's corpus.")
+
+
 def recipe_parts(recipe: dict) -> dict:
     """{"config.model": ..., "config.train": ..., "corpus": ..., "stages": ..., "steps": ...}: what a message names."""
     sections = {f"config.{name}": value for name, value in recipe.get("config", {}).items()}
@@ -160,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.config}: the demo encodes with the MIR encoder, but encoder.name is {config.encoder.name!r}")
     stages = args.stage or [listening_stage(stage) for stage in LISTENING_STAGES]
     steps = args.steps or config.train.steps
+    check_features(data, config.encoder)
     check_recipe(run_dir, {"config": asdict(config), "corpus": {"generated": args.generated, "tunes": args.tunes},
                            "stages": stages, "steps": steps})
     # The features must be the ones the config's encoder makes: train.py checks, and `llark ask` encodes so.

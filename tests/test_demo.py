@@ -9,7 +9,11 @@ import sys
 import pytest
 
 from llark.corpus.render import DEFAULT_SOUNDFONT
-from llark.demo import DECODING, check_recipe, evaluated, listening_stage, summary_table
+from llark.config import EncoderConfig
+from llark.demo import DECODING, check_features, check_recipe, evaluated, listening_stage, summary_table
+from llark.encoders import build_encoder
+from llark.extraction import encoder_record
+from llark.jsonl import write_json_atomic
 from tests.conftest import REPO
 
 
@@ -27,6 +31,23 @@ def test_summary_table_shows_model_targets_ablation_and_baselines():
                                              "majority": {"mirex": metric(0.15)}, "classic (librosa)": {"mirex": metric(0.8)}}}}}
     table = summary_table(results).splitlines()
     assert table[2] == "| key | mirex | 0.900 [0.800, 0.950] | ≥ 0.85 | 0.200 | 0.150 | 0.800 | 1/10 |"
+
+
+def test_a_data_folder_of_another_encoder_stops_the_demo_first(tmp_path):
+    encoder = EncoderConfig(name="mir", settings={"n_mels": 16, "tempo_bins": 0, "clip_tempo_bins": 20})
+    check_features(tmp_path / "data", encoder)  # nothing encoded yet
+    features = tmp_path / "data" / "features"
+    features.mkdir(parents=True)
+    write_json_atomic(features / "encoder.json", encoder_record(build_encoder(encoder)))
+    check_features(tmp_path / "data", encoder)  # the same encoder: the features are reused
+    older = encoder_record(build_encoder(encoder))
+    del older["settings"]["clip_tempo_bins"]  # a folder encoded before the clip tempogram existed
+    older["settings"]["tempo_bins"] = 96
+    write_json_atomic(features / "encoder.json", older)
+    with pytest.raises(SystemExit, match=r"data: features made by another encoder .*changed: clip_tempo_bins, "
+                                         r"tempo_bins\). Move it aside or pass --data NEW_DIR"):
+        check_features(tmp_path / "data", encoder)
+    assert json.loads((features / "encoder.json").read_text()) == older  # nothing touched
 
 
 def test_a_rerun_reuses_stages_only_of_the_same_recipe(tmp_path):

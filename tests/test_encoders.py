@@ -62,6 +62,55 @@ def test_tempogram_group_peaks_at_the_click_tempo(encoder, bpm):
     assert abs(peak / bpm - 1) < 0.04, (peak, bpm)
 
 
+def clicks(bpm: float, seconds: float) -> np.ndarray:
+    wave = np.zeros(int(seconds * SR), np.float32)
+    click = np.hanning(200) * np.sin(2 * np.pi * 2000 * np.arange(200) / SR)
+    for beat in np.arange(0, seconds, 60.0 / bpm):
+        start = int(beat * SR)
+        wave[start : start + 200] += click[: len(wave) - start]
+    return wave
+
+
+def peak_centre(clip_tempogram: np.ndarray, axis: np.ndarray, bpm: float) -> float:
+    """Geometric centre of the BPM values at the highest value between 0.75 and 1.5 times `bpm`: each value
+    reads the autocorrelation's maximum within one step either side, so a peak shows on a few neighbours."""
+    near = (axis > 0.75 * bpm) & (axis < 1.5 * bpm)
+    top = axis[near & (clip_tempogram >= clip_tempogram[near].max() - 1e-4)]
+    return float(np.exp(np.log(top).mean()))
+
+
+@pytest.mark.parametrize("bpm", [66.0, 118.0, 171.0])
+def test_clip_tempogram_peaks_at_the_click_tempo_within_two_percent(bpm):
+    encoder = MIRFeatureEncoder(tempo_bins=0, clip_tempo_bins=156)
+    features = encoder.encode(clicks(bpm, 25.0))
+    assert encoder.dim == encoder.n_mels + 14 + 156 and features.shape == (625, encoder.dim)
+    clip_tempogram = features[:, -156:]
+    assert np.allclose(clip_tempogram, clip_tempogram[0], atol=1e-5)  # one segment: the same on every frame
+    axis = np.geomspace(encoder.min_bpm, encoder.max_bpm, 156)
+    assert clip_tempogram[0].max() == pytest.approx(1.0, abs=1e-3)
+    assert abs(peak_centre(clip_tempogram[0], axis, bpm) / bpm - 1) < 0.02  # the local tempogram is asked for 4 %
+
+
+def test_without_the_local_tempogram_the_other_groups_are_unchanged():
+    wave = clicks(100.0, 8.0) + 0.1 * np.sin(2 * np.pi * 330 * np.arange(8 * SR) / SR).astype(np.float32)
+    full = MIRFeatureEncoder(rhythm=True).encode(wave)
+    without = MIRFeatureEncoder(rhythm=True, tempo_bins=0).encode(wave)
+    front = MIRFeatureEncoder().n_mels + 14
+    np.testing.assert_array_equal(without[:, :front], full[:, :front])
+    np.testing.assert_array_equal(without[:, front:], full[:, -RHYTHM_DIM:])
+    with pytest.raises(ValueError, match="must be >= 0"):
+        MIRFeatureEncoder(clip_tempo_bins=-1)
+
+
+def test_clip_tempogram_of_long_input_is_per_segment():
+    wave = np.concatenate([clicks(90.0, 10.0), clicks(150.0, 10.0)])
+    clip_tempogram = MIRFeatureEncoder(clip_tempo_bins=156, rhythm_seconds=10.0).encode(wave)[:, -156:]
+    axis = np.geomspace(30.0, 300.0, 156)
+    for frames, bpm in ((clip_tempogram[5], 90.0), (clip_tempogram[-5], 150.0)):
+        assert abs(peak_centre(frames, axis, bpm) / bpm - 1) < 0.02
+    assert not np.allclose(clip_tempogram[5], clip_tempogram[-5])
+
+
 def accented_clicks(bpm: float, beats_per_bar: int, seconds: float = 16.0) -> np.ndarray:
     """Clicks on every beat; a low tone with a loud click on every bar's first beat, and the chord
     (a 220 Hz or a 330 Hz tone over the bar, alternating) changing on the bar line."""
