@@ -22,7 +22,7 @@ Each group is computed at its own hop and pooled to exactly 25 frames per second
 |                              | tempogram | autocorrelation over the whole segment (below), read at |
 |                              |           | log-spaced BPM values in [min_bpm, max_bpm]: tempo      |
 
-`tempo_bins=0` leaves the local tempogram out (the demo's config does, for the clip tempogram).
+`tempo_bins=0` leaves the local tempogram out (e.g. for the clip tempogram; the demo keeps it, README).
 
 The tempogram says which periods are strong, but not which of them is the beat and which the bar: a
 6/8 and a 3/4 at the same eighth-note rate have the same peaks. The rhythm group tracks the beat
@@ -51,8 +51,9 @@ peaks are broad, and averaging 25 frames into a token blurs them again. One auto
 whole segment (25 s: 50 beats at 120 BPM) has sharp peaks, and each BPM value reads its maximum within
 one bin's step either side, so a peak between two values shows in both. It is scaled so its highest
 value is 1 and repeated on every frame of the segment, like the rhythm group. A probe trained like the
-label heads on the demo corpus (val) read tempo Acc1 0.79 and Acc2 0.90-0.94 with it in place of the
-local tempogram, 0.72-0.73 and 0.82-0.84 with the local one (README, "How the recipe was chosen").
+label heads on the demo corpus (val, two seeds) read tempo Acc1 0.79-0.81 and Acc2 0.90-0.91 with it in
+place of the local tempogram, 0.72-0.73 and 0.82-0.84 with the local one, and the key 0.02-0.03 worse
+(README, the CPU encoder).
 
 The timbre group is there because the LM sees one token per second, the average of 25 frames: a
 band's mean level survives that averaging, but how much it moves within the second does not, and
@@ -63,7 +64,7 @@ The spread is measured over a one-second window around every frame, so the avera
     features = encoder.encode(wave)                    # [round(25 * seconds), 174]
     MIRFeatureEncoder(rhythm=True)                     # 270: the same 174 channels, then the rhythm group
     MIRFeatureEncoder(rhythm=True, timbre=True)        # 342: then the timbre group
-    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156)   # 402: the demo's
+    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156)   # 402
     python benchmarks/encode.py                        # real-time factor per core
 """
 
