@@ -3,8 +3,8 @@
     python benchmarks/encode.py                  # 6 clips of 25 s, one thread
     python benchmarks/encode.py --clips 3 --seconds 10
     python benchmarks/encode.py --rhythm         # with the opt-in rhythm group
-    python benchmarks/encode.py --rhythm --timbre   # and the timbre group
-    python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156   # the demo's encoder
+    python benchmarks/encode.py --rhythm --timbre   # and the timbre group (the demo's encoder)
+    python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156   # the clip tempogram instead
 
 Pins BLAS/OpenMP to one thread before numpy loads, so the figure is per core; also prints the
 share of time each channel group takes.
@@ -53,7 +53,7 @@ def main() -> None:
               "onset+rms": encoder._onset_and_level}
     if args.tempo_bins:
         groups["tempogram"] = lambda w: encoder._tempogram(encoder._fine_onset(w))
-    if args.clip_tempo_bins:  # its onset envelope is shared with the local tempogram when both are on
+    if args.clip_tempo_bins:  # each tempogram is timed with its onset envelope, which encode() computes once for both
         groups["clip tempogram"] = lambda w: encoder._clip_tempogram(encoder._fine_onset(w))
     # The rhythm and timbre groups are timed on the STFT, mel and chroma the encoder has already computed for the
     # others (the STFT counts under log-mel).

@@ -194,15 +194,20 @@ class MIRFeatureEncoder:
         step = (self.max_bpm / self.min_bpm) ** (1 / max(1, self.clip_tempo_bins - 1))  # one bin, as a ratio
         lags = onset_rate * 60.0 / axis
         low, high = np.floor(lags / step).astype(int), np.ceil(lags * step).astype(int) + 1
-        segment = max(1, int(round(self.rhythm_seconds * onset_rate)))
-        bounds = np.linspace(0, len(onset), max(1, -(-len(onset) // segment)) + 1).round().astype(int)
         rows = np.zeros((len(onset), self.clip_tempo_bins), np.float32)
-        for start, end in zip(bounds[:-1], bounds[1:]):
+        for start, end in self._segments(len(onset), onset_rate):
             r = _autocorrelation(onset[start:end])
-            values = np.array([r[a: min(b, len(r))].max() if a < len(r) else 0.0 for a, b in zip(low, high)])
-            values = np.clip(values, 0.0, None)
-            rows[start:end] = values / values.max() if values.max() > 0 else 0.0
+            values = np.clip([r[a: min(b, len(r))].max() if a < len(r) else 0.0 for a, b in zip(low, high)], 0.0, None)
+            peak = values.max()
+            rows[start:end] = values / peak if peak > 0 else 0.0
         return rows
+
+    def _segments(self, count: int, rate: float) -> list[tuple[int, int]]:
+        """(start, end) frames of the equal segments, at most rhythm_seconds long, that `count` frames at
+        `rate` per second are described in by the clip-level groups (rhythm, clip tempogram)."""
+        segment = max(1, int(round(self.rhythm_seconds * rate)))
+        bounds = np.linspace(0, count, max(1, -(-count // segment)) + 1).round().astype(int)
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def _timbre(self, magnitude: np.ndarray, decibels: np.ndarray) -> np.ndarray:
         """[spectral frames, n_mels + 8]: log-mel spread over SPREAD_SECONDS, spectral contrast, log flatness."""
@@ -222,11 +227,8 @@ class MIRFeatureEncoder:
         bass = librosa.onset.onset_strength(S=mel_db[:bass_bands], sr=self.sample_rate, hop_length=self.spectral_hop)
         count = min(len(onset), len(chroma))
         rate = self.sample_rate / self.spectral_hop
-        segment = max(1, int(round(self.rhythm_seconds * rate)))
-        pieces = max(1, -(-count // segment))
-        bounds = np.linspace(0, count, pieces + 1).round().astype(int)
         rows = np.zeros((count, RHYTHM_DIM), np.float32)
-        for start, end in zip(bounds[:-1], bounds[1:]):
+        for start, end in self._segments(count, rate):
             rows[start:end] = self._rhythm_descriptors(onset[start:end], bass[start:end], chroma[start:end], rate)
         return rows
 
