@@ -44,6 +44,7 @@ from llark.checkpoint import (
 from llark.config import Config, ModelConfig, load_config
 from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, feature_statistics, iter_qa_texts
 from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown
+from llark.encoders import changed_settings
 from llark.model import LLark, build_lm
 from llark.templates import get_template
 from llark.tokenizer import add_llark_tokens, load_pretrained_tokenizer, train_bpe_tokenizer
@@ -79,9 +80,13 @@ def check_encoder(cfg: Config, shard_paths: list[str]) -> None:
     if not manifest.is_file():
         return  # shards written without make_shards.py (tests, probes) carry no encoder record
     record = json.loads(manifest.read_text()).get("encoder")
-    if record and (record["name"], record["settings"]) != (cfg.encoder.name, cfg.encoder.settings):
-        raise ValueError(f"{manifest}: features come from encoder {record['name']} {record['settings']}, "
-                         f"but the config says {cfg.encoder.name} {cfg.encoder.settings}; set encoder.* to match")
+    if record and record["name"] != cfg.encoder.name:
+        raise ValueError(f"{manifest}: features come from encoder {record['name']}, but the config says "
+                         f"{cfg.encoder.name}; set encoder.* to match")
+    changed = changed_settings(cfg.encoder.name, record["settings"], cfg.encoder.settings) if record else []
+    if changed:
+        raise ValueError(f"{manifest}: features come from encoder {record['name']} {record['settings']}, but the "
+                         f"config says {cfg.encoder.settings} (changed: {', '.join(changed)}); set encoder.* to match")
     if record and record["dim"] != cfg.model.audio_dim:
         raise ValueError(f"{manifest}: features have {record['dim']} dims, model.audio_dim is {cfg.model.audio_dim}")
 

@@ -44,10 +44,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from llark.config import EncoderConfig, load_config
-from llark.encoders import build_encoder
+from llark.encoders import build_encoder, changed_settings
 from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.evaluation.report import decoding_summary
-from llark.extraction import encoder_record
+from llark.extraction import encoder_record, same_encoder
 from llark.jsonl import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,10 +117,9 @@ def check_features(data: Path, encoder: EncoderConfig) -> None:
     if not stored.is_file():
         return
     before, wanted = json.loads(stored.read_text()), encoder_record(build_encoder(encoder))
-    if before != wanted:
-        settings = before.get("settings", {})
-        changed = sorted(name for name in {*settings, *wanted["settings"]}
-                         if settings.get(name) != wanted["settings"].get(name))
+    if not same_encoder(before, wanted):
+        changed = changed_settings(encoder.name, before["settings"], wanted["settings"]) \
+            if before["name"] == wanted["name"] else []
         raise SystemExit(f"{data}: features made by another encoder ({stored}; "
                          f"{'changed: ' + ', '.join(changed) if changed else 'another encoder'}). "
                          "Move it aside or pass --data NEW_DIR to build this config's corpus.")

@@ -44,7 +44,7 @@ import yaml
 from tqdm import tqdm
 
 from llark.audio import AudioError, TruncatedAudio, load_audio
-from llark.encoders import Encoder, frames_for
+from llark.encoders import Encoder, changed_settings, frames_for
 from llark.jsonl import read_jsonl, resolve_path, write_json_atomic, write_jsonl_atomic
 from llark.shards import clip_id_from_key
 
@@ -197,6 +197,13 @@ def encoder_record(encoder: Encoder) -> dict[str, Any]:
     return json.loads(json.dumps(record))  # as it reads back from encoder.json (tuples become lists)
 
 
+def same_encoder(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two encoder records describe the same features: a setting one of them leaves out (a
+    folder encoded before the setting existed) counts as its default."""
+    return ((a["name"], a["dim"], a["frame_rate"]) == (b["name"], b["dim"], b["frame_rate"])
+            and not changed_settings(a["name"], a["settings"], b["settings"]))
+
+
 def check_encoder_record(out: Path, record: dict[str, Any] | None) -> dict[str, Any] | None:
     """The folder's encoder record: written if new, refused if another encoder's; returned as stored."""
     path = out / "encoder.json"
@@ -208,7 +215,7 @@ def check_encoder_record(out: Path, record: dict[str, Any] | None) -> dict[str, 
             write_json_atomic(path, record)
         return record
     existing = json.loads(path.read_text())
-    if record is not None and existing != record:
+    if record is not None and not same_encoder(existing, record):
         raise EncoderMismatch(f"{path}: features here come from {existing['name']} {existing['settings']}, "
                               f"not {record['name']} {record['settings']}; use another --out")
     return existing

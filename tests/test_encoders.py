@@ -7,7 +7,7 @@ import torch
 
 from llark.audio import SilentAudio
 from llark.config import EncoderConfig
-from llark.encoders import NoEncoderConfigured, build_encoder, encode_file, frames_for, pool_to_frames
+from llark.encoders import NoEncoderConfigured, build_encoder, changed_settings, encode_file, frames_for, pool_to_frames
 from llark.encoders.mir import BAR_BEATS, RHYTHM_DIM, TRACKED_TEMPO_AXIS, MIRFeatureEncoder
 
 SR = 22050
@@ -199,3 +199,16 @@ def test_build_encoder_and_encode_file(tmp_path):
     soundfile.write(silent, np.zeros(44100, np.float32), 44100)
     with pytest.raises(SilentAudio, match="silent.wav"):
         encode_file(encoder, silent)
+
+
+def test_changed_settings_count_a_left_out_setting_as_its_default():
+    full = MIRFeatureEncoder(n_mels=32).settings()
+    older = {key: value for key, value in full.items() if key != "clip_tempo_bins"}  # before the setting existed
+    assert changed_settings("mir", older, full) == [] and changed_settings("mir", full, {"n_mels": 32}) == []
+    assert changed_settings("mir", older, {**full, "clip_tempo_bins": 156, "min_bpm": 40}) == ["clip_tempo_bins",
+                                                                                            "min_bpm"]
+    assert changed_settings("mir", {"n_mels": 64}, {}) == []  # 64 is the default
+    assert changed_settings("jukebox", {"layer": 36, "dtype": "bfloat16"}, {"dtype": "bfloat16", "tf32": False}) == []
+    assert changed_settings("jukebox", {"layer": 36}, {"layer": 48}) == ["layer"]
+    with pytest.raises(KeyError, match="unknown encoder 'clap'"):
+        changed_settings("clap", {}, {})

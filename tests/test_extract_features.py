@@ -215,6 +215,20 @@ def test_encoder_mismatch_refused(audio, tmp_path):
         extract(other, jobs, out, progress=False)
 
 
+def test_a_folder_encoded_before_a_setting_existed_is_reused(audio, tmp_path):
+    out = tmp_path / "features"
+    jobs = [job for job in jobs_from_clips(audio / "clips.jsonl") if job.clip_id == "noise"]
+    encoder = build_encoder(EncoderConfig(name="mir", settings=SETTINGS))
+    extract(encoder, jobs, out, progress=False)
+    record = json.loads((out / "encoder.json").read_text())
+    del record["settings"]["clip_tempo_bins"]  # written before the setting existed: it was off (its default)
+    (out / "encoder.json").write_text(json.dumps(record))
+    extract(encoder, jobs, out, progress=False)  # the same features: reused, not refused
+    with pytest.raises(EncoderMismatch, match="encoder.json"):
+        extract(build_encoder(EncoderConfig(name="mir", settings={**SETTINGS, "clip_tempo_bins": 8})), jobs, out,
+                progress=False)
+
+
 def test_command_line(audio, reference, tmp_path, capsys):
     out = tmp_path / "features"
     args = ["--clips", str(audio / "clips.jsonl"), "--out", str(out), "--setting", "n_mels=16", "--setting",

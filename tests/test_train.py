@@ -229,3 +229,25 @@ def test_a_rank_without_a_gpu_is_named(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     with pytest.raises(RuntimeError, match="LOCAL_RANK 1 has no GPU: 1 visible"):
         init_distributed()
+
+
+def test_the_shards_encoder_must_be_the_configs(tmp_path):
+    # Features recorded before a setting existed match a config that leaves it out (both mean its default,
+    # as configs/tiny.yaml leaves out clip_tempo_bins); another value is refused, naming the setting.
+    from llark.config import Config
+    from llark.encoders.mir import MIRFeatureEncoder
+
+    settings = MIRFeatureEncoder(rhythm=True).settings()
+    record = {"name": "mir", "settings": {**settings, "clip_tempo_bins": 0}, "dim": 342, "frame_rate": 25.0}
+    (tmp_path / "manifest.json").write_text(json.dumps({"encoder": record}))
+    shards = [str(tmp_path / "train-000000.tar")]
+    cfg = Config()
+    cfg.encoder.name, cfg.model.audio_dim = "mir", 342
+    cfg.encoder.settings = {key: value for key, value in settings.items() if key != "clip_tempo_bins"}
+    train.check_encoder(cfg, shards)
+    cfg.encoder.settings = {**settings, "clip_tempo_bins": 156}
+    with pytest.raises(ValueError, match=r"manifest.json: features come from encoder mir .*changed: clip_tempo_bins"):
+        train.check_encoder(cfg, shards)
+    cfg.encoder.settings, cfg.model.audio_dim = settings, 402
+    with pytest.raises(ValueError, match="features have 342 dims, model.audio_dim is 402"):
+        train.check_encoder(cfg, shards)

@@ -13,6 +13,7 @@ same way through `encode_file`.
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -79,20 +80,36 @@ def pool_to_frames(values: np.ndarray, frames: int) -> np.ndarray:
     return ((cumulative[last] - cumulative[first]) / (ends - starts)[:, None]).astype(np.float32)
 
 
-def _build_mir(settings: dict[str, Any]) -> Encoder:
+def _mir_class() -> type:
     from llark.encoders.mir import MIRFeatureEncoder
 
-    return MIRFeatureEncoder(**settings)
+    return MIRFeatureEncoder
 
 
-def _build_jukebox(settings: dict[str, Any]) -> Encoder:
+def _jukebox_class() -> type:
     from llark.encoders.jukebox import JukeboxEncoder
 
-    return JukeboxEncoder(**settings)
+    return JukeboxEncoder
 
 
-# name -> builder(settings). Each builder imports its module only when that encoder is asked for.
-ENCODER_BUILDERS: dict[str, Callable[[dict[str, Any]], Encoder]] = {"mir": _build_mir, "jukebox": _build_jukebox}
+# name -> the encoder's dataclass, imported only when that encoder is asked for.
+ENCODER_CLASSES: dict[str, Callable[[], type]] = {"mir": _mir_class, "jukebox": _jukebox_class}
+
+
+def _encoder_class(name: str) -> type:
+    if name not in ENCODER_CLASSES:
+        raise KeyError(f"unknown encoder {name!r}; known: {sorted(ENCODER_CLASSES)}")
+    return ENCODER_CLASSES[name]()
+
+
+def changed_settings(name: str, recorded: dict[str, Any], configured: dict[str, Any]) -> list[str]:
+    """The settings in which two settings dicts of encoder `name` differ, one left out counting as its
+    default: features recorded before a setting existed (or a config that leaves it out) match its default
+    value. Reads the defaults off the encoder's dataclass, without building it (Jukebox loads weights)."""
+    defaults = {f.name: f.default_factory() if f.default is MISSING else f.default
+                for f in fields(_encoder_class(name)) if f.default is not MISSING or f.default_factory is not MISSING}
+    return sorted(key for key in {*recorded, *configured}
+                  if recorded.get(key, defaults.get(key)) != configured.get(key, defaults.get(key)))
 
 
 def build_encoder(cfg: EncoderConfig) -> Encoder:
@@ -101,9 +118,7 @@ def build_encoder(cfg: EncoderConfig) -> Encoder:
             "no encoder configured: this checkpoint was trained on precomputed features (encoder.name=none), "
             "so it cannot encode audio files; pass a features .npy file instead"
         )
-    if cfg.name not in ENCODER_BUILDERS:
-        raise KeyError(f"unknown encoder {cfg.name!r}; known: {sorted(ENCODER_BUILDERS)}")
-    return ENCODER_BUILDERS[cfg.name](dict(cfg.settings))
+    return _encoder_class(cfg.name)(**dict(cfg.settings))
 
 
 def encode_file(encoder: Encoder, path: str | Path, start: float | None = None, end: float | None = None,
