@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -70,10 +71,10 @@ def listening_stage(text: str) -> tuple[list[str], int]:
     return topics.split(","), int(steps)
 
 
-def run(name: str, times: dict[str, float], *command: object) -> None:
+def run(name: str, times: dict[str, float], *command: object, env: dict[str, str] | None = None) -> None:
     print(f"\n[demo] {name}: {' '.join(map(str, command))}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    subprocess.run([sys.executable, *map(str, command)], check=True, cwd=REPO)
+    subprocess.run([sys.executable, *map(str, command)], check=True, cwd=REPO, env=env)
     times[name] = times.get(name, 0.0) + time.perf_counter() - started
 
 
@@ -172,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--soundfont-test {soundfont}: file not found (make demo-soundfont fetches FluidR3_GM)")
     data, run_dir = Path(args.data), Path(args.run)
     times: dict[str, float] = {}
+    # librosa's own disk cache of its filter banks (LIBROSA_CACHE_DIR, read when librosa is imported), for the
+    # steps that run librosa (encoding, the librosa baselines, ask): the chroma's CQT filters are otherwise built
+    # again for every clip. The features are bit-identical, and a clip takes 0.89 of the time to encode
+    # (benchmarks/encode.py --librosa-cache). A cache the caller set is kept.
+    cache = os.environ.get("LIBROSA_CACHE_DIR") or str((data / "librosa-cache").resolve())
+    print(f"[demo] LIBROSA_CACHE_DIR={cache}", file=sys.stderr)
+    env = {**os.environ, "LIBROSA_CACHE_DIR": cache}
 
     config = load_config(REPO / args.config)
     if config.encoder.name != "mir":
@@ -189,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         and the evaluation manifest of its test split, out/eval.jsonl."""
         run(names[0], times, "preprocessing/run_pipeline.py", "--out", out, "--generated", args.generated,
             "--tunes", args.tunes, "--augment", "--workers", args.workers, "--no-annotate", "--shard-mb", 64,
-            *corpus, *settings)
+            *corpus, *settings, env=env)
         run(names[1], times, "preprocessing/make_eval_manifest.py", "clips", "--clips", out / "clips.jsonl",
             "--features", out / "features", "--split", "test", "--tasks", "key,tempo,meter,instruments",
             "--out", out / "eval.jsonl")
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         """evaluate.py on `manifest` into `out`, unless `out` already scores this checkpoint that way."""
         if not evaluated(out, checkpoint, manifest):
             run(name, times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", manifest, "--out", out,
-                "--bootstrap", 1000, "--ablations", ablations, *DECODING)
+                "--bootstrap", 1000, "--ablations", ablations, *DECODING, env=env)
 
     evaluate_once("evaluate", data / "eval.jsonl", run_dir / "eval", "shuffled")
 
@@ -225,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     # One process: the checkpoint is loaded and the clip encoded once for all five questions.
     run("ask", times, "-m", "llark.cli", "ask", "--checkpoint", checkpoint, "--audio", audio,
         "--start", example.get("start", 0.0), "--end", example.get("end", 25.0),
-        *repeated("--question", questions), *DECODING)
+        *repeated("--question", questions), *DECODING, env=env)
 
     for soundfont in map(Path, args.soundfont_test):
         # The same test pieces, seed and augmentation, other instrument samples; only the test split is rendered.

@@ -85,7 +85,7 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     command = [sys.executable, "-m", "llark.demo", "--data", tmp_path / "data", "--run", tmp_path / "run",
                "--generated", 40, "--tunes", 10, "--stage", "key,mode,chords:3", "--stage", "tempo,meter:1",
                "--steps", 2, "--workers", 1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**{k: v for k, v in os.environ.items() if k != "LIBROSA_CACHE_DIR"}, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     first = subprocess.run(list(map(str, command)), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     stages = [json.loads((tmp_path / "run" / stage / "checkpoints" / step / "config.json").read_text())
@@ -102,6 +102,8 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     assert results["decoding"]["mbr_samples"] == 16 and "decoding: minimum Bayes risk over 16 samples" in first.stdout
     assert "classic (librosa)" in results["tasks"]["tempo"]["systems"]
     assert "| key | mirex |" in first.stdout and "stage times:" in first.stdout
+    # librosa kept the chroma's filter banks on disk (LIBROSA_CACHE_DIR) for the encoding workers to reuse.
+    assert any((tmp_path / "data" / "librosa-cache").rglob("cq_to_chroma/*/output.pkl"))
     # Re-run: every finished stage is reused, nothing trains again. With --soundfont-test the test pieces are
     # rendered again (here with the same soundfont under another name, so the audio must come out the same).
     other = tmp_path / "Other.sf2"
