@@ -44,7 +44,7 @@ from llark.checkpoint import (
 from llark.config import Config, ModelConfig, load_config
 from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, feature_statistics, iter_qa_texts
 from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown
-from llark.encoders import changed_settings
+from llark.encoders import changed_settings, channel_gains
 from llark.model import LLark, build_lm
 from llark.templates import get_template
 from llark.tokenizer import add_llark_tokens, load_pretrained_tokenizer, train_bpe_tokenizer
@@ -72,6 +72,11 @@ def build_tokenizer(cfg: Config):
     else:
         raise ValueError(f"unknown model.lm.tokenizer {cfg.model.lm.tokenizer!r}; use 'bpe' or 'pretrained'")
     return tokenizer, add_llark_tokens(tokenizer)
+
+
+def check_audio_gains(cfg: Config) -> None:
+    if cfg.model.audio_group_gains and not cfg.model.standardize_audio:
+        raise ValueError("model.audio_group_gains scales standardized channels: set model.standardize_audio=true")
 
 
 def check_encoder(cfg: Config, shard_paths: list[str]) -> None:
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config, args.overrides)
     if not cfg.data.train_shards:
         parser.error("data.train_shards is empty: point it at webdataset shards (see preprocessing/)")
+    check_audio_gains(cfg)
 
     # --- distributed init and seeds ------------------------------------------------------------
     env = init_distributed()
@@ -178,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
         raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
         if cfg.model.standardize_audio:
             mean, std = feature_statistics(cfg.data.train_shards, cfg.data.bpe_training_examples)
-            raw_model.projector.set_feature_statistics(torch.from_numpy(mean), torch.from_numpy(std))
+            gain = channel_gains(cfg.encoder, cfg.model.audio_group_gains, cfg.model.audio_dim)
+            raw_model.projector.set_feature_statistics(*map(torch.from_numpy, (mean, std, gain)))
     if cfg.train.activation_checkpointing:
         raw_model.base_lm().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     raw_model.to(env.device)

@@ -64,6 +64,9 @@ class ModelConfig:
     audio_dim: int = 64  # D of the encoder features [T, D]
     projector: str = "linear"  # "linear" (LLark) | "mlp2" (Linear-GELU-Linear)
     standardize_audio: bool = False  # per-channel mean/std of the training features applied before the projector
+    # With standardize_audio: the standardized channels of these encoder groups (names: the encoder's groups(),
+    # e.g. {chroma: 3.0}) multiplied by the gain, so a narrow group is not drowned among wide ones (README).
+    audio_group_gains: dict[str, float] = field(default_factory=dict)
     template: str = "llama2"  # conversation template name, see llark/templates.py
     system_prompt: str = ""  # "" keeps the template's default system sentence
     max_length: int = 512  # tokens per example, audio placeholders included; longer examples are cut

@@ -57,11 +57,13 @@ class Projector(nn.Module):
         else:
             raise ValueError(f"unknown projector {kind!r}; use 'linear' or 'mlp2'")
 
-    def set_feature_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+    def set_feature_statistics(self, mean: torch.Tensor, std: torch.Tensor, gain: torch.Tensor | None = None) -> None:
+        """`gain` (per channel, default 1) multiplies the standardized channels; it is folded into the
+        stored scale (feature_std holds std / gain), so a checkpoint's buffers stay as they were."""
         if not self.standardize:
             raise ValueError("this projector was built without standardize=True")
         self.feature_mean.copy_(mean)
-        self.feature_std.copy_(std.clamp(min=1e-3))
+        self.feature_std.copy_(std.clamp(min=1e-3) / (1.0 if gain is None else gain))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if self.standardize:

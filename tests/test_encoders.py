@@ -7,7 +7,7 @@ import torch
 
 from llark.audio import SilentAudio
 from llark.config import EncoderConfig
-from llark.encoders import NoEncoderConfigured, build_encoder, changed_settings, encode_file, frames_for, pool_to_frames
+from llark.encoders import NoEncoderConfigured, build_encoder, changed_settings, channel_gains, encode_file, frames_for, pool_to_frames
 from llark.encoders.mir import BAR_BEATS, RHYTHM_DIM, TRACKED_TEMPO_AXIS, MIRFeatureEncoder
 
 SR = 22050
@@ -212,3 +212,29 @@ def test_changed_settings_count_a_left_out_setting_as_its_default():
     assert changed_settings("jukebox", {"layer": 36}, {"layer": 48}) == ["layer"]
     with pytest.raises(KeyError, match="unknown encoder 'clap'"):
         changed_settings("clap", {}, {})
+
+
+@pytest.mark.parametrize("settings", [{}, {"rhythm": True, "timbre": True},
+                                      {"tempo_bins": 0, "rhythm": True, "timbre": True, "clip_tempo_bins": 156}])
+def test_groups_tile_the_features_in_order(settings):
+    encoder = MIRFeatureEncoder(**settings)
+    groups = encoder.groups()
+    assert list(groups)[:4] == ["log_mel", "chroma", "onset", "rms"] and groups["chroma"] == (64, 76)
+    bounds = list(groups.values())
+    assert bounds[0][0] == 0 and bounds[-1][1] == encoder.dim
+    assert all(stop == start for (_, stop), (start, _) in zip(bounds, bounds[1:]))
+    assert ("tempogram" in groups) == bool(encoder.tempo_bins) and ("timbre" in groups) == encoder.timbre
+
+
+def test_channel_gains_scale_the_named_groups():
+    config = EncoderConfig(name="mir", settings={"n_mels": 16, "tempo_bins": 0, "clip_tempo_bins": 10})
+    assert (channel_gains(config, {}, 40) == 1).all()  # no gains: the encoder is not built (nor checked)
+    gains = channel_gains(config, {"chroma": 3.0, "clip_tempogram": 0.5}, 40)
+    assert (gains[16:28] == 3).all() and (gains[30:] == 0.5).all() and (gains[:16] == 1).all() and (gains[28:30] == 1).all()
+    with pytest.raises(ValueError, match=r"names 'tempogram', not a channel group of encoder mir .*its groups: "
+                                         r"\['chroma', 'clip_tempogram', 'log_mel', 'onset', 'rms'\]"):
+        channel_gains(config, {"tempogram": 2.0}, 40)
+    with pytest.raises(ValueError, match="encoder mir makes 40 channels, model.audio_dim is 41"):
+        channel_gains(config, {"chroma": 3.0}, 41)
+    with pytest.raises(ValueError, match="chroma must be > 0"):
+        channel_gains(config, {"chroma": 0.0}, 40)

@@ -401,6 +401,13 @@ def test_standardized_projector_keeps_its_statistics_in_the_checkpoint(tmp_path)
     torch.testing.assert_close(loaded.projector(frames), expected)
     with pytest.raises(ValueError, match="standardize"):
         model.projector.set_feature_statistics(mean, std)
+    # A gain multiplies the standardized channels; it is kept in the same buffer, so checkpoints load as before.
+    gain = torch.ones(16)
+    gain[4:8] = 3.0
+    standardized.projector.set_feature_statistics(mean, std, gain)
+    torch.testing.assert_close(standardized.projector(frames), standardized.projector.net((frames - mean) / std * gain))
+    standardized.save_pretrained(tmp_path / "gained", Config(model=config), model.tokenizer)
+    torch.testing.assert_close(LLark.from_pretrained(tmp_path / "gained").projector.feature_std, std / gain)
 
 
 def test_loss_per_example_averages_each_answer_first_in_padded_and_packed_rows():

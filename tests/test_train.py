@@ -251,3 +251,8 @@ def test_the_shards_encoder_must_be_the_configs(tmp_path):
     cfg.encoder.settings, cfg.model.audio_dim = settings, 402
     with pytest.raises(ValueError, match="features have 342 dims, model.audio_dim is 402"):
         train.check_encoder(cfg, shards)
+
+
+def test_gains_without_standardization_are_refused(tmp_path, probe_shards):
+    with pytest.raises(ValueError, match="audio_group_gains scales standardized channels"):
+        run_train(tmp_path / "run", probe_shards, "train.steps=1", "model.audio_group_gains.chroma=3.0")

@@ -121,6 +121,27 @@ def build_encoder(cfg: EncoderConfig) -> Encoder:
     return _encoder_class(cfg.name)(**dict(cfg.settings))
 
 
+def channel_gains(cfg: EncoderConfig, group_gains: dict[str, float], dim: int) -> np.ndarray:
+    """float32 [dim]: each channel's gain, `group_gains[group]` on the channels of that encoder group and 1
+    elsewhere (model.audio_group_gains). Builds the encoder to read its groups(), so only when there are gains."""
+    gains = np.ones(dim, np.float32)
+    if not group_gains:
+        return gains
+    encoder = build_encoder(cfg)
+    groups = encoder.groups() if hasattr(encoder, "groups") else {}
+    if encoder.dim != dim:
+        raise ValueError(f"encoder {cfg.name} makes {encoder.dim} channels, model.audio_dim is {dim}")
+    for name, gain in group_gains.items():
+        if name not in groups:
+            raise ValueError(f"model.audio_group_gains names {name!r}, not a channel group of encoder {cfg.name} "
+                             f"{cfg.settings}; its groups: {sorted(groups) or 'none'}")
+        if not gain > 0:
+            raise ValueError(f"model.audio_group_gains.{name} must be > 0, got {gain}")
+        start, stop = groups[name]
+        gains[start:stop] = gain
+    return gains
+
+
 def encode_file(encoder: Encoder, path: str | Path, start: float | None = None, end: float | None = None,
                 min_seconds: float = 1.0) -> np.ndarray:
     """Features of [start, end) of an audio file: mono, resampled, peak-normalised, encoded."""

@@ -65,6 +65,7 @@ The spread is measured over a one-second window around every frame, so the avera
     MIRFeatureEncoder(rhythm=True)                     # 270: the same 174 channels, then the rhythm group
     MIRFeatureEncoder(rhythm=True, timbre=True)        # 342: then the timbre group
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156)   # 402
+    MIRFeatureEncoder().groups()["chroma"]           # (64, 76): channels 64..75 (model.audio_group_gains)
     python benchmarks/encode.py                        # real-time factor per core
 """
 
@@ -119,6 +120,19 @@ class MIRFeatureEncoder:
     def dim(self) -> int:
         return (self.n_mels + 12 + 2 + self.tempo_bins + (RHYTHM_DIM if self.rhythm else 0)
                 + (self.n_mels + CONTRAST_BANDS + 2 if self.timbre else 0) + self.clip_tempo_bins)
+
+    def groups(self) -> dict[str, tuple[int, int]]:
+        """Each channel group's [start, stop) in the features, in order (the table above): what
+        model.audio_group_gains names."""
+        widths = {"log_mel": self.n_mels, "chroma": 12, "onset": 1, "rms": 1, "tempogram": self.tempo_bins,
+                  "rhythm": RHYTHM_DIM if self.rhythm else 0, "timbre": self.n_mels + CONTRAST_BANDS + 2 if self.timbre else 0,
+                  "clip_tempogram": self.clip_tempo_bins}
+        bounds, start = {}, 0
+        for name, width in widths.items():
+            if width:
+                bounds[name] = (start, start + width)
+                start += width
+        return bounds
 
     def settings(self) -> dict[str, Any]:
         return asdict(self)
