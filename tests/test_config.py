@@ -18,6 +18,11 @@ def test_every_shipped_yaml_loads_and_opens_with_its_command(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# ") and ("train.py" in first or "evaluate.py" in first), first
     assert config_from_dict(config_to_dict(cfg)) == cfg  # what a checkpoint stores reads back the same
+    if cfg.encoder.name == "mir":  # the projector's width and gains fit what the encoder makes
+        from llark.encoders import build_encoder, channel_gains
+
+        assert build_encoder(cfg.encoder).dim == cfg.model.audio_dim
+        assert channel_gains(cfg.encoder, cfg.model.audio_group_gains, cfg.model.audio_dim).shape == (cfg.model.audio_dim,)
 
 
 def test_llark_7b_follows_the_paper_recipe():
