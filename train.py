@@ -22,6 +22,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -74,9 +75,11 @@ def build_tokenizer(cfg: Config):
     return tokenizer, add_llark_tokens(tokenizer)
 
 
-def check_audio_gains(cfg: Config) -> None:
+def audio_gains(cfg: Config) -> np.ndarray:
+    """model.audio_group_gains as one gain per channel, checked before any data is read."""
     if cfg.model.audio_group_gains and not cfg.model.standardize_audio:
         raise ValueError("model.audio_group_gains scales standardized channels: set model.standardize_audio=true")
+    return channel_gains(cfg.encoder, cfg.model.audio_group_gains, cfg.model.audio_dim)
 
 
 def check_encoder(cfg: Config, shard_paths: list[str]) -> None:
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config, args.overrides)
     if not cfg.data.train_shards:
         parser.error("data.train_shards is empty: point it at webdataset shards (see preprocessing/)")
-    check_audio_gains(cfg)
+    gain = audio_gains(cfg)
 
     # --- distributed init and seeds ------------------------------------------------------------
     env = init_distributed()
@@ -184,7 +187,6 @@ def main(argv: list[str] | None = None) -> None:
         raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
         if cfg.model.standardize_audio:
             mean, std = feature_statistics(cfg.data.train_shards, cfg.data.bpe_training_examples)
-            gain = channel_gains(cfg.encoder, cfg.model.audio_group_gains, cfg.model.audio_dim)
             raw_model.projector.set_feature_statistics(*map(torch.from_numpy, (mean, std, gain)))
     if cfg.train.activation_checkpointing:
         raw_model.base_lm().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

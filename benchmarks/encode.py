@@ -3,14 +3,17 @@
     python benchmarks/encode.py                  # 6 clips of 25 s, one thread
     python benchmarks/encode.py --clips 3 --seconds 10
     python benchmarks/encode.py --rhythm         # with the opt-in rhythm group
-    python benchmarks/encode.py --rhythm --timbre   # and the timbre group (the demo's encoder)
-    python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156   # the clip tempogram instead
-    python benchmarks/encode.py --rhythm --timbre --librosa-cache /tmp/librosa-cache   # as the demo encodes
+    python benchmarks/encode.py --rhythm --timbre   # and the timbre group (342 dims)
+    python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156   # the clip tempogram instead: the demo's
+    python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156 --librosa-cache /tmp/lc   # as the demo encodes
+    python benchmarks/encode.py --clips-file data/demo/clips.jsonl --clips 200 --rhythm --timbre   # the demo's clips
 
 Pins BLAS/OpenMP to one thread before numpy loads, so the figure is per core; also prints the
 share of time each channel group takes. `--librosa-cache DIR` sets LIBROSA_CACHE_DIR before librosa
 loads (the warm-up fills it), as `make demo` does: librosa then keeps its filter banks on disk instead of
-building the chroma's CQT filters again for every clip; compare with a run without it.
+building the chroma's CQT filters again for every clip; compare with a run without it. The filters
+depend on each clip's estimated tuning, so the demo's detuned clips (`--clips-file`) fill the cache with
+one set per tuning (about 100) where the generated clips, all in tune, share one.
 """
 
 import os
@@ -45,6 +48,8 @@ def main() -> None:
     parser.add_argument("--tempo-bins", type=int, default=96, help="the local tempogram's BPM values (0: none)")
     parser.add_argument("--clip-tempo-bins", type=int, default=0, help="the clip tempogram's BPM values (0: none)")
     parser.add_argument("--librosa-cache", metavar="DIR", help="librosa's disk cache of filter banks (LIBROSA_CACHE_DIR)")
+    parser.add_argument("--clips-file", metavar="CLIPS_JSONL", help="encode the first --clips clips of a clips.jsonl "
+                        "(e.g. data/demo/clips.jsonl) instead of generated ones")
     args = parser.parse_args()
     if args.librosa_cache:
         os.environ["LIBROSA_CACHE_DIR"] = args.librosa_cache  # read once, when librosa is imported (next line)
@@ -52,7 +57,14 @@ def main() -> None:
 
     encoder = MIRFeatureEncoder(rhythm=args.rhythm, timbre=args.timbre, tempo_bins=args.tempo_bins,
                                 clip_tempo_bins=args.clip_tempo_bins)
-    waves = [music_like(args.seconds, encoder.sample_rate, seed) for seed in range(args.clips + 1)]
+    if args.clips_file:
+        from llark.extraction import jobs_from_clips, load_clip
+
+        jobs = jobs_from_clips(args.clips_file)[: args.clips + 1]
+        waves = [load_clip(job, encoder.sample_rate) for job in jobs]
+        args.clips, args.seconds = len(waves) - 1, float(np.mean([len(w) for w in waves[1:]]) / encoder.sample_rate)
+    else:
+        waves = [music_like(args.seconds, encoder.sample_rate, seed) for seed in range(args.clips + 1)]
     encoder.encode(waves[0])  # warm-up: numba compilation and caches
     groups = {"log-mel": lambda w: encoder._log_mel(encoder._decibels(encoder._mel_power(encoder._magnitude(w)))),
               "chroma": encoder._chroma,

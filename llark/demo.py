@@ -111,6 +111,11 @@ def check_recipe(run_dir: Path, recipe: dict) -> None:
     write_json_atomic(stored, current)
 
 
+def soundfont_data(data: Path, soundfont: Path) -> Path:
+    """Where --soundfont-test renders and encodes the test split: data/demo-FluidR3_GM beside data/demo."""
+    return data.with_name(f"{data.name}-{soundfont.stem}")
+
+
 def check_features(data: Path, encoder: EncoderConfig) -> None:
     """Stop before anything runs if data/features holds another encoder's features (encode.py would
     refuse them midway): say which settings differ, e.g. after a config change of the encoder."""
@@ -186,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.config}: the demo encodes with the MIR encoder, but encoder.name is {config.encoder.name!r}")
     stages = args.stage or [listening_stage(stage) for stage in LISTENING_STAGES]
     steps = args.steps or config.train.steps
-    check_features(data, config.encoder)
+    for folder in [data, *(soundfont_data(data, Path(soundfont)) for soundfont in args.soundfont_test)]:
+        check_features(folder, config.encoder)
     check_recipe(run_dir, {"config": asdict(config), "corpus": {"generated": args.generated, "tunes": args.tunes},
                            "stages": stages, "steps": steps})
     # The features must be the ones the config's encoder makes: train.py checks, and `llark ask` encodes so.
@@ -237,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for soundfont in map(Path, args.soundfont_test):
         # The same test pieces, seed and augmentation, other instrument samples; only the test split is rendered.
-        other = data.with_name(f"{data.name}-{soundfont.stem}")
+        other = soundfont_data(data, soundfont)
         corpus_and_manifest((f"test split with {soundfont.name}", f"eval manifest ({soundfont.name})"), other,
                             "--soundfont", soundfont.resolve(), "--splits", "test")
         evaluate_once(f"evaluate ({soundfont.name})", other / "eval.jsonl", run_dir / f"eval-{soundfont.stem}", "none")

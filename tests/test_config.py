@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from llark.config import Config, ConfigError, config_from_dict, config_to_dict, load_config
@@ -22,7 +23,10 @@ def test_every_shipped_yaml_loads_and_opens_with_its_command(path):
         from llark.encoders import build_encoder, channel_gains
 
         assert build_encoder(cfg.encoder).dim == cfg.model.audio_dim
-        assert channel_gains(cfg.encoder, cfg.model.audio_group_gains, cfg.model.audio_dim).shape == (cfg.model.audio_dim,)
+        gains, groups = channel_gains(cfg.encoder, cfg.model.audio_group_gains, cfg.model.audio_dim), build_encoder(cfg.encoder).groups()
+        for name, gain in cfg.model.audio_group_gains.items():
+            assert (gains[slice(*groups[name])] == gain).all()
+        assert (gains == 1).sum() == cfg.model.audio_dim - sum(np.subtract(*groups[n][::-1]) for n in cfg.model.audio_group_gains)
 
 
 def test_llark_7b_follows_the_paper_recipe():

@@ -210,6 +210,8 @@ def test_changed_settings_count_a_left_out_setting_as_its_default():
     assert changed_settings("mir", {"n_mels": 64}, {}) == []  # 64 is the default
     assert changed_settings("jukebox", {"layer": 36, "dtype": "bfloat16"}, {"dtype": "bfloat16", "tf32": False}) == []
     assert changed_settings("jukebox", {"layer": 36}, {"layer": 48}) == ["layer"]
+    # where and how fast Jukebox runs is not recorded, so a config may say it freely
+    assert changed_settings("jukebox", {"layer": 36}, {"layer": 36, "device": "cuda", "batch_size": 8, "trusted": True}) == []
     with pytest.raises(KeyError, match="unknown encoder 'clap'"):
         changed_settings("clap", {}, {})
 
@@ -224,6 +226,19 @@ def test_groups_tile_the_features_in_order(settings):
     assert bounds[0][0] == 0 and bounds[-1][1] == encoder.dim
     assert all(stop == start for (_, stop), (start, _) in zip(bounds, bounds[1:]))
     assert ("tempogram" in groups) == bool(encoder.tempo_bins) and ("timbre" in groups) == encoder.timbre
+    # each range holds that group's channels: compare with the groups computed on their own
+    wave = clicks(118.0, 4.0)  # at SR, the encoder's default rate
+    features, frames = encoder.encode(wave), frames_for(len(wave), encoder.sample_rate)
+    magnitude = encoder._magnitude(wave)
+    mel_power = encoder._mel_power(magnitude)
+    alone = {"log_mel": encoder._log_mel(encoder._decibels(mel_power)), "chroma": encoder._chroma(wave),
+             "onset": encoder._onset_and_level(wave)[0], "rms": encoder._onset_and_level(wave)[1],
+             "tempogram": encoder._tempogram(encoder._fine_onset(wave)) if encoder.tempo_bins else None,
+             "rhythm": encoder._rhythm(mel_power, encoder._chroma(wave)) if encoder.rhythm else None,
+             "timbre": encoder._timbre(magnitude, encoder._decibels(mel_power)) if encoder.timbre else None,
+             "clip_tempogram": encoder._clip_tempogram(encoder._fine_onset(wave)) if encoder.clip_tempo_bins else None}
+    for name, (start, stop) in groups.items():
+        np.testing.assert_array_equal(features[:, start:stop], pool_to_frames(alone[name], frames), err_msg=name)
 
 
 def test_channel_gains_scale_the_named_groups():
@@ -236,5 +251,8 @@ def test_channel_gains_scale_the_named_groups():
         channel_gains(config, {"tempogram": 2.0}, 40)
     with pytest.raises(ValueError, match="encoder mir makes 40 channels, model.audio_dim is 41"):
         channel_gains(config, {"chroma": 3.0}, 41)
-    with pytest.raises(ValueError, match="chroma must be > 0"):
-        channel_gains(config, {"chroma": 0.0}, 40)
+    for bad in (0.0, "3", True):
+        with pytest.raises(ValueError, match="chroma must be a number > 0"):
+            channel_gains(config, {"chroma": bad}, 40)
+    with pytest.raises(ValueError, match=r"needs an encoder with channel groups \(mir\), not encoder.name=jukebox"):
+        channel_gains(EncoderConfig(name="jukebox"), {"chroma": 3.0}, 4800)  # refused before loading any weights

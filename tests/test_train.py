@@ -238,7 +238,7 @@ def test_the_shards_encoder_must_be_the_configs(tmp_path):
     from llark.encoders.mir import MIRFeatureEncoder
 
     settings = MIRFeatureEncoder(rhythm=True).settings()
-    record = {"name": "mir", "settings": {**settings, "clip_tempo_bins": 0}, "dim": 342, "frame_rate": 25.0}
+    record = {"name": "mir", "settings": settings, "dim": 342, "frame_rate": 25.0}
     (tmp_path / "manifest.json").write_text(json.dumps({"encoder": record}))
     shards = [str(tmp_path / "train-000000.tar")]
     cfg = Config()

@@ -105,10 +105,14 @@ def _encoder_class(name: str) -> type:
 def changed_settings(name: str, recorded: dict[str, Any], configured: dict[str, Any]) -> list[str]:
     """The settings in which two settings dicts of encoder `name` differ, one left out counting as its
     default: features recorded before a setting existed (or a config that leaves it out) match its default
-    value. Reads the defaults off the encoder's dataclass, without building it (Jukebox loads weights)."""
+    value. Reads the defaults off the encoder's dataclass, without building it (Jukebox loads weights).
+    Settings the encoder does not record (`unrecorded_settings`: where and how fast, e.g. Jukebox's device)
+    do not change the features and are not compared."""
+    cls = _encoder_class(name)
     defaults = {f.name: f.default_factory() if f.default is MISSING else f.default
-                for f in fields(_encoder_class(name)) if f.default is not MISSING or f.default_factory is not MISSING}
-    return sorted(key for key in {*recorded, *configured}
+                for f in fields(cls) if f.default is not MISSING or f.default_factory is not MISSING}
+    unrecorded = set(getattr(cls, "unrecorded_settings", ()))
+    return sorted(key for key in {*recorded, *configured} - unrecorded
                   if recorded.get(key, defaults.get(key)) != configured.get(key, defaults.get(key)))
 
 
@@ -123,20 +127,23 @@ def build_encoder(cfg: EncoderConfig) -> Encoder:
 
 def channel_gains(cfg: EncoderConfig, group_gains: dict[str, float], dim: int) -> np.ndarray:
     """float32 [dim]: each channel's gain, `group_gains[group]` on the channels of that encoder group and 1
-    elsewhere (model.audio_group_gains). Builds the encoder to read its groups(), so only when there are gains."""
+    elsewhere (model.audio_group_gains). Builds the encoder to read its groups(), so only when there are gains,
+    and only an encoder with channel groups (the MIR encoder; Jukebox's channels have none)."""
     gains = np.ones(dim, np.float32)
     if not group_gains:
         return gains
+    if cfg.name == "none" or not hasattr(_encoder_class(cfg.name), "groups"):
+        raise ValueError(f"model.audio_group_gains needs an encoder with channel groups (mir), not encoder.name={cfg.name}")
     encoder = build_encoder(cfg)
-    groups = encoder.groups() if hasattr(encoder, "groups") else {}
+    groups = encoder.groups()
     if encoder.dim != dim:
         raise ValueError(f"encoder {cfg.name} makes {encoder.dim} channels, model.audio_dim is {dim}")
     for name, gain in group_gains.items():
         if name not in groups:
             raise ValueError(f"model.audio_group_gains names {name!r}, not a channel group of encoder {cfg.name} "
-                             f"{cfg.settings}; its groups: {sorted(groups) or 'none'}")
-        if not gain > 0:
-            raise ValueError(f"model.audio_group_gains.{name} must be > 0, got {gain}")
+                             f"{cfg.settings}; its groups: {sorted(groups)}")
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0:
+            raise ValueError(f"model.audio_group_gains.{name} must be a number > 0, got {gain!r}")
         start, stop = groups[name]
         gains[start:stop] = gain
     return gains

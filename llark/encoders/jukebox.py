@@ -502,6 +502,7 @@ class JukeboxEncoder:
 
     name = "jukebox"
     frame_rate = FRAME_RATE
+    unrecorded_settings = ("device", "batch_size", "trusted")  # where and how fast, not what (settings())
 
     def __post_init__(self) -> None:
         from llark.encoders.jukebox_weights import load_encoder_modules

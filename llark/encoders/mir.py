@@ -22,7 +22,7 @@ Each group is computed at its own hop and pooled to exactly 25 frames per second
 |                              | tempogram | autocorrelation over the whole segment (below), read at |
 |                              |           | log-spaced BPM values in [min_bpm, max_bpm]: tempo      |
 
-`tempo_bins=0` leaves the local tempogram out (e.g. for the clip tempogram; the demo keeps it, README).
+`tempo_bins=0` leaves the local tempogram out, for the clip tempogram in its place (the demo's 402 dims, README).
 
 The tempogram says which periods are strong, but not which of them is the beat and which the bar: a
 6/8 and a 3/4 at the same eighth-note rate have the same peaks. The rhythm group tracks the beat
@@ -64,7 +64,7 @@ The spread is measured over a one-second window around every frame, so the avera
     features = encoder.encode(wave)                    # [round(25 * seconds), 174]
     MIRFeatureEncoder(rhythm=True)                     # 270: the same 174 channels, then the rhythm group
     MIRFeatureEncoder(rhythm=True, timbre=True)        # 342: then the timbre group
-    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156)   # 402
+    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156)   # 402: the demo's (configs/tiny.yaml)
     MIRFeatureEncoder().groups()["chroma"]           # (64, 76): channels 64..75 (model.audio_group_gains)
     python benchmarks/encode.py                        # real-time factor per core
 """
