@@ -118,8 +118,7 @@ class MIRFeatureEncoder:
 
     @property
     def dim(self) -> int:
-        return (self.n_mels + 12 + 2 + self.tempo_bins + (RHYTHM_DIM if self.rhythm else 0)
-                + (self.n_mels + CONTRAST_BANDS + 2 if self.timbre else 0) + self.clip_tempo_bins)
+        return list(self.groups().values())[-1][1]  # the last group's stop
 
     def groups(self) -> dict[str, tuple[int, int]]:
         """Each channel group's [start, stop) in the features, in order (the table above): what
