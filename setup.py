@@ -33,7 +33,8 @@ setup(
         "train": [],  # everything training needs is in install_requires; kept so `.[train]` stays valid
         # tinysoundfont renders MIDI but depends on pyaudio (playback only, needs portaudio headers):
         # install it with `pip install --no-deps tinysoundfont` (the Makefile does).
-        "preprocess": ["librosa>=0.10", "pretty_midi>=0.2.10", "music21>=9", "symusic>=0.5", "threadpoolctl>=3"],
+        # av (PyAV): ffmpeg's decoders for audio libsndfile cannot read (AAC/M4A, ALAC, WMA, ...; llark/audio.py)
+        "preprocess": ["librosa>=0.10", "pretty_midi>=0.2.10", "music21>=9", "symusic>=0.5", "threadpoolctl>=3", "av>=14"],
         "eval": ["mir_eval>=0.7", "sacrebleu>=2.3", "matplotlib>=3.8", "librosa>=0.10", "symusic>=0.5", "pretty_midi>=0.2.10",
                  "scikit-learn>=1.3"],  # scikit-learn: benchmarks/feature_probe.py
         "serve": [],

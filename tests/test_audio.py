@@ -1,5 +1,7 @@
 """Audio I/O: formats, channels, rates, spans, and a typed error naming the file for every bad input."""
 
+import sys
+
 import numpy as np
 import pytest
 import soundfile
@@ -110,6 +112,76 @@ def test_long_files_are_not_read_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(soundfile, "read", lambda *a, **k: reads.append(k) or real_read(*a, **k))
     load_audio(path, 8000, start=30.0, end=32.0)
     assert reads[0]["start"] == 240000 and reads[0]["stop"] == 256000
+
+
+def encode_with_ffmpeg(path, samples, rate, codec, sample_format):
+    """Write [frames, channels] float samples with one of ffmpeg's encoders (through PyAV)."""
+    av = pytest.importorskip("av")
+    channels = samples.shape[1]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate, layout={1: "mono", 2: "stereo"}[channels])
+        block = stream.codec_context.frame_size or 1024
+        for at in range(0, len(samples), block):
+            chunk = samples[at: at + block]
+            if sample_format == "s16":  # interleaved 16-bit integers, as ALAC and PCM encoders take them
+                frame = av.AudioFrame.from_ndarray((chunk * 32767).astype(np.int16).reshape(1, -1), format="s16",
+                                                   layout=stream.layout.name)
+            else:  # planar float, as the AAC encoder takes it
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk.T), format="fltp", layout=stream.layout.name)
+            frame.sample_rate, frame.pts = rate, at
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+@pytest.mark.parametrize("name, codec, sample_format, lossy", [("a.m4a", "aac", "fltp", True),
+                                                                ("a.m4a", "alac", "s16", False),
+                                                                ("a.mka", "pcm_s16le", "s16", False)])
+def test_formats_libsndfile_cannot_read_are_decoded_by_ffmpeg(tmp_path, name, codec, sample_format, lossy):
+    path = tmp_path / name
+    encode_with_ffmpeg(path, tone(3.0, 44100, channels=2), 44100, codec, sample_format)
+    with pytest.raises(soundfile.LibsndfileError):
+        soundfile.info(str(path))
+    info = audio_info(path)
+    assert (info.decoder, info.sample_rate, info.channels) == ("ffmpeg", 44100, 2)
+    assert abs(info.duration - 3.0) < 0.05
+    wave = load_audio(path, 22050)
+    assert wave.dtype == np.float32 and wave.ndim == 1 and abs(len(wave) - 3 * 22050) < 0.05 * 22050
+    spectrum = np.abs(np.fft.rfft(wave[11025:33075]))
+    assert abs(np.argmax(spectrum) - 440) <= 2  # 440 Hz after decoding, mixing to mono and resampling
+    expected_peak = 0.5 * (0.5 + 1.0) / 2  # the channel mean of amplitudes 0.25 and 0.5
+    assert abs(np.abs(wave[11025:33075]).max() - expected_peak) < (0.02 if lossy else 1e-3)
+
+
+def test_ffmpeg_spans_hold_the_same_samples_as_a_whole_decode(tmp_path):
+    rate = 16000
+    t = np.arange(8 * rate) / rate
+    chirp = (0.5 * np.sin(2 * np.pi * (200 + 50 * t) * t))[:, None].astype(np.float32)  # every window differs
+    path = tmp_path / "chirp.m4a"
+    encode_with_ffmpeg(path, chirp, rate, "aac", "fltp")
+    whole = load_audio(path, rate)
+    for start, end in [(0.2, 1.0), (3.0, 5.5), (6.0, 7.9)]:
+        span = load_audio(path, rate, start=start, end=end)
+        a, b = int(round(start * rate)), int(round(end * rate))
+        assert len(span) == b - a
+        np.testing.assert_allclose(span, whole[a:b], atol=1e-4)  # seeked decode placed by timestamps
+    assert len(load_audio(path, rate, start=7.0, end=30.0)) == len(whole) - 7 * rate  # cut at the end
+    with pytest.raises(TooShortAudio, match="chirp.m4a"):
+        load_audio(path, rate, start=9.0, end=10.0)
+
+
+def test_files_neither_decoder_reads_name_the_file(tmp_path, monkeypatch):
+    full = tmp_path / "full.m4a"
+    encode_with_ffmpeg(full, tone(2.0, 22050), 22050, "aac", "fltp")
+    data = full.read_bytes()
+    for path in (write_bytes(tmp_path, "truncated.m4a", data[: len(data) // 2]),
+                 write_bytes(tmp_path, "text.m4a", b"not audio " * 100)):
+        with pytest.raises(UnreadableAudio, match=path.name):
+            load_audio(path, 22050)
+    monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed: the error says what to install
+    with pytest.raises(UnreadableAudio, match="full.m4a.*pip install av"):
+        load_audio(full, 22050)
 
 
 def test_clip_windows():
