@@ -146,6 +146,21 @@ def test_rhythm_group_tracks_the_beat_and_hears_the_bar(encoder, beats_per_bar):
     assert (contrasts[:, BAR_BEATS.index(beats_per_bar)] > contrasts[:, BAR_BEATS.index(other)]).all()
 
 
+def test_rhythm_descriptors_at_given_beats():
+    """The meter error of a wrong beat level (benchmarks/meter_ceiling.py): a 4/4 heard at half its tempo is a 2/4."""
+    encoder = MIRFeatureEncoder(rhythm=True)
+    wave = accented_clicks(120.0, 4)
+    assert np.allclose(encoder.rhythm_descriptors(wave), encoder.encode(wave)[0, -RHYTHM_DIM:], atol=1e-6)  # encode's segment
+    contrasts = slice(len(TRACKED_TEMPO_AXIS) + 3 * 13, len(TRACKED_TEMPO_AXIS) + 3 * 13 + 3 * len(BAR_BEATS))
+    readings = {}
+    for bpm, period in ((120.0, 0.5), (60.0, 1.0)):  # the written beat, and every other click
+        descriptors = encoder.rhythm_descriptors(wave, beat_seconds=np.arange(0.0, 15.9, period))
+        assert abs(TRACKED_TEMPO_AXIS[np.argmax(descriptors[: len(TRACKED_TEMPO_AXIS)])] / bpm - 1) < 0.08  # one axis step
+        bass = descriptors[contrasts].reshape(3, len(BAR_BEATS))[1]  # bass-onset accent contrast per bar length
+        readings[bpm] = BAR_BEATS[int(np.argmax(bass))]
+    assert readings == {120.0: 4, 60.0: 2}
+
+
 def test_without_the_rhythm_group_the_other_channels_are_unchanged():
     wave = accented_clicks(100.0, 3, seconds=6.0)
     full, plain = MIRFeatureEncoder(rhythm=True).encode(wave), MIRFeatureEncoder().encode(wave)

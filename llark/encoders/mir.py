@@ -234,23 +234,50 @@ class MIRFeatureEncoder:
 
     def _rhythm(self, mel_power: np.ndarray, chroma: np.ndarray) -> np.ndarray:
         """[spectral frames, RHYTHM_DIM]: each segment's descriptors on each of its frames."""
+        onset, bass, chroma = self._rhythm_envelopes(mel_power, chroma)
+        rate = self.sample_rate / self.spectral_hop
+        rows = np.zeros((len(onset), RHYTHM_DIM), np.float32)
+        for start, end in self._segments(len(onset), rate):
+            rows[start:end] = self._rhythm_descriptors(onset[start:end], bass[start:end], chroma[start:end], rate)
+        return rows
+
+    def _rhythm_envelopes(self, mel_power: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Onset strength, bass onset strength and chroma, on the same spectral frames."""
         mel_db = librosa.power_to_db(mel_power)
         bass_bands = max(1, int(np.sum(librosa.mel_frequencies(n_mels=self.n_mels, fmax=self.sample_rate / 2) < BASS_HZ)))
         onset = librosa.onset.onset_strength(S=mel_db, sr=self.sample_rate, hop_length=self.spectral_hop)
         bass = librosa.onset.onset_strength(S=mel_db[:bass_bands], sr=self.sample_rate, hop_length=self.spectral_hop)
         count = min(len(onset), len(chroma))
+        return onset[:count], bass[:count], chroma[:count]
+
+    def rhythm_descriptors(self, wave: np.ndarray, beat_seconds: np.ndarray | None = None) -> np.ndarray:
+        """[RHYTHM_DIM]: the rhythm group's descriptors of the whole wave as one segment, measured against
+        librosa's tracked beats (as `encode` does) or, given `beat_seconds`, against those beats.
+
+            MIRFeatureEncoder().rhythm_descriptors(wave, beat_seconds=clip["labels"]["beats"])   # the gold beats
+
+        benchmarks/meter_ceiling.py compares the two: how much of the meter the tracked beat level costs.
+        """
+        magnitude = self._magnitude(np.asarray(wave, dtype=np.float32))
+        onset, bass, chroma = self._rhythm_envelopes(self._mel_power(magnitude), self._chroma(wave))
         rate = self.sample_rate / self.spectral_hop
-        rows = np.zeros((count, RHYTHM_DIM), np.float32)
-        for start, end in self._segments(count, rate):
-            rows[start:end] = self._rhythm_descriptors(onset[start:end], bass[start:end], chroma[start:end], rate)
-        return rows
+        if beat_seconds is None:
+            return self._rhythm_descriptors(onset, bass, chroma, rate)
+        beats = np.round(np.asarray(beat_seconds, dtype=float) * rate).astype(int)
+        beats = beats[(beats >= 0) & (beats < len(onset))]
+        tempo = 60.0 * rate / float(np.median(np.diff(beats))) if len(beats) >= 2 else 0.0
+        return self._descriptors_at_beats(onset, bass, chroma, rate, beats, tempo)
 
     def _rhythm_descriptors(self, onset: np.ndarray, bass: np.ndarray, chroma: np.ndarray, rate: float) -> np.ndarray:
-        """The descriptors of one segment (module docstring), measured against its tracked beat period."""
+        """The descriptors of one segment (module docstring), measured against its tracked beats."""
         tempo, beats = librosa.beat.beat_track(onset_envelope=onset, sr=self.sample_rate, hop_length=self.spectral_hop,
                                                trim=False, prior=TempoPrior())
-        beats = np.asarray(beats, dtype=int)
-        tempo = float(np.atleast_1d(tempo)[0])
+        return self._descriptors_at_beats(onset, bass, chroma, rate, np.asarray(beats, dtype=int), float(np.atleast_1d(tempo)[0]))
+
+    def _descriptors_at_beats(self, onset: np.ndarray, bass: np.ndarray, chroma: np.ndarray, rate: float,
+                              beats: np.ndarray, tempo: float) -> np.ndarray:
+        """The descriptors of one segment against the given beat frames (tempo in BPM: the period when
+        fewer than 4 beats are given)."""
         period = float(np.median(np.diff(beats))) if len(beats) >= 4 else 60.0 * rate / max(tempo, 1.0)  # frames
         tracked = np.exp(-0.5 * (np.log(60.0 * rate / period / TRACKED_TEMPO_AXIS) / np.log(1.078)) ** 2)
 
