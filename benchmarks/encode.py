@@ -6,6 +6,7 @@
     python benchmarks/encode.py --rhythm --timbre   # and the timbre group (342 dims)
     python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156   # the clip tempogram instead: the demo's
     python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156 --librosa-cache /tmp/lc   # as the demo encodes
+    python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156 --interval-bins 120   # with the interval group
     python benchmarks/encode.py --clips-file data/demo/clips.jsonl --clips 200 --rhythm --timbre   # the demo's clips
 
 Pins BLAS/OpenMP to one thread before numpy loads, so the figure is per core; also prints the
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--timbre", action="store_true", help="with the timbre group (+n_mels + 8 dims)")
     parser.add_argument("--tempo-bins", type=int, default=96, help="the local tempogram's BPM values (0: none)")
     parser.add_argument("--clip-tempo-bins", type=int, default=0, help="the clip tempogram's BPM values (0: none)")
+    parser.add_argument("--interval-bins", type=int, default=0, help="the interval group's lags (0: none)")
     parser.add_argument("--librosa-cache", metavar="DIR", help="librosa's disk cache of filter banks (LIBROSA_CACHE_DIR)")
     parser.add_argument("--clips-file", metavar="CLIPS_JSONL", help="encode the first --clips clips of a clips.jsonl "
                         "(e.g. data/demo/clips.jsonl) instead of generated ones")
@@ -56,7 +58,7 @@ def main() -> None:
     from llark.encoders.mir import MIRFeatureEncoder
 
     encoder = MIRFeatureEncoder(rhythm=args.rhythm, timbre=args.timbre, tempo_bins=args.tempo_bins,
-                                clip_tempo_bins=args.clip_tempo_bins)
+                                clip_tempo_bins=args.clip_tempo_bins, interval_bins=args.interval_bins)
     if args.clips_file:
         from llark.extraction import jobs_from_clips, load_clip
 
@@ -67,20 +69,23 @@ def main() -> None:
         waves = [music_like(args.seconds, encoder.sample_rate, seed) for seed in range(args.clips + 1)]
     encoder.encode(waves[0])  # warm-up: numba compilation and caches
     groups = {"log-mel": lambda w: encoder._log_mel(encoder._decibels(encoder._mel_power(encoder._magnitude(w)))),
-              "chroma": encoder._chroma,
+              "cqt+chroma": lambda w: encoder._chroma(encoder._cqt(w)),
               "onset+rms": encoder._onset_and_level}
     if args.tempo_bins:
         groups["tempogram"] = lambda w: encoder._tempogram(encoder._fine_onset(w))
     if args.clip_tempo_bins:  # each tempogram is timed with its onset envelope, which encode() computes once for both
         groups["clip tempogram"] = lambda w: encoder._clip_tempogram(encoder._fine_onset(w))
-    # The rhythm and timbre groups are timed on the STFT, mel and chroma the encoder has already computed for the
-    # others (the STFT counts under log-mel).
+    # The rhythm, timbre and interval groups are timed on the STFT, mel, CQT and chroma the encoder has already
+    # computed for the others (the STFT counts under log-mel, the CQT under chroma).
     magnitudes = {id(w): encoder._magnitude(w) for w in waves[1:]}
-    shared = {id(w): (encoder._mel_power(magnitudes[id(w)]), encoder._chroma(w)) for w in waves[1:]}
+    cqts = {id(w): encoder._cqt(w) for w in waves[1:]}
+    shared = {id(w): (encoder._mel_power(magnitudes[id(w)]), encoder._chroma(cqts[id(w)])) for w in waves[1:]}
     if args.rhythm:
         groups["rhythm"] = lambda w: encoder._rhythm(*shared[id(w)])
     if args.timbre:
         groups["timbre"] = lambda w: encoder._timbre(magnitudes[id(w)], encoder._decibels(shared[id(w)][0]))
+    if args.interval_bins:
+        groups["intervals"] = lambda w: encoder._intervals(cqts[id(w)])
     group_seconds = {name: 0.0 for name in groups}
     started = time.perf_counter()
     for wave in waves[1:]:

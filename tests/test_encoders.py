@@ -1,5 +1,6 @@
 """The encoder interface and the MIR-feature encoder: exact 25 fps frame counts and meaningful channel groups."""
 
+import librosa
 import numpy as np
 import pytest
 import soundfile
@@ -187,6 +188,37 @@ def test_timbre_group_hears_attacks_and_noise():
     np.testing.assert_array_equal(plain["plucked"], MIRFeatureEncoder().encode(plucked.astype(np.float32)))
 
 
+def partials(f0: float, amplitudes: list[float], seconds: float = 3.0) -> np.ndarray:
+    """A steady tone whose k-th harmonic (k = 1, 2, ...) has amplitudes[k - 1]."""
+    t = np.arange(int(seconds * SR)) / SR
+    wave = sum(a * np.sin(2 * np.pi * f0 * k * t) for k, a in enumerate(amplitudes, start=1) if f0 * k < SR / 2)
+    return (0.5 * wave / np.abs(wave).max()).astype(np.float32)
+
+
+def test_chroma_is_librosas_chroma_cqt():
+    wave = partials(261.63, [1.0, 0.5, 0.3])
+    chroma = MIRFeatureEncoder()._chroma(MIRFeatureEncoder()._cqt(wave))
+    np.testing.assert_array_equal(chroma, librosa.feature.chroma_cqt(y=wave, sr=SR, hop_length=512).T)
+
+
+def test_interval_group_hears_the_partials_whatever_the_pitch():
+    encoder = MIRFeatureEncoder(interval_bins=120)
+    assert encoder.dim == 174 + 120 and encoder.groups()["intervals"] == (174, 294)
+    bright = [1 / k for k in range(1, 11)]  # every harmonic
+    hollow = [1 / k if k % 2 else 0.0 for k in range(1, 11)]  # odd harmonics only, as a clarinet's low notes
+    heard = {(name, f0): encoder.encode(partials(f0, amplitudes))[10:-10, 174:].mean(axis=0)
+             for name, amplitudes in (("bright", bright), ("hollow", hollow)) for f0 in (196.0, 293.66)}
+    same_timbre = max(np.abs(heard["bright", 196.0] - heard["bright", 293.66]).mean(),
+                      np.abs(heard["hollow", 196.0] - heard["hollow", 293.66]).mean())
+    same_pitch = min(np.abs(heard["bright", f0] - heard["hollow", f0]).mean() for f0 in (196.0, 293.66))
+    assert same_timbre < 0.5 * same_pitch, (same_timbre, same_pitch)  # 0.38 here: the CQT's bins are not all alike
+    # an octave is 36 bins: every harmonic has its octave above it, the odd ones none
+    octave = {name: heard[name, 196.0][36 - 1] for name in ("bright", "hollow")}
+    assert octave["bright"] > octave["hollow"] + 0.1, octave
+    with pytest.raises(ValueError, match="interval_bins"):
+        MIRFeatureEncoder(interval_bins=252)
+
+
 def test_long_input_is_described_in_segments():
     wave = np.concatenate([accented_clicks(90.0, 3, seconds=10.0), accented_clicks(150.0, 4, seconds=10.0)])
     rhythm = MIRFeatureEncoder(rhythm=True, rhythm_seconds=10.0).encode(wave)[:, -RHYTHM_DIM:]
@@ -232,7 +264,9 @@ def test_changed_settings_count_a_left_out_setting_as_its_default():
 
 
 @pytest.mark.parametrize("settings", [{}, {"rhythm": True, "timbre": True},
-                                      {"tempo_bins": 0, "rhythm": True, "timbre": True, "clip_tempo_bins": 156}])
+                                      {"tempo_bins": 0, "rhythm": True, "timbre": True, "clip_tempo_bins": 156},
+                                      {"tempo_bins": 0, "rhythm": True, "timbre": True, "clip_tempo_bins": 156,
+                                       "interval_bins": 120}])
 def test_groups_tile_the_features_in_order(settings):
     encoder = MIRFeatureEncoder(**settings)
     groups = encoder.groups()
@@ -246,12 +280,14 @@ def test_groups_tile_the_features_in_order(settings):
     features, frames = encoder.encode(wave), frames_for(len(wave), encoder.sample_rate)
     magnitude = encoder._magnitude(wave)
     mel_power = encoder._mel_power(magnitude)
-    alone = {"log_mel": encoder._log_mel(encoder._decibels(mel_power)), "chroma": encoder._chroma(wave),
+    cqt = encoder._cqt(wave)
+    alone = {"log_mel": encoder._log_mel(encoder._decibels(mel_power)), "chroma": encoder._chroma(cqt),
              "onset": encoder._onset_and_level(wave)[0], "rms": encoder._onset_and_level(wave)[1],
              "tempogram": encoder._tempogram(encoder._fine_onset(wave)) if encoder.tempo_bins else None,
-             "rhythm": encoder._rhythm(mel_power, encoder._chroma(wave)) if encoder.rhythm else None,
+             "rhythm": encoder._rhythm(mel_power, encoder._chroma(cqt)) if encoder.rhythm else None,
              "timbre": encoder._timbre(magnitude, encoder._decibels(mel_power)) if encoder.timbre else None,
-             "clip_tempogram": encoder._clip_tempogram(encoder._fine_onset(wave)) if encoder.clip_tempo_bins else None}
+             "clip_tempogram": encoder._clip_tempogram(encoder._fine_onset(wave)) if encoder.clip_tempo_bins else None,
+             "intervals": encoder._intervals(cqt) if encoder.interval_bins else None}
     for name, (start, stop) in groups.items():
         np.testing.assert_array_equal(features[:, start:stop], pool_to_frames(alone[name], frames), err_msg=name)
 
