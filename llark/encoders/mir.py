@@ -70,10 +70,10 @@ low register has little at the octave; a bell's partials are not harmonic), so h
 spectrum correlates with itself shifted along a log-frequency axis describes the instruments apart
 from the pitches played. The log-mel's band means mix each instrument's envelope over the pitches it
 plays; the correlation, taken before any averaging, keeps it. It reuses the chroma's CQT (36 bins per
-octave from C1, 7 octaves), so it costs two FFTs per frame. Logistic probes on the demo corpus's clip
-means and spreads (one per instrument class, as benchmarks/feature_probe.py's; val, 196 clips) read
-instrument micro-F1 0.671 with 120 lags next to the 402 channels and 0.632 without them, the melody
-instrument 0.43 against 0.40; the trained model gained less (README, "How the recipe was chosen").
+octave from C1, 7 octaves), so it costs two FFTs per frame. benchmarks/feature_probe.py's logistic
+probes on the demo corpus's clip means and spreads (val, 196 clips) read instrument micro-F1 0.681
+with 120 lags next to the 402 channels and 0.632 without them (macro-F1 0.425 and 0.377); the
+trained model gained less (README, "How the recipe was chosen").
 
     encoder = MIRFeatureEncoder()                      # 22.05 kHz, 64 mels, 96 tempo bins: dim 174
     features = encoder.encode(wave)                    # [round(25 * seconds), 174]
