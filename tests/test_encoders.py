@@ -9,7 +9,7 @@ import torch
 from llark.audio import SilentAudio
 from llark.config import EncoderConfig
 from llark.encoders import NoEncoderConfigured, build_encoder, changed_settings, channel_gains, encode_file, frames_for, pool_to_frames
-from llark.encoders.mir import BAR_BEATS, RHYTHM_DIM, TRACKED_TEMPO_AXIS, MIRFeatureEncoder
+from llark.encoders.mir import BAR_BEATS, BEAT_MULTIPLES, RHYTHM_DIM, TRACKED_TEMPO_AXIS, MIRFeatureEncoder
 
 SR = 22050
 
@@ -152,7 +152,8 @@ def test_rhythm_descriptors_at_given_beats():
     encoder = MIRFeatureEncoder(rhythm=True)
     wave = accented_clicks(120.0, 4)
     assert np.allclose(encoder.rhythm_descriptors(wave), encoder.encode(wave)[0, -RHYTHM_DIM:], atol=1e-6)  # encode's segment
-    contrasts = slice(len(TRACKED_TEMPO_AXIS) + 3 * 13, len(TRACKED_TEMPO_AXIS) + 3 * 13 + 3 * len(BAR_BEATS))
+    first = len(TRACKED_TEMPO_AXIS) + 3 * len(BEAT_MULTIPLES)  # the accent contrasts follow the tempo and autocorrelations
+    contrasts = slice(first, first + 3 * len(BAR_BEATS))
     readings = {}
     for bpm, period in ((120.0, 0.5), (60.0, 1.0)):  # the written beat, and every other click
         descriptors = encoder.rhythm_descriptors(wave, beat_seconds=np.arange(0.0, 15.9, period))
