@@ -18,6 +18,8 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
+import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -118,6 +120,28 @@ def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv) -> torch.nn.Mo
     raise ValueError(f"unknown train.strategy {cfg.train.strategy!r}; use 'ddp' or 'fsdp2'")
 
 
+def compile_decoder_layers(model: LLark, env: DistEnv) -> bool:
+    """train.compile: torch.compile each decoder layer in place (nn.Module.compile), with dynamic shapes,
+    since packed batches vary in rows and length. In place, the parameter names (checkpoints) stay as
+    they are, and DDP, FSDP2 (one shard per layer) and activation checkpointing wrap the same modules; all
+    layers share one compiled graph, so compiling costs one layer's time. Returns whether it compiled:
+    inductor's CPU code needs a C++ compiler, and without one training goes on eagerly."""
+    if env.device.type == "cpu":
+        compiler = os.environ.get("CXX") or "g++"  # what inductor looks for (torch._inductor.config.cpp.cxx)
+        if shutil.which(compiler) is None:
+            if env.is_main:
+                print(f"[train] train.compile: no C++ compiler ({compiler!r} is not on PATH), which torch.compile "
+                      "needs on CPU; training without compiling (install g++ or set CXX, or pass "
+                      "train.compile=false)", flush=True)
+            return False
+    for layer in model.base_lm().get_decoder().layers:
+        layer.compile(dynamic=True)
+    if env.is_main:
+        print("[train] train.compile: decoder layers compiled by torch.compile; the first step compiles them "
+              "(tens of seconds, then cached on disk)", flush=True)
+    return True
+
+
 def check_same_model(built: ModelConfig, wanted: ModelConfig, checkpoint: str) -> None:
     """train.init_from continues a model as it is: its `model` section must be this config's."""
     built_fields, wanted_fields = dataclasses.asdict(built), dataclasses.asdict(wanted)
@@ -191,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.train.activation_checkpointing:
         raw_model.base_lm().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     raw_model.to(env.device)
+    if cfg.train.compile:
+        compile_decoder_layers(raw_model, env)
     model = wrap_for_parallelism(raw_model, cfg, env)
     bf16 = uses_bf16(cfg, env)
 

@@ -141,6 +141,11 @@ class TrainConfig:
     strategy: str = "ddp"  # "ddp" | "fsdp2" (torch.distributed.fsdp.fully_shard); ignored with one process
     precision: str = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU | "fp32" | "bf16"
     activation_checkpointing: bool = False
+    # torch.compile (inductor) each decoder layer in place, for dynamic shapes (packed rows vary in count and
+    # length): 1.2-1.3x the tokens/s of configs/tiny.yaml on a 2-core CPU, for ~20-40 s of compiling at the
+    # first step (cached on disk for the next run). On CPU it needs a C++ compiler (g++, or $CXX); without one,
+    # train.py says so and trains eagerly.
+    compile: bool = False
     label_only_logits: bool = True  # compute the LM head only where labels exist
     # The answer loss: the mean over all answer tokens of a batch (False, LLark), or over each example's
     # answer tokens and then over the examples (True), so that a long caption counts as much as "3/4."

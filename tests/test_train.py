@@ -12,10 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 import train
+from llark.config import load_config
+from llark.distributed import DistEnv
 from llark.inference import Answerer
-from llark.model import LLark
+from llark.model import LLark, build_lm
 from llark.shards import write_shards
 from llark.synthetic import probe_records
+from llark.tokenizer import add_llark_tokens, train_bpe_tokenizer
 from tests.conftest import REPO
 
 DEBUG = str(REPO / "configs" / "debug.yaml")
@@ -199,6 +202,34 @@ def test_activation_checkpointing_gives_the_same_losses(tmp_path, probe_shards):
     checkpointed = run_train(tmp_path / "ckpt", probe_shards, "train.steps=3", "train.save_every=0",
                              "train.activation_checkpointing=true")
     assert [r["loss"] for r in checkpointed] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_layers_train_like_eager_ones_and_save_the_same_checkpoint(tmp_path, probe_shards, capsys):
+    eager = run_train(tmp_path / "eager", probe_shards, "train.steps=4", "data.pack_examples=true")
+    assert "decoder layers compiled" not in capsys.readouterr().out
+    compiled = run_train(tmp_path / "compiled", probe_shards, "train.steps=4", "data.pack_examples=true",
+                         "train.compile=true")
+    assert "decoder layers compiled" in capsys.readouterr().out
+    assert [r["loss"] for r in compiled] == pytest.approx([r["loss"] for r in eager], rel=1e-3)
+    weights = {name: LLark.from_pretrained(tmp_path / name / "checkpoints" / "step-000004").state_dict()
+               for name in ("eager", "compiled")}
+    assert list(weights["compiled"]) == list(weights["eager"])  # compiled in place: no wrapper in the names
+    for name, tensor in weights["eager"].items():
+        assert torch.allclose(weights["compiled"][name], tensor, rtol=1e-3, atol=1e-5), name
+
+
+def test_compile_without_a_cpp_compiler_says_so_and_trains_eagerly(tmp_path, probe_shards, monkeypatch, capsys):
+    cfg = load_config(DEBUG)
+    tokenizer = train_bpe_tokenizer(["a tiny corpus"] * 4, cfg.model.lm.bpe_vocab_size)
+    ids = add_llark_tokens(tokenizer)
+    model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
+    monkeypatch.setenv("CXX", "no-such-compiler-for-llark")
+    assert not train.compile_decoder_layers(model, DistEnv())
+    assert "no C++ compiler ('no-such-compiler-for-llark' is not on PATH)" in capsys.readouterr().out
+    assert not any(getattr(layer, "_compiled_call_impl", None) for layer in model.base_lm().get_decoder().layers)
+    log = run_train(tmp_path / "run", probe_shards, "train.steps=2", "train.save_every=0", "train.compile=true")
+    assert len(log) == 2 and "training without compiling" in capsys.readouterr().out
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
