@@ -137,8 +137,7 @@ class Answerer:
         for start in range(0, len(questions), self.batch_size):
             chunk = list(zip(questions[start : start + self.batch_size], features[start : start + self.batch_size]))
             prompts = [self.prompt(q, f) for q, f in chunk]
-            examples = [prompt for prompt in prompts for _ in range(samples)]  # one row per sample
-            batch = {k: v.to(self.device) for k, v in collate(examples, self.model.ids.pad, left_pad=True).items()}
+            batch = {k: v.to(self.device) for k, v in collate(prompts, self.model.ids.pad, left_pad=True).items()}
             streamed: list[int] = []
 
             def stream(tokens: torch.Tensor) -> None:
@@ -156,6 +155,7 @@ class Answerer:
                 generator=generator if do_sample else None,
                 on_tokens=stream if streaming else None,
                 is_done=is_done if stops else None,
+                samples_per_prompt=samples,  # one row per sample, each prompt read once
             )
             texts = [self._cut_at_stop(tokenizer.decode(tokens, skip_special_tokens=True)) for tokens in outputs]
             for first in range(0, len(texts), samples):

@@ -331,6 +331,7 @@ class LLark(nn.Module):
         generator: torch.Generator | None = None,
         on_tokens: Callable[[torch.Tensor], None] | None = None,
         is_done: Callable[[int, list[int]], bool] | None = None,
+        samples_per_prompt: int = 1,
     ) -> list[list[int]]:
         """Batched decoding with a KV cache. Prompts must be LEFT-padded (attention_mask 0 on the left).
 
@@ -341,13 +342,23 @@ class LLark(nn.Module):
         it fills the LM's `max_position_embeddings` (positions past it were never trained; a warning
         says so). `on_tokens` receives the new token of every row after each step, the pad id for a row
         already finished (for streaming). A finished row leaves the batch, KV cache included.
+
+        `samples_per_prompt` > 1 decodes that many answers for each prompt (rows p*k .. p*k+k-1 of the
+        result are prompt p's): each prompt is read once and its KV cache copied to its answers' rows,
+        which is what copies of the prompt would give, for a k-th of the prompt's cost (MBR decoding
+        samples 16 answers per question: llark/mbr.py).
         """
-        batch = input_ids.shape[0]
         embeds = self.embed(input_ids, audio, audio_lengths)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         out = self.lm(
             inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=True, logits_to_keep=1
         )
+        if samples_per_prompt > 1:
+            out.past_key_values.batch_repeat_interleave(samples_per_prompt)
+            out.logits = out.logits.repeat_interleave(samples_per_prompt, dim=0)
+            input_ids, attention_mask, position_ids = (
+                x.repeat_interleave(samples_per_prompt, dim=0) for x in (input_ids, attention_mask, position_ids))
+        batch = input_ids.shape[0]
         results: list[list[int]] = [[] for _ in range(batch)]
         finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
         vocab = out.logits.shape[-1]  # the prompt also holds llark's own ids, which may lie beyond the head

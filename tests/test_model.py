@@ -201,6 +201,24 @@ def test_batched_generation_matches_one_by_one_with_left_padding():
     assert [len(tokens) for tokens in together] == [12, 12]
 
 
+def test_samples_per_prompt_decode_as_copies_of_the_prompt_would():
+    """Each prompt is read once and its KV cache copied to its k answer rows: the same tokens as k copies of
+    the prompt in the batch, greedy or sampled with the same seed (MBR decoding's 16 samples per question)."""
+    model = tiny_model(seed=3).eval()
+    with torch.no_grad():  # an EOS logit of 0 (others random) keeps an untrained model talking
+        model.base_lm().get_output_embeddings().weight[model.ids.eos].zero_()
+    batch = make_batch(model, frames=(2, 9), answers=(None, None), left_pad=True)
+    copies = {k: v.repeat_interleave(3, dim=0) for k, v in batch.items() if k in ("input_ids", "attention_mask", "audio", "audio_lengths")}
+    for sampling in ({}, {"do_sample": True, "temperature": 1.5, "top_k": 20}):
+        def decode(inputs, **extra):
+            return model.generate(inputs["input_ids"], inputs["attention_mask"], inputs["audio"], inputs["audio_lengths"],
+                                  max_new_tokens=10, generator=torch.Generator().manual_seed(5), **sampling, **extra)
+
+        shared = decode(batch, samples_per_prompt=3)
+        assert shared == decode(copies) and len(shared) == 6
+    assert len({tuple(tokens) for tokens in shared[:3]}) > 1  # sampled rows of one prompt differ
+
+
 def constant_head(model, favourite: int, vocab: int) -> None:
     """Replace the LM head by one whose logits always favour token `favourite`."""
     head = torch.nn.Linear(32, vocab, bias=True)
