@@ -63,6 +63,7 @@ demo-probe: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/train_step.py --compare compile --configs tiny --steps 40
 	$(PY) benchmarks/encode.py
 	$(PY) benchmarks/encode.py --rhythm --timbre
 	$(PY) benchmarks/shards.py
