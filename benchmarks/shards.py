@@ -2,9 +2,11 @@
 
     python benchmarks/shards.py                          # 400 clips of [625, 342] float16 features (the demo's MIR encoder)
     python benchmarks/shards.py --clips 200 --dim 4800   # Jukebox-sized features
+    python benchmarks/shards.py --dim 402 --audio-pool 25 --pairs 8   # as configs/tiny.yaml reads the demo's shards
 
 Write: ClipRecord -> webdataset tars (llark.shards.write_shards). Read: the training reader
-(llark.data.ShardDataset) decoding every record and expanding and tokenizing its Q/A pairs.
+(llark.data.ShardDataset) decoding every record and expanding and tokenizing its Q/A pairs; with
+`--audio-pool k`, averaging every k frames into one audio token, once per clip for all its pairs.
 """
 
 import argparse
@@ -29,10 +31,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=625)
     parser.add_argument("--dim", type=int, default=342)  # the demo's encoder: rhythm and timbre groups on
     parser.add_argument("--shard-mb", type=float, default=64.0)
+    parser.add_argument("--audio-pool", type=int, default=1, help="frames averaged into one audio token (model.audio_pool)")
+    parser.add_argument("--pairs", type=int, default=2, help="Q/A pairs per clip")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     features = [rng.normal(size=(args.frames, args.dim)).astype(np.float16) for _ in range(8)]
-    records = (ClipRecord(f"clip{i:06d}-start0.000-end25.000", features[i % 8], {"labels": {"key": "F# minor"}}, QA)
+    pairs = [QA[k % len(QA)] for k in range(args.pairs)]
+    records = (ClipRecord(f"clip{i:06d}-start0.000-end25.000", features[i % 8], {"labels": {"key": "F# minor"}}, pairs)
                for i in range(args.clips))
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -41,11 +46,13 @@ def main() -> None:
         megabytes = sum(s["bytes"] for s in manifest["shards"]) / 1e6
         tokenizer = train_bpe_tokenizer([q["question"] for q in QA] + [q["answer"] for q in QA], 300)
         ids = add_llark_tokens(tokenizer)
-        builder = ExampleBuilder(tokenizer, ids, get_template("llama2"), max_length=args.frames + 200)
+        builder = ExampleBuilder(tokenizer, ids, get_template("llama2"), max_length=args.frames + 200,
+                                 audio_pool=args.audio_pool)
         started = time.perf_counter()
         examples = sum(1 for _ in ShardDataset([str(Path(tmp) / "bench-*.tar")], builder, loop=False, shuffle_buffer=64))
         read_seconds = time.perf_counter() - started
-    print(f"{args.clips} clips of [{args.frames}, {args.dim}] float16 in {len(manifest['shards'])} shards, {megabytes:.0f} MB")
+    print(f"{args.clips} clips of [{args.frames}, {args.dim}] float16 in {len(manifest['shards'])} shards, {megabytes:.0f} MB; "
+          f"{args.pairs} Q/A pairs per clip, audio_pool {args.audio_pool}")
     print(f"  write: {megabytes / write_seconds:.0f} MB/s, {args.clips / write_seconds:.0f} clips/s "
           f"(incl. sha256 of each shard)")
     print(f"  read:  {megabytes / read_seconds:.0f} MB/s, {args.clips / read_seconds:.0f} clips/s, "

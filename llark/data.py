@@ -99,6 +99,19 @@ class ExampleBuilder:
 
         A training example longer than max_length loses the end of its answer (`truncate`); without
         `truncate`, or when the prompt itself does not fit, it raises ExampleTooLong."""
+        return self.with_audio_tokens(None if features is None else self.audio_tokens(features), question, answer,
+                                      rng, truncate)
+
+    def audio_tokens(self, features: np.ndarray) -> np.ndarray:
+        """[T, D] encoder frames -> the [T / audio_pool, D] frames the LM reads, one per audio token."""
+        if self.audio_pool > 1:
+            return pool_to_frames(features, max(1, round(len(features) / self.audio_pool)))  # float16 shards: summed in float64
+        return features
+
+    def with_audio_tokens(self, features: np.ndarray | None, question: str, answer: str | None,
+                          rng: random.Random, truncate: bool = True) -> dict[str, Any]:
+        """As calling the builder, from frames already pooled by `audio_tokens`: a clip's Q/A pairs share
+        them (ShardDataset pools each clip once)."""
         if features is None:
             segments = self.template.render(question, answer, system=self.system, with_audio=False)
             input_ids, labels = encode_segments(self.tokenizer, self.ids, segments, num_frames=0)
@@ -108,8 +121,6 @@ class ExampleBuilder:
                     raise ExampleTooLong(f"{len(input_ids)} tokens > max_length {self.max_length}")
                 input_ids, labels = input_ids[: self.max_length], labels[: self.max_length]
             return {"input_ids": input_ids, "labels": labels, "features": np.zeros((0, 0), np.float32)}
-        if self.audio_pool > 1:
-            features = pool_to_frames(features, max(1, round(len(features) / self.audio_pool)))  # float16 shards: summed in float64
         position = self.audio_position
         if position == "random":
             position = "before" if rng.random() < 0.5 else "after"
@@ -201,9 +212,11 @@ class ShardDataset(IterableDataset):
             shards, keep = self.shards, (stream, streams)
         for clip in self._clips(shards, keep):
             targets = encode_label_targets(clip.meta.get("labels") or {}) if self.label_targets else {}
-            for pair in filter(self.selected, clip.meta["qa"]):
+            pairs = list(filter(self.selected, clip.meta["qa"]))
+            tokens = self.builder.audio_tokens(clip.features) if pairs and clip.features is not None else None
+            for pair in pairs:
                 try:
-                    example = self.builder(clip.features, pair["question"], pair["answer"], rng)
+                    example = self.builder.with_audio_tokens(tokens, pair["question"], pair["answer"], rng)
                 except ExampleTooLong as err:
                     self._skip_too_long(clip.clip_id, err)
                     continue

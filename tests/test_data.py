@@ -184,6 +184,23 @@ def test_audio_pool_averages_frames_into_fewer_audio_tokens():
     assert odd["input_ids"].count(ids.audio_patch) == len(odd["features"]) == 5  # round(23 / 5)
 
 
+def test_the_loader_pools_each_clip_once_into_what_the_builder_makes_of_it(tmp_path):
+    tokenizer, ids = tiny_tokenizer()
+    pooled = ExampleBuilder(tokenizer, ids, get_template("llama2"), max_length=128, audio_position="before", audio_pool=5)
+    records = probe_records(3, 16, seed=4, min_frames=50, max_frames=50)
+    for record in records:
+        record.qa = [{"question": "What key is this in?", "answer": "C major.", "family": "mir_qa"},
+                     {"question": "Describe it.", "answer": "A calm piece.", "family": "captioning"}]
+    write_shards(records, tmp_path / "train")
+    loaded = list(ShardDataset([str(tmp_path / "train-*.tar")], pooled, shuffle_buffer=0, loop=False))
+    expected = [pooled(record.features.astype(np.float16), pair["question"], pair["answer"], random.Random(0))
+                for record in records for pair in record.qa]
+    assert len(loaded) == len(expected) == 6
+    for got, want in zip(loaded, expected):
+        assert got["input_ids"] == want["input_ids"] and got["features"].shape == (10, want["features"].shape[1])
+        np.testing.assert_array_equal(got["features"], want["features"])
+
+
 def test_feature_statistics_over_the_first_clips(probe_shards):
     from llark.data import decode_record, feature_statistics
     import webdataset as wds
