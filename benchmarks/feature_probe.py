@@ -3,6 +3,9 @@
     python benchmarks/feature_probe.py                                   # the demo corpus (make demo)
     python benchmarks/feature_probe.py --clips data/x/clips.jsonl --features data/x/features
     python benchmarks/feature_probe.py --split val      # scored on the val split (choose features there)
+    python benchmarks/feature_probe.py --split val --train-fraction 0.5       # half the train clips
+    python benchmarks/feature_probe.py --split val --more-train data/extra    # + every clip of another corpus
+        # data/extra: preprocessing/run_pipeline.py --out data/extra --seed 1 --tunes 0 (other pieces), same encoder
 
 For every clip of the train and scored (--split, default test) splits that has a features file, the probe
 input is the clip's per-channel mean and standard deviation over time (2 x D numbers). Logistic
@@ -70,11 +73,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", default="data/demo/clips.jsonl")
     parser.add_argument("--features", default="data/demo/features", help="directory of <clip_id>.npy")
     parser.add_argument("--split", default="test", choices=("val", "test"), help="the split the probes are scored on")
+    parser.add_argument("--train-fraction", type=float, default=1.0,
+                        help="train on this seeded random share of the train clips: how the probes scale with data")
+    parser.add_argument("--more-train", action="append", default=[], metavar="DIR",
+                        help="a corpus folder (clips.jsonl, features/) of other pieces whose clips, every split, "
+                             "join the train clips (repeatable); refused if it shares a piece with --clips")
     args = parser.parse_args(argv)
+    if not 0.0 < args.train_fraction <= 1.0:
+        parser.error(f"--train-fraction is a share in (0, 1]; got {args.train_fraction}")
 
     splits: dict[str, tuple[list[np.ndarray], list[dict]]] = {"train": ([], []), args.split: ([], [])}
     missing = 0
+    pieces = set()
     for clip in read_jsonl(args.clips):
+        if clip.get("provenance"):
+            pieces.add(clip["provenance"])
         if clip.get("split") not in splits:
             continue
         path = Path(args.features) / f"{clip['clip_id']}.npy"
@@ -83,6 +96,22 @@ def main(argv: list[str] | None = None) -> int:
             continue
         splits[clip["split"]][0].append(summary(path))
         splits[clip["split"]][1].append(clip.get("labels") or {})
+    if args.train_fraction < 1.0:
+        rng = np.random.default_rng(0)
+        keep = sorted(rng.choice(len(splits["train"][0]), round(args.train_fraction * len(splits["train"][0])),
+                                 replace=False))
+        splits["train"] = ([splits["train"][0][i] for i in keep], [splits["train"][1][i] for i in keep])
+    for folder in map(Path, args.more_train):
+        for clip in read_jsonl(folder / "clips.jsonl"):
+            if clip.get("provenance") and clip["provenance"] in pieces:  # the same piece (seed and index, or tune) as a scored clip's
+                raise SystemExit(f"{folder / 'clips.jsonl'}: clip {clip['clip_id']} is {clip.get('provenance')!r}, "
+                                 f"a piece of {args.clips} too; build it with another --seed and --tunes 0")
+            path = folder / "features" / f"{clip['clip_id']}.npy"
+            if not path.is_file():
+                missing += 1
+                continue
+            splits["train"][0].append(summary(path))
+            splits["train"][1].append(clip.get("labels") or {})
     (train_x, train_labels), (test_x, test_labels) = splits["train"], splits[args.split]
     if not train_x or not test_x:
         raise SystemExit(f"{args.clips}: needs train and {args.split} clips with features in {args.features} "

@@ -1,6 +1,7 @@
 """Metrics against hand-computed values (and mir_eval), parsers on tricky phrasings, intervals, ablations."""
 
 import json
+import re
 
 import mir_eval
 import numpy as np
@@ -218,3 +219,41 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
     for plot in ("key_confusion.png", "tempo_scatter.png", "tasks.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 32 * 3
+
+
+def write_probe_corpus(folder, seed: int, clips: int, splits=("train", "val")) -> None:
+    """A corpus folder as benchmarks/feature_probe.py reads it: clips.jsonl and features/<clip_id>.npy."""
+    rng = np.random.default_rng(seed)
+    (folder / "features").mkdir(parents=True)
+    rows = []
+    for index in range(clips):
+        clip_id = f"gen-{index:05d}"
+        np.save(folder / "features" / f"{clip_id}.npy", rng.normal(size=(10, 4)).astype(np.float16))
+        rows.append({"clip_id": clip_id, "split": splits[index % len(splits)],
+                     "provenance": f"llark corpus generator v1, seed {seed}, piece {index}",
+                     "labels": {"key": ("C major", "A minor")[index % 2], "tempo": 100.0 + index % 3 * 20,
+                                "meter": ("3/4", "4/4")[index % 2], "instruments": ["Drums", "Flute"][: 1 + index % 2]}})
+    (folder / "clips.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_the_feature_probe_scales_its_train_clips(tmp_path, capsys):
+    """--train-fraction keeps a share of the train clips; --more-train adds another corpus's clips, unless
+    that corpus holds a piece of the scored one (it would be scored on what it trained on)."""
+    from tests.conftest import load_script
+
+    feature_probe = load_script("benchmarks/feature_probe.py")
+    write_probe_corpus(tmp_path / "demo", seed=0, clips=24)
+    write_probe_corpus(tmp_path / "extra", seed=1, clips=9, splits=("train", "val", "test"))
+    base = ["--clips", str(tmp_path / "demo" / "clips.jsonl"), "--features", str(tmp_path / "demo" / "features"),
+            "--split", "val"]
+
+    def train_clips(*options: str) -> int:
+        assert feature_probe.main([*base, *options]) == 0
+        return int(re.search(r"\[probe\] (\d+) train and 12 val clips", capsys.readouterr().out).group(1))
+
+    assert train_clips() == 12
+    assert train_clips("--train-fraction", "0.5") == 6
+    assert train_clips("--more-train", str(tmp_path / "extra")) == 12 + 9  # every split of the other corpus
+    write_probe_corpus(tmp_path / "same", seed=0, clips=3)
+    with pytest.raises(SystemExit, match=r"same/clips.jsonl: clip gen-00000 is .*seed 0, piece 0.*another --seed"):
+        feature_probe.main([*base, "--more-train", str(tmp_path / "same")])
