@@ -127,7 +127,9 @@ def test_train_checkpoint_resume_and_answer(tmp_path, probe_shards, length_group
     log = tmp_path / "resumed" / "log.jsonl"
     log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:3]))
     resumed = run_train(tmp_path / "resumed", probe_shards, "train.steps=6", "train.save_every=3", grouping)
-    assert [row["loss"] for row in resumed] == [row["loss"] for row in full]  # exactly, not approximately
+    # Exactly, not approximately: at one thread (tests/conftest.py) the CPU kernels round alike in both runs.
+    # At two they did not now and then (1e-7 apart at step 6 in 2 of 10 runs).
+    assert [row["loss"] for row in resumed] == [row["loss"] for row in full]
 
     model = LLark.from_pretrained(tmp_path / "resumed" / "checkpoints" / "step-000006")
     answer = Answerer(model).answer(["Which instrument is loudest in this clip?"],
