@@ -82,36 +82,31 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 < args.train_fraction <= 1.0:
         parser.error(f"--train-fraction is a share in (0, 1]; got {args.train_fraction}")
 
-    splits: dict[str, tuple[list[np.ndarray], list[dict]]] = {"train": ([], []), args.split: ([], [])}
-    missing = 0
+    # (features folder, clip) per split; features are read only for the clips kept.
+    rows: dict[str, list[tuple[Path, dict]]] = {"train": [], args.split: []}
     pieces = set()
     for clip in read_jsonl(args.clips):
         if clip.get("provenance"):
             pieces.add(clip["provenance"])
-        if clip.get("split") not in splits:
-            continue
-        path = Path(args.features) / f"{clip['clip_id']}.npy"
-        if not path.is_file():
-            missing += 1
-            continue
-        splits[clip["split"]][0].append(summary(path))
-        splits[clip["split"]][1].append(clip.get("labels") or {})
+        if clip.get("split") in rows:
+            rows[clip["split"]].append((Path(args.features), clip))
     if args.train_fraction < 1.0:
-        rng = np.random.default_rng(0)
-        keep = sorted(rng.choice(len(splits["train"][0]), round(args.train_fraction * len(splits["train"][0])),
-                                 replace=False))
-        splits["train"] = ([splits["train"][0][i] for i in keep], [splits["train"][1][i] for i in keep])
+        keep = np.random.default_rng(0).choice(len(rows["train"]), round(args.train_fraction * len(rows["train"])),
+                                               replace=False)
+        rows["train"] = [rows["train"][i] for i in sorted(keep)]
     for folder in map(Path, args.more_train):
         for clip in read_jsonl(folder / "clips.jsonl"):
-            if clip.get("provenance") and clip["provenance"] in pieces:  # the same piece (seed and index, or tune) as a scored clip's
-                raise SystemExit(f"{folder / 'clips.jsonl'}: clip {clip['clip_id']} is {clip.get('provenance')!r}, "
+            if clip.get("provenance") in pieces:  # the same piece (seed and index, or tune) as a scored clip's
+                raise SystemExit(f"{folder / 'clips.jsonl'}: clip {clip['clip_id']} is {clip['provenance']!r}, "
                                  f"a piece of {args.clips} too; build it with another --seed and --tunes 0")
-            path = folder / "features" / f"{clip['clip_id']}.npy"
-            if not path.is_file():
-                missing += 1
-                continue
-            splits["train"][0].append(summary(path))
-            splits["train"][1].append(clip.get("labels") or {})
+            rows["train"].append((folder / "features", clip))
+    splits: dict[str, tuple[list[np.ndarray], list[dict]]] = {}
+    missing = 0
+    for name, items in rows.items():
+        found = [(features / f"{clip['clip_id']}.npy", clip) for features, clip in items]
+        found = [(path, clip) for path, clip in found if path.is_file()]
+        missing += len(items) - len(found)
+        splits[name] = ([summary(path) for path, _ in found], [clip.get("labels") or {} for _, clip in found])
     (train_x, train_labels), (test_x, test_labels) = splits["train"], splits[args.split]
     if not train_x or not test_x:
         raise SystemExit(f"{args.clips}: needs train and {args.split} clips with features in {args.features} "
