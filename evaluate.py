@@ -3,8 +3,10 @@
     python evaluate.py --checkpoint runs/tiny/checkpoints/step-001000 --manifest data/demo/eval.jsonl --out results/
     python evaluate.py ... --ablations none --bootstrap 200          # faster: no ablations, fewer resamples
 
-Manifest: JSON lines {"id", "question", "task", "gold", "audio" | "features", ["start", "end"], ["options"]}
+Manifest: JSON lines {"id", "question", "task", "gold", "audio" | "features", ["start", "end"], ["options"], ["group"]}
   audio     path of an audio file (relative to the manifest); start/end seconds (default the first 25 s)
+  group     which subset the item belongs to (clips manifests: "generated" or "tunes", from the clip's source):
+            with two or more groups, each task is also scored per group
   features  path of a [T, D] .npy made by the checkpoint's encoder (preprocessing/encode.py)
   task      key        gold "F# minor"          MIREX weighted score (mir_eval), exact accuracy
             tempo      gold 96.0                Acc1 (within 4 %), Acc2 (also x2, x3, x1/2, x1/3)
@@ -21,7 +23,9 @@ Systems in the same run: the model with its audio; with features zeroed and shuf
 (a model that listens falls to about the majority baseline); majority class, constant answer and
 random baselines; the classic librosa key and tempo estimators on the same audio spans (items with
 `audio`). Every metric has a 95 % bootstrap interval. Unparseable answers count as wrong and are
-reported per task. Writes results.json, report.md, predictions.jsonl and PNG plots to --out.
+reported per task. With groups in the manifest, the model and the librosa estimators are also scored on
+each group's items (results.json: tasks.<task>.groups). Writes results.json, report.md, predictions.jsonl
+and PNG plots to --out.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from llark.inference import read_manifest
 from llark.jsonl import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 ABLATIONS = ("zeroed", "shuffled")
+GROUP_SYSTEMS = ("llark", "classic (librosa)")  # scored per group too: what the model hears against librosa
 
 
 def ablate(features: list[np.ndarray | None], condition: str, seed: int) -> list[np.ndarray | None]:
@@ -72,12 +77,31 @@ def with_intervals(task, predicted: list, gold: list, samples: int, seed: int) -
     return {m: {"value": v, "low": intervals[m][0], "high": intervals[m][1]} for m, v in values.items()}
 
 
+def scored_by_group(task, groups: list[str | None], gold: list, predictions: dict[str, list], samples: int,
+                    seed: int) -> dict[str, dict[str, Any]]:
+    """{group: {"n", "systems": GROUP_SYSTEMS' metrics on the group's items}} when the task's items
+    name two or more groups (items without one are left out of every group); {} otherwise."""
+    names = sorted({g for g in groups if g is not None})
+    if len(names) < 2:
+        return {}
+    scored = {}
+    for name in names:
+        members = [i for i, g in enumerate(groups) if g == name]
+        subset = [gold[i] for i in members]
+        scored[name] = {"n": len(members), "systems": {
+            label: with_intervals(task, [predictions[label][i] for i in members], subset, samples, seed)
+            for label in GROUP_SYSTEMS if label in predictions}}
+    return scored
+
+
 def prepare_items(manifest: str, answerer) -> tuple[list[dict], list[Any], list[np.ndarray], list[dict]]:
     """Items whose gold parses and whose features load; the rest become failures (id + reason)."""
     items = read_manifest(manifest, required=("id", "question", "task", "gold"))
     ready, golds, features, failures = [], [], [], []
     for item in items:
         try:
+            if "group" in item and not (isinstance(item["group"], str) and item["group"].strip()):
+                raise ValueError(f"'group' must be a non-empty string, got {item['group']!r}")
             gold = get_task(item["task"]).parse_gold(item["gold"])
             clip = answerer.checked_features(item)
         except (OSError, ValueError, KeyError, RuntimeError) as err:
@@ -145,21 +169,19 @@ def main(argv: list[str] | None = None) -> int:
         task = get_task(name)
         gold = [golds[i] for i in indices]
         task_items = [items[i] for i in indices]
-        systems, unparseable = {}, {}
+        predictions, unparseable = {}, {}  # system -> one prediction per item of the task
         for condition in conditions:
             parsed = [task.parse(answers[condition][i]) for i in indices]
             unparseable[condition] = sum(p is None for p in parsed)
-            label = "llark" if condition == "audio" else f"llark, features {condition}"
-            systems[label] = with_intervals(task, parsed, gold, args.bootstrap, args.seed)
-            if condition == "audio":
-                parsed_model[name] = parsed
+            predictions["llark" if condition == "audio" else f"llark, features {condition}"] = parsed
+        parsed_model[name] = predictions["llark"]
         if name == "mcq" and all("options" in it for it in task_items):
             chosen = []
             for item, i in zip(task_items, indices):
                 letters = sorted(item["options"])
                 scores = answerer.option_scores(item["question"], features[i], [item["options"][k] for k in letters])
                 chosen.append(letters[int(np.argmax(scores))])
-            systems["llark, option likelihood"] = with_intervals(task, chosen, gold, args.bootstrap, args.seed)
+            predictions["llark, option likelihood"] = chosen
         if isinstance(task, AbcGenerationTask):  # tunes, not labels: its own side-by-side systems
             baselines = task.baselines(gold)
         else:
@@ -169,9 +191,14 @@ def main(argv: list[str] | None = None) -> int:
             classic = classic_estimates(name, task_items, classic_wave_loader())
             if classic is not None:
                 baselines["classic (librosa)"] = classic
-        for label, values in baselines.items():
-            systems[label] = with_intervals(task, values, gold, args.bootstrap, args.seed)
+        predictions.update(baselines)
+        systems = {label: with_intervals(task, values, gold, args.bootstrap, args.seed)
+                   for label, values in predictions.items()}
         results["tasks"][name] = {"n": len(indices), "unparseable": unparseable, "systems": systems}
+        groups = scored_by_group(task, [item.get("group") for item in task_items], gold, predictions, args.bootstrap,
+                                 args.seed)
+        if groups:
+            results["tasks"][name]["groups"] = groups
         if name == "key":
             key_confusion_png(out / "key_confusion.png", parsed_model[name], gold)
             results["plots"].append("key_confusion.png")

@@ -158,6 +158,31 @@ def summary_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def group_table(results: dict) -> str:
+    """The model's figures on each group of the test split (generated pieces, real tunes), librosa's in
+    brackets where it has one; "" when the manifest has no groups."""
+    columns = [(task, metric) for task, entry in results["tasks"].items() if entry.get("groups")
+               for metric in entry["systems"]["llark"]]
+    if not columns:
+        return ""
+    groups = sorted({group for task, _ in columns for group in results["tasks"][task]["groups"]})
+    lines = ["| group | clips | " + " | ".join(f"{task} {metric}" for task, metric in columns) + " |",
+             "|---" * (len(columns) + 2) + "|"]
+    for group in groups:
+        cells, clips = [], 0
+        for task, metric in columns:
+            scored = results["tasks"][task]["groups"].get(group)
+            if scored is None:
+                cells.append("-")
+                continue
+            clips = max(clips, scored["n"])
+            systems = scored["systems"]
+            classic = systems.get("classic (librosa)", {}).get(metric)
+            cells.append(f"{systems['llark'][metric]['value']:.3f}" + (f" ({classic['value']:.3f})" if classic else ""))
+        lines.append(f"| {group} | {clips} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/demo")
@@ -251,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     print(f"\n[demo] test split, never seen in training; decoding: {decoding_summary(results['decoding'])}:\n"
           + summary_table(results))
+    if group_table(results):
+        print("\n[demo] the model on each part of the test split (librosa in brackets):\n" + group_table(results))
     for soundfont in map(Path, args.soundfont_test):
         print(f"\n[demo] the same test pieces rendered with {soundfont.name} (the corpus uses {DEFAULT_SOUNDFONT.name}):\n"
               + summary_table(json.loads((run_dir / f"eval-{soundfont.stem}" / "results.json").read_text())))

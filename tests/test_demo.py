@@ -10,7 +10,7 @@ import pytest
 
 from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.config import EncoderConfig
-from llark.demo import DECODING, check_features, check_recipe, evaluated, listening_stage, summary_table
+from llark.demo import DECODING, check_features, check_recipe, evaluated, group_table, listening_stage, summary_table
 from llark.encoders import build_encoder
 from llark.extraction import encoder_record
 from llark.jsonl import write_json_atomic
@@ -31,6 +31,21 @@ def test_summary_table_shows_model_targets_ablation_and_baselines():
                                              "majority": {"mirex": metric(0.15)}, "classic (librosa)": {"mirex": metric(0.8)}}}}}
     table = summary_table(results).splitlines()
     assert table[2] == "| key | mirex | 0.900 [0.800, 0.950] | ≥ 0.85 | 0.200 | 0.150 | 0.800 | 1/10 |"
+
+
+def test_the_group_table_shows_the_model_and_librosa_on_each_part_of_the_test_split():
+    metric = lambda v: {"value": v, "low": v, "high": v}  # noqa: E731
+    results = {"tasks": {
+        "key": {"systems": {"llark": {"mirex": metric(0.9)}}, "groups": {
+            "generated": {"n": 8, "systems": {"llark": {"mirex": metric(0.95)}, "classic (librosa)": {"mirex": metric(0.7)}}},
+            "tunes": {"n": 2, "systems": {"llark": {"mirex": metric(0.7)}, "classic (librosa)": {"mirex": metric(0.8)}}}}},
+        "meter": {"systems": {"llark": {"accuracy": metric(0.5)}}, "groups": {
+            "generated": {"n": 8, "systems": {"llark": {"accuracy": metric(0.625)}}},
+            "tunes": {"n": 2, "systems": {"llark": {"accuracy": metric(0.0)}}}}}}}
+    assert group_table(results).splitlines() == [
+        "| group | clips | key mirex | meter accuracy |", "|---|---|---|---|",
+        "| generated | 8 | 0.950 (0.700) | 0.625 |", "| tunes | 2 | 0.700 (0.800) | 0.000 |"]
+    assert group_table({"tasks": {"key": {"systems": {"llark": {"mirex": metric(0.9)}}}}}) == ""
 
 
 def test_a_data_folder_of_another_encoder_stops_the_demo_first(tmp_path):

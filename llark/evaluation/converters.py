@@ -217,7 +217,8 @@ def clips_manifest(clips_file: str | Path, manifest: str | Path, split: str = "t
     """One question per task per clip of `split` ('all': every clip), for the labels the clip holds.
 
     id = clip_id, so the questions of one clip share it and differ by task. With `features_dir`
-    (holding CLIP_ID.npy from encode.py) each row also names its features file.
+    (holding CLIP_ID.npy from encode.py) each row also names its features file. A clip with a `source`
+    gives its rows a `group` (clip_group), which evaluate.py scores separately.
     """
     clips_file, manifest = Path(clips_file), Path(manifest)
     unknown = [t for t in tasks if t not in CLIP_LABELS]
@@ -235,6 +236,12 @@ def clips_manifest(clips_file: str | Path, manifest: str | Path, split: str = "t
     return conv
 
 
+def clip_group(clip: dict) -> str:
+    """The manifest group of a corpus clip: "generated" (llark's generator) or "tunes" (real melodies from
+    the ABC collections, whatever the collection: each holds too few test clips to score alone)."""
+    return "generated" if clip["source"] == "generated" else "tunes"
+
+
 def _clip_rows(clip: dict, where: str, clips_file: Path, manifest: Path, tasks: Iterable[str],
                features_dir: str | Path | None) -> list[dict[str, Any]]:
     missing = [k for k in ("clip_id", "audio", "start", "end") if k not in clip]
@@ -246,7 +253,7 @@ def _clip_rows(clip: dict, where: str, clips_file: Path, manifest: Path, tasks: 
         raise ConversionError(f"{where}: 'labels' must be an object, 'audio' a path and 'start'/'end' numbers")
     audio = resolve_path(clip["audio"], clips_file)
     span = check_span(audio, float(clip["start"]), float(clip["end"]))
-    extra = {}
+    extra = {"group": clip_group(clip)} if isinstance(clip.get("source"), str) else {}
     if features_dir is not None:
         features = Path(features_dir) / f"{clip['clip_id']}.npy"
         if not features.is_file():

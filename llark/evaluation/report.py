@@ -90,6 +90,10 @@ def decoding_summary(options: dict[str, Any]) -> str:
     return "greedy"
 
 
+def _cell(value: dict[str, float]) -> str:
+    return f"{value['value']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+
+
 def report_markdown(results: dict[str, Any]) -> str:
     lines = [f"# Evaluation of `{results['checkpoint']}`", "",
              f"Manifest `{results['manifest']}`: {results['answered']} questions answered, {results['failed']} failed "
@@ -102,8 +106,15 @@ def report_markdown(results: dict[str, Any]) -> str:
         metrics = list(next(iter(entry["systems"].values())))
         lines += ["| system | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
         for system, values in entry["systems"].items():
-            cells = [f"{values[m]['value']:.3f} [{values[m]['low']:.3f}, {values[m]['high']:.3f}]" for m in metrics]
-            lines.append(f"| {system} | " + " | ".join(cells) + " |")
+            lines.append(f"| {system} | " + " | ".join(_cell(values[m]) for m in metrics) + " |")
         lines.append("")
+        if entry.get("groups"):
+            lines += [f"By group ({task}):", "", "| group | n | system | " + " | ".join(metrics) + " |",
+                      "|---" * (len(metrics) + 3) + "|"]
+            for group, scored in entry["groups"].items():
+                for system, values in scored["systems"].items():
+                    lines.append(f"| {group} | {scored['n']} | {system} | " + " | ".join(_cell(values[m]) for m in metrics)
+                                 + " |")
+            lines.append("")
     lines += ["Plots: " + ", ".join(f"`{p}`" for p in results["plots"]), ""]
     return "\n".join(lines)
