@@ -45,7 +45,7 @@ from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.tasks.abc_generation import AbcGenerationTask
 from llark.evaluation.report import key_confusion_png, report_markdown, task_bars_png, tempo_scatter_png
 from llark.inference import read_manifest
-from llark.jsonl import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from llark.jsonl import file_sha256, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 ABLATIONS = ("zeroed", "shuffled")
 GROUP_SYSTEMS = ("llark", "classic (librosa)")  # scored per group too: what the model hears against librosa
@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     by_task: dict[str, list[int]] = defaultdict(list)
     for index, item in enumerate(items):
         by_task[item["task"]].append(index)
-    results: dict[str, Any] = {"checkpoint": args.checkpoint, "manifest": args.manifest, "answered": len(items),
+    results: dict[str, Any] = {"checkpoint": args.checkpoint, "manifest": args.manifest,
+                               "manifest_sha256": file_sha256(args.manifest), "answered": len(items),
                                "failed": len(failures), "failures": failures, "bootstrap_samples": args.bootstrap,
                                "decoding": asdict(answerer.options), "tasks": {}, "plots": []}
     parsed_model: dict[str, list] = {}

@@ -49,7 +49,7 @@ from llark.encoders import build_encoder, changed_settings
 from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.evaluation.report import decoding_summary
 from llark.extraction import encoder_record, same_encoder
-from llark.jsonl import write_json_atomic
+from llark.jsonl import file_sha256, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 PRIMARY_METRICS = {"key": "mirex", "tempo": "acc1", "meter": "accuracy", "instruments": "micro_f1"}
@@ -79,8 +79,9 @@ def run(name: str, times: dict[str, float], *command: object, env: dict[str, str
 
 
 def evaluated(out: Path, checkpoint: Path, manifest: Path) -> bool:
-    """Whether out/results.json already scores this checkpoint on this manifest with the demo's decoding:
-    then a re-run (e.g. make demo-soundfont after make demo) reuses it. Delete `out` to score again."""
+    """Whether out/results.json already scores this checkpoint on this manifest, as it now reads, with the
+    demo's decoding: then a re-run (e.g. make demo-soundfont after make demo) reuses it. A rebuilt manifest
+    (other questions, or groups it did not have) is scored again. Delete `out` to score again anyway."""
     path = out / "results.json"
     if not path.is_file():
         return False
@@ -88,6 +89,7 @@ def evaluated(out: Path, checkpoint: Path, manifest: Path) -> bool:
     decoding = results.get("decoding", {})
     wanted = dict(zip(DECODING[::2], DECODING[1::2]))
     return (results.get("checkpoint") == str(checkpoint) and results.get("manifest") == str(manifest)
+            and manifest.is_file() and results.get("manifest_sha256") == file_sha256(manifest)
             and decoding.get("mbr_samples") == wanted["--mbr-samples"]
             and decoding.get("temperature") == wanted["--temperature"])
 

@@ -7,6 +7,7 @@ line, write atomically (temp file, then rename), and resolve paths relative to t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -66,3 +67,12 @@ def resolve_path(value: str, listed_in: str | Path) -> Path:
 def relative_path(target: str | Path, listed_in: str | Path) -> str:
     """How the file `listed_in` should name `target` (relative to its own directory)."""
     return os.path.relpath(Path(target).resolve(), Path(listed_in).resolve().parent)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The file's SHA-256 (hex), read in 1 MiB blocks: what a shard or manifest held when it was used."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -9,7 +9,6 @@ Each record: `__key__` (the clip id, dots escaped), `features.npy` (float16 [T, 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+
+from llark.jsonl import file_sha256
 
 
 def clip_key(clip_id: str) -> str:
@@ -79,14 +80,6 @@ def _checked_qa(record: ClipRecord) -> list[dict[str, str]]:
     return record.qa
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_shards(records: Iterable[ClipRecord], prefix: str | Path, max_bytes: int = 512 << 20) -> dict[str, Any]:
     """Write `{prefix}-000000.tar`, ... of at most ~max_bytes each, and `{prefix}-manifest.json`.
 
@@ -107,7 +100,7 @@ def write_shards(records: Iterable[ClipRecord], prefix: str | Path, max_bytes: i
         tar.close()
         os.replace(tmp_path, final_path)
         shards.append({"path": final_path.name, "samples": count, "bytes": final_path.stat().st_size,
-                       "sha256": _sha256(final_path)})
+                       "sha256": file_sha256(final_path)})
         tar = None
 
     for record in records:

@@ -1,6 +1,7 @@
 """The demo: its summary table, and the whole pipeline at a small size (slow)."""
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -83,12 +84,17 @@ def test_a_rerun_reuses_stages_only_of_the_same_recipe(tmp_path):
 
 def test_a_finished_evaluation_is_reused_only_for_the_same_checkpoint_manifest_and_decoding(tmp_path):
     checkpoint, manifest = tmp_path / "run" / "checkpoints" / "step-000600", tmp_path / "eval.jsonl"
+    manifest.write_text('{"id": "a", "task": "key", "gold": "C major", "group": "tunes"}\n')
     assert not evaluated(tmp_path / "eval", checkpoint, manifest)  # nothing there yet
     decoding = {"mbr_samples": DECODING[1], "temperature": DECODING[3], "do_sample": False}
+    scored = hashlib.sha256(manifest.read_bytes()).hexdigest()
     for changed, reused in (({}, True), ({"checkpoint": "other"}, False), ({"manifest": "other.jsonl"}, False),
+                            ({"manifest_sha256": "0" * 64}, False),  # the manifest was rebuilt since
+                            ({"manifest_sha256": None}, False),  # scored before results.json recorded it
                             ({"decoding": {**decoding, "mbr_samples": 0}}, False),
                             ({"decoding": {**decoding, "temperature": 1.0}}, False)):
-        results = {"checkpoint": str(checkpoint), "manifest": str(manifest), "decoding": decoding} | changed
+        results = {"checkpoint": str(checkpoint), "manifest": str(manifest), "manifest_sha256": scored,
+                   "decoding": decoding} | changed
         (tmp_path / "eval").mkdir(exist_ok=True)
         (tmp_path / "eval" / "results.json").write_text(json.dumps(results))
         assert evaluated(tmp_path / "eval", checkpoint, manifest) is reused, changed

@@ -1,5 +1,6 @@
 """Metrics against hand-computed values (and mir_eval), parsers on tricky phrasings, intervals, ablations."""
 
+import hashlib
 import json
 import re
 
@@ -200,6 +201,7 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
                           "--bootstrap", "50", "--max-new-tokens", "16"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["answered"] == 32 and results["failed"] == 3
+    assert results["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
     assert {f["id"] for f in results["failures"]} == {"broken", "badgold", "badgroup"}
     assert "'group' must be a non-empty string" in results["failures"][-1]["error"]
     assert set(results["tasks"]) == {"key", "tempo", "instruments", "mcq"}
