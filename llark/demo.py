@@ -281,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     if group_table(results):
         print("\n[demo] the model on each part of the test split (librosa in brackets):\n" + group_table(results))
     for soundfont in map(Path, args.soundfont_test):
+        other = json.loads((run_dir / f"eval-{soundfont.stem}" / "results.json").read_text())
         print(f"\n[demo] the same test pieces rendered with {soundfont.name} (the corpus uses {DEFAULT_SOUNDFONT.name}):\n"
-              + summary_table(json.loads((run_dir / f"eval-{soundfont.stem}" / "results.json").read_text())))
+              + summary_table(other) + ("\n" + group_table(other) if group_table(other) else ""))
     print("\n[demo] stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())
           + f"; total {sum(times.values()) / 60:.1f} min")
     print(f"[demo] report: {run_dir / 'eval' / 'report.md'} (plots beside it); checkpoint: {checkpoint}")
