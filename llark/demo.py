@@ -278,12 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     print(f"\n[demo] test split, never seen in training; decoding: {decoding_summary(results['decoding'])}:\n"
           + summary_table(results))
-    if group_table(results):
-        print("\n[demo] the model on each part of the test split (librosa in brackets):\n" + group_table(results))
+    by_group = group_table(results)
+    if by_group:
+        print("\n[demo] the model on each part of the test split (librosa in brackets):\n" + by_group)
     for soundfont in map(Path, args.soundfont_test):
         other = json.loads((run_dir / f"eval-{soundfont.stem}" / "results.json").read_text())
         print(f"\n[demo] the same test pieces rendered with {soundfont.name} (the corpus uses {DEFAULT_SOUNDFONT.name}):\n"
-              + summary_table(other) + ("\n" + group_table(other) if group_table(other) else ""))
+              + "\n".join(filter(None, (summary_table(other), group_table(other)))))
     print("\n[demo] stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())
           + f"; total {sum(times.values()) / 60:.1f} min")
     print(f"[demo] report: {run_dir / 'eval' / 'report.md'} (plots beside it); checkpoint: {checkpoint}")
