@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     for soundfont in map(Path, args.soundfont_test):
         other = json.loads((run_dir / f"eval-{soundfont.stem}" / "results.json").read_text())
         print(f"\n[demo] the same test pieces rendered with {soundfont.name} (the corpus uses {DEFAULT_SOUNDFONT.name}):\n"
-              + "\n".join(filter(None, (summary_table(other), group_table(other)))))
+              + "\n\n".join(filter(None, (summary_table(other), group_table(other)))))
     print("\n[demo] stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())
           + f"; total {sum(times.values()) / 60:.1f} min")
     print(f"[demo] report: {run_dir / 'eval' / 'report.md'} (plots beside it); checkpoint: {checkpoint}")
