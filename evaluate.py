@@ -3,10 +3,10 @@
     python evaluate.py --checkpoint runs/tiny/checkpoints/step-001000 --manifest data/demo/eval.jsonl --out results/
     python evaluate.py ... --ablations none --bootstrap 200          # faster: no ablations, fewer resamples
 
-Manifest: JSON lines {"id", "question", "task", "gold", "audio" | "features", ["start", "end"], ["options"], ["group"]}
+Manifest: JSON lines {"id", "question", "task", "gold", "audio" | "features", ["start", "end"], ["options"], ["groups"]}
   audio     path of an audio file (relative to the manifest); start/end seconds (default the first 25 s)
-  group     which subset the item belongs to (clips manifests: "generated" or "tunes", from the clip's source):
-            with two or more groups, each task is also scored per group
+  groups    the subsets the item belongs to, e.g. ["tunes", "no drums"] (clips manifests: the clip's source and
+            whether it has drums): with two or more groups in a task, it is also scored on each group's items
   features  path of a [T, D] .npy made by the checkpoint's encoder (preprocessing/encode.py)
   task      key        gold "F# minor"          MIREX weighted score (mir_eval), exact accuracy
             tempo      gold 96.0                Acc1 (within 4 %), Acc2 (also x2, x3, x1/2, x1/3)
@@ -77,16 +77,21 @@ def with_intervals(task, predicted: list, gold: list, samples: int, seed: int) -
     return {m: {"value": v, "low": intervals[m][0], "high": intervals[m][1]} for m, v in values.items()}
 
 
-def scored_by_group(task, groups: list[str | None], gold: list, predictions: dict[str, list], samples: int,
+def scored_by_group(task, groups: list[list[str]], gold: list, predictions: dict[str, list], samples: int,
                     seed: int) -> dict[str, dict[str, Any]]:
-    """{group: {"n", "systems": GROUP_SYSTEMS' metrics on the group's items}} when the task's items
-    name two or more groups (items without one are left out of every group); {} otherwise."""
-    names = sorted({g for g in groups if g is not None})
+    """{group: {"n", "systems": GROUP_SYSTEMS' metrics on the group's items}} when the task's items name
+    two or more groups (an item counts in each of its groups); {} otherwise. Groups come in the order of
+    their place in the items' lists, then of first appearance: ["generated", "tunes", "drums", "no drums"]."""
+    place: dict[str, int] = {}
+    for item_groups in groups:
+        for position, name in enumerate(item_groups):
+            place[name] = min(place.get(name, position), position)
+    names = sorted(place, key=lambda name: place[name])  # stable: first appearance breaks ties
     if len(names) < 2:
         return {}
     scored = {}
     for name in names:
-        members = [i for i, g in enumerate(groups) if g == name]
+        members = [i for i, item_groups in enumerate(groups) if name in item_groups]
         subset = [gold[i] for i in members]
         scored[name] = {"n": len(members), "systems": {
             label: with_intervals(task, [predictions[label][i] for i in members], subset, samples, seed)
@@ -100,8 +105,9 @@ def prepare_items(manifest: str, answerer) -> tuple[list[dict], list[Any], list[
     ready, golds, features, failures = [], [], [], []
     for item in items:
         try:
-            if "group" in item and not (isinstance(item["group"], str) and item["group"].strip()):
-                raise ValueError(f"'group' must be a non-empty string, got {item['group']!r}")
+            groups = item.get("groups", [])
+            if not (isinstance(groups, list) and all(isinstance(g, str) and g.strip() for g in groups)):
+                raise ValueError(f"'groups' must be a list of non-empty strings, got {groups!r}")
             gold = get_task(item["task"]).parse_gold(item["gold"])
             clip = answerer.checked_features(item)
         except (OSError, ValueError, KeyError, RuntimeError) as err:
@@ -196,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         systems = {label: with_intervals(task, values, gold, args.bootstrap, args.seed)
                    for label, values in predictions.items()}
         results["tasks"][name] = {"n": len(indices), "unparseable": unparseable, "systems": systems}
-        groups = scored_by_group(task, [item.get("group") for item in task_items], gold, predictions, args.bootstrap,
+        groups = scored_by_group(task, [item.get("groups", []) for item in task_items], gold, predictions, args.bootstrap,
                                  args.seed)
         if groups:
             results["tasks"][name]["groups"] = groups

@@ -161,13 +161,13 @@ def summary_table(results: dict) -> str:
 
 
 def group_table(results: dict) -> str:
-    """The model's figures on each group of the test split (generated pieces, real tunes), librosa's in
-    brackets where it has one; "" when the manifest has no groups."""
+    """The model's figures on each group of the test split (generated pieces, real tunes; with and without
+    drums), librosa's in brackets where it has one; "" when the manifest has no groups."""
     columns = [(task, metric) for task, entry in results["tasks"].items() if entry.get("groups")
                for metric in entry["systems"]["llark"]]
     if not columns:
         return ""
-    groups = sorted({group for task, _ in columns for group in results["tasks"][task]["groups"]})
+    groups = list(dict.fromkeys(group for task, _ in columns for group in results["tasks"][task]["groups"]))
     lines = ["| group | clips | " + " | ".join(f"{task} {metric}" for task, metric in columns) + " |",
              "|---" * (len(columns) + 2) + "|"]
     for group in groups:

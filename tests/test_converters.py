@@ -145,15 +145,22 @@ def test_clips_manifest_tasks_split_and_features(clips_layout, tmp_path):
         clips_manifest(clips_file, manifest, tasks=["caption"])
 
 
-def test_clips_manifest_rows_name_their_group_by_source(clips_layout, tmp_path):
+def test_clips_manifest_rows_name_their_groups_by_source_and_drums(clips_layout, tmp_path):
     clips_file, _, _ = clips_layout
-    clip = {"audio": "../corpus/audio/a.wav", "start": 0.0, "end": 25.0, "split": "test", "labels": {"key": "C major"}}
+    clip = {"audio": "../corpus/audio/a.wav", "start": 0.0, "end": 25.0, "split": "test"}
+    key = {"key": "C major"}
     sourced = tmp_path / "pipeline" / "sourced.jsonl"
-    write_jsonl_atomic(sourced, [{**clip, "clip_id": "gen-00001-start0.000-end25.000", "source": "generated"},
-                                 {**clip, "clip_id": "oneills1850-0007-start0.000-end25.000", "source": "oneills1850"},
-                                 {**clip, "clip_id": "x-start0.000-end25.000"}])  # no source: no group
-    rows = clips_manifest(sourced, tmp_path / "eval" / "test.jsonl").rows
-    assert [(r["id"][:5], r.get("group")) for r in rows] == [("gen-0", "generated"), ("oneil", "tunes"), ("x-sta", None)]
+    write_jsonl_atomic(sourced, [
+        {**clip, "clip_id": "gen-00001-start0.000-end25.000", "source": "generated",
+         "labels": {**key, "instruments": ["Flute", "Drums"]}},
+        {**clip, "clip_id": "oneills1850-0007-start0.000-end25.000", "source": "oneills1850",
+         "labels": {**key, "instruments": ["Fiddle"]}},
+        {**clip, "clip_id": "gen-00002-start0.000-end25.000", "source": "generated", "labels": key},  # drums unknown
+        {**clip, "clip_id": "x-start0.000-end25.000", "labels": key}])  # no source: no groups
+    rows = clips_manifest(sourced, tmp_path / "eval" / "test.jsonl", tasks=["key"]).rows
+    assert [(r["id"][:9], r.get("groups")) for r in rows] == [
+        ("gen-00001", ["generated", "drums"]), ("oneills18", ["tunes", "no drums"]), ("gen-00002", ["generated"]),
+        ("x-start0.", None)]
 
 
 # ---------------------------------------------------------------- GiantSteps

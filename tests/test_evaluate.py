@@ -182,7 +182,7 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
         t = np.arange(22050 * 4) / 22050
         soundfile.write(tmp_path / f"clip{i}.wav", (0.3 * np.sin(2 * np.pi * 220 * (1 + i / 8) * t)).astype(np.float32), 22050)
         common = {"features": f"clip{i}.npy", "audio": f"clip{i}.wav", "start": 0.0, "end": 4.0,
-                  "group": ("even", "odd")[i % 2]}
+                  "groups": [("even", "odd")[i % 2]] + (["first three"] if i < 3 else [])}
         rows += [{"id": f"clip{i}", "task": "key", "question": "What key?", "gold": keys[i % 4], **common},
                  {"id": f"clip{i}", "task": "tempo", "question": "What tempo?", "gold": 90.0 + 10 * i, **common},
                  {"id": f"clip{i}", "task": "instruments", "question": "Which instrument is loudest in this clip?",
@@ -193,7 +193,7 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
     rows.append({"id": "broken", "task": "key", "question": "What key?", "gold": "C major", "features": "missing.npy"})
     rows.append({"id": "badgold", "task": "key", "question": "What key?", "gold": "H dorian", "features": "clip0.npy"})
     rows.append({"id": "badgroup", "task": "key", "question": "What key?", "gold": "C major", "features": "clip0.npy",
-                 "group": 3})
+                 "groups": "tunes"})
     manifest = tmp_path / "eval.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "results"
@@ -203,7 +203,7 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
     assert results["answered"] == 32 and results["failed"] == 3
     assert results["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
     assert {f["id"] for f in results["failures"]} == {"broken", "badgold", "badgroup"}
-    assert "'group' must be a non-empty string" in results["failures"][-1]["error"]
+    assert "'groups' must be a list of non-empty strings" in results["failures"][-1]["error"]
     assert set(results["tasks"]) == {"key", "tempo", "instruments", "mcq"}
     key = results["tasks"]["key"]
     assert key["n"] == 8 and key["unparseable"]["audio"] == 8  # the probe model only names instruments
@@ -226,16 +226,17 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 32 * 3
-    # each group's figures are the task's metrics on that group's items alone
+    # each group's figures are the task's metrics on that group's items alone; an item counts in each of its groups
     tempo = get_task("tempo")
-    for group, parity in (("even", 0), ("odd", 1)):
+    assert list(results["tasks"]["tempo"]["groups"]) == ["even", "odd", "first three"]
+    for group, member in (("even", lambda i: i % 2 == 0), ("odd", lambda i: i % 2 == 1), ("first three", lambda i: i < 3)):
         scored = results["tasks"]["tempo"]["groups"][group]
-        assert scored["n"] == 4 and set(scored["systems"]) == {"llark", "classic (librosa)"}
-        mine = [p for p in predictions if p["task"] == "tempo" and p["condition"] == "audio"
-                and int(p["id"][4:]) % 2 == parity]
+        assert scored["n"] == sum(map(member, range(8))) and set(scored["systems"]) == {"llark", "classic (librosa)"}
+        mine = [p for p in predictions if p["task"] == "tempo" and p["condition"] == "audio" and member(int(p["id"][4:]))]
         expected = tempo.metrics([tempo.parse(p["answer"]) for p in mine], [tempo.parse_gold(p["gold"]) for p in mine])
         assert {m: v["value"] for m, v in scored["systems"]["llark"].items()} == pytest.approx(expected)
     assert "By group (tempo):" in report and "| odd | 4 | classic (librosa) |" in report
+    assert "| first three | 3 | llark |" in report
 
 
 def write_probe_corpus(folder, seed: int, clips: int, splits=("train", "val")) -> None:

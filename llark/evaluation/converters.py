@@ -218,7 +218,7 @@ def clips_manifest(clips_file: str | Path, manifest: str | Path, split: str = "t
 
     id = clip_id, so the questions of one clip share it and differ by task. With `features_dir`
     (holding CLIP_ID.npy from encode.py) each row also names its features file. A clip with a `source`
-    gives its rows a `group` (clip_group), which evaluate.py scores separately.
+    gives its rows `groups` (clip_groups), which evaluate.py also scores on their own.
     """
     clips_file, manifest = Path(clips_file), Path(manifest)
     unknown = [t for t in tasks if t not in CLIP_LABELS]
@@ -236,10 +236,16 @@ def clips_manifest(clips_file: str | Path, manifest: str | Path, split: str = "t
     return conv
 
 
-def clip_group(clip: dict) -> str:
-    """The manifest group of a corpus clip: "generated" (llark's generator) or "tunes" (real melodies from
-    the ABC collections, whatever the collection: each holds too few test clips to score alone)."""
-    return "generated" if clip["source"] == "generated" else "tunes"
+def clip_groups(clip: dict) -> list[str]:
+    """The manifest groups of a corpus clip: "generated" (llark's generator) or "tunes" (real melodies from
+    the ABC collections, whatever the collection: each holds too few test clips to score alone); then
+    "drums" or "no drums" when its instruments are labelled (a drum part marks the meter: music without
+    one is where the meter is hardest to hear)."""
+    groups = ["generated" if clip["source"] == "generated" else "tunes"]
+    instruments = clip.get("labels", {}).get("instruments")
+    if isinstance(instruments, list):
+        groups.append("drums" if "Drums" in instruments else "no drums")
+    return groups
 
 
 def _clip_rows(clip: dict, where: str, clips_file: Path, manifest: Path, tasks: Iterable[str],
@@ -253,7 +259,7 @@ def _clip_rows(clip: dict, where: str, clips_file: Path, manifest: Path, tasks: 
         raise ConversionError(f"{where}: 'labels' must be an object, 'audio' a path and 'start'/'end' numbers")
     audio = resolve_path(clip["audio"], clips_file)
     span = check_span(audio, float(clip["start"]), float(clip["end"]))
-    extra = {"group": clip_group(clip)} if isinstance(clip.get("source"), str) else {}
+    extra = {"groups": clip_groups(clip)} if isinstance(clip.get("source"), str) else {}
     if features_dir is not None:
         features = Path(features_dir) / f"{clip['clip_id']}.npy"
         if not features.is_file():
