@@ -6,7 +6,8 @@
 Manifest: JSON lines {"id", "question", "task", "gold", "audio" | "features", ["start", "end"], ["options"], ["groups"]}
   audio     path of an audio file (relative to the manifest); start/end seconds (default the first 25 s)
   groups    the subsets the item belongs to, e.g. ["tunes", "no drums"] (clips manifests: the clip's source and
-            whether it has drums): with two or more groups in a task, it is also scored on each group's items
+            whether it has drums): where a task's items name two or more distinct groups, it is also scored on
+            each group's items (with one, there is nothing to set it against)
   features  path of a [T, D] .npy made by the checkpoint's encoder (preprocessing/encode.py)
   task      key        gold "F# minor"          MIREX weighted score (mir_eval), exact accuracy
             tempo      gold 96.0                Acc1 (within 4 %), Acc2 (also x2, x3, x1/2, x1/3)
@@ -106,8 +107,8 @@ def prepare_items(manifest: str, answerer) -> tuple[list[dict], list[Any], list[
     for item in items:
         try:
             groups = item.get("groups", [])
-            if not (isinstance(groups, list) and all(isinstance(g, str) and g.strip() for g in groups)):
-                raise ValueError(f"'groups' must be a list of non-empty strings, got {groups!r}")
+            if not (isinstance(groups, list) and all(isinstance(g, str) and g and g == g.strip() for g in groups)):
+                raise ValueError(f"'groups' must be a list of non-empty names without surrounding spaces, got {groups!r}")
             gold = get_task(item["task"]).parse_gold(item["gold"])
             clip = answerer.checked_features(item)
         except (OSError, ValueError, KeyError, RuntimeError) as err:

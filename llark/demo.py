@@ -30,7 +30,8 @@ as well, beside librosa on the same audio: how much of what it hears is the trai
 Every stage skips work already done, so a re-run reuses the corpus, features, shards, checkpoints and
 evaluations (of the same checkpoint, manifest and decoding; delete runs/demo/eval to score again).
 Prints the wall time of every stage, a table of the test-split figures (model vs baselines vs the
-model with shuffled features) and where the report and checkpoint are.
+model with shuffled features), the model's figures on each part of the test split (generated pieces and
+real tunes; clips with and without drums) and where the report and checkpoint are.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def summary_table(results: dict) -> str:
 
 def group_table(results: dict) -> str:
     """The model's figures on each group of the test split (generated pieces, real tunes; with and without
-    drums), librosa's in brackets where it has one; "" when the manifest has no groups."""
+    drums), librosa's in brackets where it has one; "" when the manifest has no groups. `clips` is the
+    group's largest count over the tasks (a clip without an instruments label has no drums group)."""
     columns = [(task, metric) for task, entry in results["tasks"].items() if entry.get("groups")
                for metric in entry["systems"]["llark"]]
     if not columns:

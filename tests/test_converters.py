@@ -156,8 +156,11 @@ def test_clips_manifest_rows_name_their_groups_by_source_and_drums(clips_layout,
         {**clip, "clip_id": "oneills1850-0007-start0.000-end25.000", "source": "oneills1850",
          "labels": {**key, "instruments": ["Fiddle"]}},
         {**clip, "clip_id": "gen-00002-start0.000-end25.000", "source": "generated", "labels": key},  # drums unknown
-        {**clip, "clip_id": "x-start0.000-end25.000", "labels": key}])  # no source: no groups
-    rows = clips_manifest(sourced, tmp_path / "eval" / "test.jsonl", tasks=["key"]).rows
+        {**clip, "clip_id": "x-start0.000-end25.000", "labels": key},  # no source: no groups
+        {**clip, "clip_id": "bad-start0.000-end25.000", "source": 3, "labels": key}])
+    conv = clips_manifest(sourced, tmp_path / "eval" / "test.jsonl", tasks=["key"])
+    assert "sourced.jsonl:5: 'source' must be a non-empty string, got 3" in errors(conv)["bad-start0.000-end25.000"]
+    rows = conv.rows
     assert [(r["id"][:9], r.get("groups")) for r in rows] == [
         ("gen-00001", ["generated", "drums"]), ("oneills18", ["tunes", "no drums"]), ("gen-00002", ["generated"]),
         ("x-start0.", None)]

@@ -84,7 +84,7 @@ def test_a_rerun_reuses_stages_only_of_the_same_recipe(tmp_path):
 
 def test_a_finished_evaluation_is_reused_only_for_the_same_checkpoint_manifest_and_decoding(tmp_path):
     checkpoint, manifest = tmp_path / "run" / "checkpoints" / "step-000600", tmp_path / "eval.jsonl"
-    manifest.write_text('{"id": "a", "task": "key", "gold": "C major", "group": "tunes"}\n')
+    manifest.write_text('{"id": "a", "task": "key", "gold": "C major", "groups": ["tunes"]}\n')
     assert not evaluated(tmp_path / "eval", checkpoint, manifest)  # nothing there yet
     decoding = {"mbr_samples": DECODING[1], "temperature": DECODING[3], "do_sample": False}
     scored = hashlib.sha256(manifest.read_bytes()).hexdigest()

@@ -10,7 +10,7 @@ import pytest
 
 from evaluate import ablate
 from llark.evaluation import get_task
-from llark.evaluation.baselines import majority
+from llark.evaluation.baselines import classic_estimates, majority
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.instruments import instrument_class, instrument_classes
 from llark.evaluation.parsing import parse_key, parse_letter, parse_meter, parse_tempo
@@ -194,16 +194,19 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
     rows.append({"id": "badgold", "task": "key", "question": "What key?", "gold": "H dorian", "features": "clip0.npy"})
     rows.append({"id": "badgroup", "task": "key", "question": "What key?", "gold": "C major", "features": "clip0.npy",
                  "groups": "tunes"})
+    rows.append({"id": "spacedgroup", "task": "key", "question": "What key?", "gold": "C major", "features": "clip0.npy",
+                 "groups": ["tunes "]})  # would be a group apart from "tunes"
     manifest = tmp_path / "eval.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "results"
     assert evaluate.main(["--checkpoint", str(checkpoint), "--manifest", str(manifest), "--out", str(out),
                           "--bootstrap", "50", "--max-new-tokens", "16"]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["answered"] == 32 and results["failed"] == 3
+    assert results["answered"] == 32 and results["failed"] == 4
     assert results["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
-    assert {f["id"] for f in results["failures"]} == {"broken", "badgold", "badgroup"}
-    assert "'groups' must be a list of non-empty strings" in results["failures"][-1]["error"]
+    assert {f["id"] for f in results["failures"]} == {"broken", "badgold", "badgroup", "spacedgroup"}
+    for failure in results["failures"][-2:]:
+        assert "'groups' must be a list of non-empty names without surrounding spaces" in failure["error"]
     assert set(results["tasks"]) == {"key", "tempo", "instruments", "mcq"}
     key = results["tasks"]["key"]
     assert key["n"] == 8 and key["unparseable"]["audio"] == 8  # the probe model only names instruments
@@ -228,6 +231,8 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
     assert len(predictions) == 32 * 3
     # each group's figures are the task's metrics on that group's items alone; an item counts in each of its groups
     tempo = get_task("tempo")
+    tempo_items = [{**r, "audio": str(tmp_path / r["audio"])} for r in rows if r["task"] == "tempo"]  # clip0..clip7
+    librosa_tempi = classic_estimates("tempo", tempo_items, evaluate.classic_wave_loader())
     assert list(results["tasks"]["tempo"]["groups"]) == ["even", "odd", "first three"]
     for group, member in (("even", lambda i: i % 2 == 0), ("odd", lambda i: i % 2 == 1), ("first three", lambda i: i < 3)):
         scored = results["tasks"]["tempo"]["groups"][group]
@@ -235,6 +240,9 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
         mine = [p for p in predictions if p["task"] == "tempo" and p["condition"] == "audio" and member(int(p["id"][4:]))]
         expected = tempo.metrics([tempo.parse(p["answer"]) for p in mine], [tempo.parse_gold(p["gold"]) for p in mine])
         assert {m: v["value"] for m, v in scored["systems"]["llark"].items()} == pytest.approx(expected)
+        classic = [estimate for i, estimate in enumerate(librosa_tempi) if member(i)]
+        assert {m: v["value"] for m, v in scored["systems"]["classic (librosa)"].items()} == pytest.approx(
+            tempo.metrics(classic, [tempo.parse_gold(p["gold"]) for p in mine]))
     assert "By group (tempo):" in report and "| odd | 4 | classic (librosa) |" in report
     assert "| first three | 3 | llark |" in report
 

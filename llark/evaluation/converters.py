@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable
 from tqdm import tqdm
 
 from llark.audio import CLIP_SECONDS, TooShortAudio, audio_info, clip_id, clip_windows
+from llark.evaluation.instruments import DRUM_KIT_NAME
 from llark.jsonl import read_jsonl, relative_path, resolve_path
 
 TASKS = ("key", "tempo", "meter", "instruments", "genre", "caption", "mcq", "abc_transcription")
@@ -237,14 +238,14 @@ def clips_manifest(clips_file: str | Path, manifest: str | Path, split: str = "t
 
 
 def clip_groups(clip: dict) -> list[str]:
-    """The manifest groups of a corpus clip: "generated" (llark's generator) or "tunes" (real melodies from
-    the ABC collections, whatever the collection: each holds too few test clips to score alone); then
-    "drums" or "no drums" when its instruments are labelled (a drum part marks the meter: music without
-    one is where the meter is hardest to hear)."""
+    """The manifest groups of a corpus clip: "generated" (llark's generator) or "tunes" (make_corpus.py's
+    other source is an ABC collection of real melodies, whatever the collection: each holds too few test
+    clips to score alone); then "drums" or "no drums" when its instruments are labelled (a drum part marks
+    the meter: music without one is where the meter is hardest to hear)."""
     groups = ["generated" if clip["source"] == "generated" else "tunes"]
     instruments = clip.get("labels", {}).get("instruments")
     if isinstance(instruments, list):
-        groups.append("drums" if "Drums" in instruments else "no drums")
+        groups.append("drums" if DRUM_KIT_NAME in instruments else "no drums")
     return groups
 
 
@@ -259,7 +260,9 @@ def _clip_rows(clip: dict, where: str, clips_file: Path, manifest: Path, tasks: 
         raise ConversionError(f"{where}: 'labels' must be an object, 'audio' a path and 'start'/'end' numbers")
     audio = resolve_path(clip["audio"], clips_file)
     span = check_span(audio, float(clip["start"]), float(clip["end"]))
-    extra = {"groups": clip_groups(clip)} if isinstance(clip.get("source"), str) else {}
+    if "source" in clip and not (isinstance(clip["source"], str) and clip["source"]):
+        raise ConversionError(f"{where}: 'source' must be a non-empty string, got {clip['source']!r}")
+    extra = {"groups": clip_groups(clip)} if "source" in clip else {}
     if features_dir is not None:
         features = Path(features_dir) / f"{clip['clip_id']}.npy"
         if not features.is_file():
