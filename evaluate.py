@@ -172,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
                                "manifest_sha256": file_sha256(args.manifest), "answered": len(items),
                                "failed": len(failures), "failures": failures, "bootstrap_samples": args.bootstrap,
                                "decoding": asdict(answerer.options), "tasks": {}, "plots": []}
-    parsed_model: dict[str, list] = {}
     for name, indices in by_task.items():
         task = get_task(name)
         gold = [golds[i] for i in indices]
@@ -182,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
             parsed = [task.parse(answers[condition][i]) for i in indices]
             unparseable[condition] = sum(p is None for p in parsed)
             predictions["llark" if condition == "audio" else f"llark, features {condition}"] = parsed
-        parsed_model[name] = predictions["llark"]
         if name == "mcq" and all("options" in it for it in task_items):
             chosen = []
             for item, i in zip(task_items, indices):
@@ -208,10 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         if groups:
             results["tasks"][name]["groups"] = groups
         if name == "key":
-            key_confusion_png(out / "key_confusion.png", parsed_model[name], gold)
+            key_confusion_png(out / "key_confusion.png", predictions["llark"], gold)
             results["plots"].append("key_confusion.png")
         if name == "tempo":
-            tempo_scatter_png(out / "tempo_scatter.png", parsed_model[name], gold, baselines.get("classic (librosa)"))
+            tempo_scatter_png(out / "tempo_scatter.png", predictions["llark"], gold, baselines.get("classic (librosa)"))
             results["plots"].append("tempo_scatter.png")
         summary = ", ".join(f"{m} {v['value']:.3f}" for m, v in systems["llark"].items())
         print(f"[evaluate] {name}: {summary} (unparseable {unparseable['audio']}/{len(indices)})", file=sys.stderr)

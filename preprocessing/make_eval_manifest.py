@@ -19,8 +19,8 @@ Manifest lines: {"id", "question", "task", "gold", "audio", "start", "end"
                  [, "features"][, "options"][, "groups"]};
 paths are relative to the manifest's folder. Our clips' rows carry groups ("generated" or "tunes", from the
 clip's source; "drums" or "no drums" where its instruments are labelled), which evaluate.py also scores on
-their own. Items that cannot be converted (missing audio,
-malformed annotation) are listed with the reason in <out stem>.failures.jsonl; the rest are written.
+their own. Items that cannot be converted (missing audio, malformed annotation) are listed with the reason
+in <out stem>.failures.jsonl; the rest are written.
 `<subcommand> --help` describes each layout.
 """
 
