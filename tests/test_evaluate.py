@@ -10,7 +10,7 @@ import pytest
 
 from evaluate import ablate
 from llark.evaluation import get_task
-from llark.evaluation.baselines import classic_estimates, majority
+from llark.evaluation.baselines import classic_estimates, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.instruments import instrument_class, instrument_classes
 from llark.evaluation.parsing import parse_key, parse_letter, parse_meter, parse_tempo
@@ -114,6 +114,10 @@ def test_genre_caption_mcq_and_abc():
     result = abc.metrics([abc.parse(tune), abc.parse("I can't"), abc.parse("X:1\nL:1/8\nM:6/8\nK:D\nA|dfa agf|")],
                          [abc.parse_gold(tune)] * 3)
     assert result["note_f1"] == pytest.approx((1.0 + 0.0 + 2 * 7 / (7 + 11)) / 3)  # 7 of the 11 notes, all right
+    # Its gold is a pair of arrays: the majority and random baselines still pick among the golds.
+    golds = [abc.parse_gold(tune), abc.parse_gold("X:1\nL:1/8\nK:D\nABc|"), abc.parse_gold(tune)]
+    assert all(answer is golds[0] for answer in majority(golds))  # the tune seen twice
+    assert all(any(guess is gold for gold in golds) for guess in uniform_random(golds, seed=1))
 
 
 def test_majority_of_instrument_sets_is_the_commonest_members():

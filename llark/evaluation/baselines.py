@@ -11,7 +11,18 @@ import random
 from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from llark.evaluation import Task
+
+
+def hashable(value: Any) -> Any:
+    """A label as a dictionary key: arrays (a parsed ABC transcription is a pair of them) by shape and bytes."""
+    if isinstance(value, np.ndarray):
+        return value.shape, value.dtype.str, value.tobytes()
+    if isinstance(value, (tuple, list)):
+        return tuple(hashable(v) for v in value)
+    return value
 
 
 def majority(gold: list[Any]) -> list[Any]:
@@ -19,7 +30,8 @@ def majority(gold: list[Any]) -> list[Any]:
     if gold and all(isinstance(value, frozenset) for value in gold):
         value = commonest_members(gold)
     else:
-        value = Counter(gold).most_common(1)[0][0]
+        keys = [hashable(v) for v in gold]
+        value = gold[keys.index(Counter(keys).most_common(1)[0][0])]
     return [value] * len(gold)
 
 
@@ -46,7 +58,8 @@ def constant(task: Task, gold: list[Any]) -> list[Any]:
 
 
 def uniform_random(gold: list[Any], seed: int = 0) -> list[Any]:
-    choices = sorted(set(gold), key=repr)
+    distinct = {hashable(v): v for v in gold}
+    choices = [distinct[key] for key in sorted(distinct, key=repr)]
     rng = random.Random(seed)
     return [rng.choice(choices) for _ in gold]
 
