@@ -48,7 +48,7 @@ from llark.config import Config, ModelConfig, load_config
 from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, feature_statistics, iter_qa_texts
 from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown
 from llark.encoders import changed_settings, channel_gains
-from llark.model import LLark, build_lm
+from llark.model import LLark, build_lm, projector_channel_families
 from llark.templates import get_template
 from llark.tokenizer import add_llark_tokens, load_pretrained_tokenizer, train_bpe_tokenizer
 
@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer, ids = raw_model.tokenizer, raw_model.ids
     else:
         tokenizer, ids = build_tokenizer(cfg)
-        raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
+        raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer),
+                          projector_channel_families(cfg))
         if cfg.model.standardize_audio:
             mean, std = feature_statistics(cfg.data.train_shards, cfg.data.bpe_training_examples)
             raw_model.projector.set_feature_statistics(*map(torch.from_numpy, (mean, std, gain)))

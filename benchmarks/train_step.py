@@ -32,7 +32,7 @@ import torch
 from llark.config import load_config
 from llark.data import ExampleBuilder, collate
 from llark.distributed import DistEnv
-from llark.model import LLark, build_lm
+from llark.model import LLark, build_lm, projector_channel_families
 from llark.synthetic import PROBE_ANSWER, PROBE_QUESTIONS, PROBE_WORDS
 from llark.templates import get_template
 from llark.tokenizer import add_llark_tokens, train_bpe_tokenizer
@@ -110,7 +110,7 @@ def main() -> None:
         for _ in names:  # same initial weights and batches for both
             torch.manual_seed(0)
             lm = build_lm(cfg.model.lm, HEAD_SIZE.get(config_name, ids.base_vocab_size))
-            models.append(LLark(cfg.model, lm, ids, len(tokenizer)).train())
+            models.append(LLark(cfg.model, lm, ids, len(tokenizer), projector_channel_families(cfg)).train())
         if args.compare == "logits":
             variants = {names[0]: Variant(models[0]), names[1]: Variant(models[1], label_only_logits=False)}
             pack = False

@@ -62,7 +62,10 @@ class TrainableConfig:
 class ModelConfig:
     lm: LMConfig = field(default_factory=LMConfig)
     audio_dim: int = 64  # D of the encoder features [T, D]
-    projector: str = "linear"  # "linear" (LLark) | "mlp2" (Linear-GELU-Linear)
+    projector: str = "linear"  # "linear" (LLark) | "mlp2" (Linear-GELU-Linear) | "grouped_mlp2" (below)
+    # For "grouped_mlp2": families of the encoder's channel groups (e.g. [[log_mel, timbre], [chroma], [onset, rms,
+    # rhythm, clip_tempogram]]), each read by its own Linear-GELU-Linear; the audio token is the sum of their outputs.
+    projector_families: list[list[str]] = field(default_factory=list)
     standardize_audio: bool = False  # per-channel mean/std of the training features applied before the projector
     # With standardize_audio: the standardized channels of these encoder groups (names: the encoder's groups(),
     # e.g. {chroma: 3.0}) multiplied by the gain, so a narrow group is not drowned among wide ones (README).

@@ -37,25 +37,35 @@ CHECKPOINT_FORMAT = 1
 
 
 class Projector(nn.Module):
-    """LLark uses a single Linear(D -> H) trained from scratch; "mlp2" adds a GELU hidden layer.
+    """LLark uses a single Linear(D -> H) trained from scratch; "mlp2" adds a GELU hidden layer;
+    "grouped_mlp2" reads each family of channels with its own Linear-GELU-Linear (GroupedMLP).
 
     With `standardize`, each feature channel is first shifted and scaled by statistics of the
     training features (buffers set once by `set_feature_statistics`, saved with the projector):
     features whose clip-to-clip variation is small next to their offset otherwise all project alike.
     """
 
-    def __init__(self, kind: str, audio_dim: int, hidden_size: int, standardize: bool = False):
+    def __init__(self, kind: str, audio_dim: int, hidden_size: int, standardize: bool = False,
+                 families: list[list[int]] | None = None):
         super().__init__()
         self.standardize = standardize
         if standardize:
             self.register_buffer("feature_mean", torch.zeros(audio_dim))
             self.register_buffer("feature_std", torch.ones(audio_dim))
+        if (kind == "grouped_mlp2") != (families is not None):
+            raise ValueError(f"projector {kind!r}: channel families are given to 'grouped_mlp2' and only to it")
         if kind == "linear":
             self.net = nn.Sequential(nn.Linear(audio_dim, hidden_size))
         elif kind == "mlp2":
             self.net = nn.Sequential(nn.Linear(audio_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+        elif kind == "grouped_mlp2":
+            self.net = GroupedMLP(families, audio_dim, hidden_size)
         else:
-            raise ValueError(f"unknown projector {kind!r}; use 'linear' or 'mlp2'")
+            raise ValueError(f"unknown projector {kind!r}; use 'linear', 'mlp2' or 'grouped_mlp2'")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.net.parameters()).dtype
 
     def set_feature_statistics(self, mean: torch.Tensor, std: torch.Tensor, gain: torch.Tensor | None = None) -> None:
         """`gain` (per channel, default 1) multiplies the standardized channels; it is folded into the
@@ -69,6 +79,44 @@ class Projector(nn.Module):
         if self.standardize:
             frames = (frames - self.feature_mean) / self.feature_std
         return self.net(frames)
+
+
+class GroupedMLP(nn.Module):
+    """Σ_f MLP_f(x[channels of family f]): each family of feature channels (model.projector_families, e.g.
+    the sound of the frame, its chroma, the clip's rhythm) through its own Linear-GELU-Linear, the outputs summed.
+
+    Why: in one MLP every hidden unit mixes all channels, and the frame-level sound channels (log-mel,
+    timbre) tell the training clips apart, so the small model learns each training clip's meter or
+    instruments by heart; a hidden unit that reads one family generalises. Trained alone with the four
+    label heads on the demo corpus (val and test, 387 clips, three seeds), families of sound, chroma
+    and rhythm read key 0.87-0.89 against 0.83-0.86, instruments micro-F1 0.60-0.61 against 0.54, and
+    meter 0.75-0.76 against 0.71-0.73 for one MLP over all 402 channels (README, "How the recipe was chosen").
+    """
+
+    def __init__(self, families: list[list[int]], audio_dim: int, hidden_size: int):
+        super().__init__()
+        if sorted(channel for family in families for channel in family) != list(range(audio_dim)):
+            raise ValueError(f"the projector's channel families must hold each of the {audio_dim} channels once")
+        self.families = len(families)
+        for index, family in enumerate(families):  # not saved: the config's families rebuild them
+            self.register_buffer(f"channels_{index}", torch.tensor(family, dtype=torch.long), persistent=False)
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(len(family), hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+            for family in families
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return sum(mlp(frames.index_select(-1, getattr(self, f"channels_{index}"))) for index, mlp in enumerate(self.mlps))
+
+
+def projector_channel_families(run_config: Config) -> list[list[int]] | None:
+    """The grouped projector's channel indices per family, from the groups of the run's encoder (None for
+    the other projectors): what LLark(..., channel_families=...) takes."""
+    if run_config.model.projector != "grouped_mlp2":
+        return None
+    from llark.encoders import channel_families  # the encoders import librosa: only for this projector
+
+    return channel_families(run_config.encoder, run_config.model.projector_families, run_config.model.audio_dim)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,13 +170,16 @@ def example_of_positions(input_ids: torch.Tensor, position_ids: torch.Tensor | N
 
 
 class LLark(nn.Module):
-    def __init__(self, config: ModelConfig, lm: PreTrainedModel, ids: SpecialIds, num_tokens: int):
-        """`num_tokens` is the tokenizer's full size; ids at or above `ids.base_vocab_size` are llark's."""
+    def __init__(self, config: ModelConfig, lm: PreTrainedModel, ids: SpecialIds, num_tokens: int,
+                 channel_families: list[list[int]] | None = None):
+        """`num_tokens` is the tokenizer's full size; ids at or above `ids.base_vocab_size` are llark's.
+        `channel_families`: the "grouped_mlp2" projector's channels per family (projector_channel_families)."""
         super().__init__()
         self.config = config
         self.ids = ids
         hidden_size = lm.get_input_embeddings().embedding_dim
-        self.projector = Projector(config.projector, config.audio_dim, hidden_size, config.standardize_audio)
+        self.projector = Projector(config.projector, config.audio_dim, hidden_size, config.standardize_audio,
+                                   channel_families)
         # New tokens (<audio_start>, <audio>, <audio_end>, maybe <pad>) live in their own table, so the
         # LM's embedding matrix stays the pretrained one (a frozen base LM is referenced, not copied).
         # LLark initialises them to the mean of the existing embeddings.
@@ -196,7 +247,7 @@ class LLark(nn.Module):
         if audio.shape[1] == 0:  # a batch of text-only examples (ABC tasks): nothing to project
             return embeds
         frames_present = torch.arange(audio.shape[1], device=audio.device)[None, :] < audio_lengths[:, None].to(audio.device)
-        projected = self.projector(audio.to(self.projector.net[0].weight.dtype))
+        projected = self.projector(audio.to(self.projector.dtype))
         # Boolean indexing walks both masks row by row, left to right, so frame t of example b lands
         # on the t-th placeholder of row b.
         embeds = embeds.masked_scatter(placeholders.unsqueeze(-1), projected[frames_present].to(embeds.dtype))
@@ -469,7 +520,7 @@ class LLark(nn.Module):
             lm = AutoModelForCausalLM.from_pretrained(str(directory / "lm"), local_files_only=True, dtype=lm_dtype)
         else:
             lm = build_lm(run_config.model.lm, meta["base_vocab_size"])
-        model = cls(run_config.model, lm, ids, meta["num_tokens"])
+        model = cls(run_config.model, lm, ids, meta["num_tokens"], projector_channel_families(run_config))
         model.projector.load_state_dict(load_file(directory / "projector.safetensors"))
         new_embeddings = load_file(directory / "new_token_embeddings.safetensors")["weight"]
         model.new_token_embeddings.data.copy_(new_embeddings)

@@ -20,13 +20,16 @@ def test_every_shipped_yaml_loads_and_opens_with_its_command(path):
     assert first.startswith("# ") and ("train.py" in first or "evaluate.py" in first), first
     assert config_from_dict(config_to_dict(cfg)) == cfg  # what a checkpoint stores reads back the same
     if cfg.encoder.name == "mir":  # the projector's width and gains fit what the encoder makes
-        from llark.encoders import build_encoder, channel_gains
+        from llark.encoders import build_encoder, channel_families, channel_gains
 
         assert build_encoder(cfg.encoder).dim == cfg.model.audio_dim
         gains, groups = channel_gains(cfg.encoder, cfg.model.audio_group_gains, cfg.model.audio_dim), build_encoder(cfg.encoder).groups()
         for name, gain in cfg.model.audio_group_gains.items():
             assert (gains[slice(*groups[name])] == gain).all()
         assert (gains == 1).sum() == cfg.model.audio_dim - sum(np.subtract(*groups[n][::-1]) for n in cfg.model.audio_group_gains)
+        if cfg.model.projector == "grouped_mlp2":
+            families = channel_families(cfg.encoder, cfg.model.projector_families, cfg.model.audio_dim)
+            assert sorted(c for family in families for c in family) == list(range(cfg.model.audio_dim))
 
 
 def test_llark_7b_follows_the_paper_recipe():

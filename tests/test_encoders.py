@@ -8,7 +8,7 @@ import torch
 
 from llark.audio import SilentAudio
 from llark.config import EncoderConfig
-from llark.encoders import NoEncoderConfigured, build_encoder, changed_settings, channel_gains, encode_file, frames_for, pool_to_frames
+from llark.encoders import NoEncoderConfigured, build_encoder, changed_settings, channel_families, channel_gains, encode_file, frames_for, pool_to_frames
 from llark.encoders.mir import BAR_BEATS, BEAT_MULTIPLES, RHYTHM_DIM, TRACKED_TEMPO_AXIS, MIRFeatureEncoder
 
 SR = 22050
@@ -308,3 +308,20 @@ def test_channel_gains_scale_the_named_groups():
             channel_gains(config, {"chroma": bad}, 40)
     with pytest.raises(ValueError, match=r"needs an encoder with channel groups \(mir\), not encoder.name=jukebox"):
         channel_gains(EncoderConfig(name="jukebox"), {"chroma": 3.0}, 4800)  # refused before loading any weights
+
+
+def test_channel_families_list_each_familys_channels_in_order():
+    config = EncoderConfig(name="mir", settings={"n_mels": 16, "tempo_bins": 0, "clip_tempo_bins": 10})
+    # groups: log_mel 0-15, chroma 16-27, onset 28, rms 29, clip_tempogram 30-39
+    families = channel_families(config, [["clip_tempogram", "onset"], ["chroma"], ["log_mel", "rms"]], 40)
+    assert families == [[*range(30, 40), 28], list(range(16, 28)), [*range(16), 29]]
+    with pytest.raises(ValueError, match=r"names \['tempogram'\], not channel groups of encoder mir"):
+        channel_families(config, [["log_mel", "chroma", "onset", "rms"], ["tempogram"]], 40)
+    with pytest.raises(ValueError, match=r"exactly one non-empty family; repeated: \['chroma'\], missing: \['clip_tempogram'\]"):
+        channel_families(config, [["log_mel", "chroma"], ["chroma", "onset", "rms"]], 40)
+    with pytest.raises(ValueError, match="exactly one non-empty family"):
+        channel_families(config, [["log_mel", "chroma", "onset", "rms", "clip_tempogram"], []], 40)
+    with pytest.raises(ValueError, match="encoder mir makes 40 channels, model.audio_dim is 41"):
+        channel_families(config, [["log_mel", "chroma", "onset", "rms", "clip_tempogram"]], 41)
+    with pytest.raises(ValueError, match=r"model.projector_families needs an encoder with channel groups \(mir\)"):
+        channel_families(EncoderConfig(name="none"), [["chroma"]], 40)

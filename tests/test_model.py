@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from llark.config import Config, LMConfig, ModelConfig, TrainableConfig
+from llark.config import Config, EncoderConfig, LMConfig, ModelConfig, TrainableConfig
 from llark.data import ExampleBuilder, collate, pack_rows
 from llark.label_targets import TARGET_KEYS, encode_label_targets
-from llark.model import LLark, build_lm
+from llark.model import LLark, Projector, build_lm, projector_channel_families
 from llark.templates import get_template
 from llark.tokenizer import add_llark_tokens, load_pretrained_tokenizer, train_bpe_tokenizer
 from tests.conftest import PROBE_TEXTS, tiny_model
@@ -399,6 +399,42 @@ def test_a_pretrained_base_is_referenced_not_copied(tmp_path, local_pretrained_l
     loaded = LLark.from_pretrained(tmp_path / "ckpt")
     batch = make_batch(model)
     torch.testing.assert_close(loaded(**batch), model(**batch))
+
+
+def test_grouped_projector_sums_one_mlp_per_family_and_reloads(tmp_path):
+    model = tiny_model(seed=3)
+    # 16 MIR channels: log_mel 0-1, chroma 2-13, onset 14, rms 15
+    run_config = Config(model=ModelConfig(**{**model.config.__dict__, "projector": "grouped_mlp2", "standardize_audio": True,
+                                             "projector_families": [["chroma"], ["onset", "log_mel", "rms"]]}),
+                        encoder=EncoderConfig(name="mir", settings={"n_mels": 2, "tempo_bins": 0}))
+    families = projector_channel_families(run_config)
+    assert families == [list(range(2, 14)), [14, 0, 1, 15]]
+    grouped = LLark(run_config.model, model.lm, model.ids, len(model.tokenizer), families)
+    grouped.tokenizer = model.tokenizer
+    mean, std = torch.linspace(-1, 1, 16), torch.linspace(0.5, 2, 16)
+    grouped.projector.set_feature_statistics(mean, std)
+    frames = torch.randn(2, 5, 16)
+    standardized = (frames - mean) / std
+    chroma_mlp, rest_mlp = grouped.projector.net.mlps
+    expected = chroma_mlp(standardized[..., 2:14]) + rest_mlp(standardized[..., [14, 0, 1, 15]])
+    torch.testing.assert_close(grouped.projector(frames), expected)
+    # a channel moves only its own family's MLP
+    moved = frames.clone()
+    moved[..., 14] += 1.0
+    rest = [14, 0, 1, 15]
+    torch.testing.assert_close(grouped.projector(moved) - grouped.projector(frames),
+                               rest_mlp(((moved - mean) / std)[..., rest]) - rest_mlp(standardized[..., rest]))
+    grouped.save_pretrained(tmp_path / "ckpt", run_config, model.tokenizer)
+    loaded = LLark.from_pretrained(tmp_path / "ckpt")
+    torch.testing.assert_close(loaded.projector(frames), expected)
+    batch = make_batch(grouped)
+    torch.testing.assert_close(loaded(**batch), grouped(**batch))
+    with pytest.raises(ValueError, match="given to 'grouped_mlp2' and only to it"):
+        Projector("grouped_mlp2", 16, 8)
+    with pytest.raises(ValueError, match="given to 'grouped_mlp2' and only to it"):
+        Projector("mlp2", 16, 8, families=families)
+    with pytest.raises(ValueError, match="each of the 16 channels once"):
+        Projector("grouped_mlp2", 16, 8, families=[list(range(15))])
 
 
 def test_standardized_projector_keeps_its_statistics_in_the_checkpoint(tmp_path):

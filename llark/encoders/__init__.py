@@ -125,19 +125,25 @@ def build_encoder(cfg: EncoderConfig) -> Encoder:
     return _encoder_class(cfg.name)(**dict(cfg.settings))
 
 
+def channel_groups(cfg: EncoderConfig, dim: int, setting: str) -> dict[str, tuple[int, int]]:
+    """The encoder's channel groups, name -> [start, stop), for a model setting that names them (`setting`,
+    in errors): only an encoder with channel groups (the MIR encoder; Jukebox's channels have none), and
+    only one that makes `dim` channels (model.audio_dim)."""
+    if cfg.name == "none" or not hasattr(_encoder_class(cfg.name), "groups"):
+        raise ValueError(f"{setting} needs an encoder with channel groups (mir), not encoder.name={cfg.name}")
+    encoder = build_encoder(cfg)
+    if encoder.dim != dim:
+        raise ValueError(f"encoder {cfg.name} makes {encoder.dim} channels, model.audio_dim is {dim}")
+    return encoder.groups()
+
+
 def channel_gains(cfg: EncoderConfig, group_gains: dict[str, float], dim: int) -> np.ndarray:
     """float32 [dim]: each channel's gain, `group_gains[group]` on the channels of that encoder group and 1
-    elsewhere (model.audio_group_gains). Builds the encoder to read its groups(), so only when there are gains,
-    and only an encoder with channel groups (the MIR encoder; Jukebox's channels have none)."""
+    elsewhere (model.audio_group_gains). Reads the encoder's groups only when there are gains."""
     gains = np.ones(dim, np.float32)
     if not group_gains:
         return gains
-    if cfg.name == "none" or not hasattr(_encoder_class(cfg.name), "groups"):
-        raise ValueError(f"model.audio_group_gains needs an encoder with channel groups (mir), not encoder.name={cfg.name}")
-    encoder = build_encoder(cfg)
-    groups = encoder.groups()
-    if encoder.dim != dim:
-        raise ValueError(f"encoder {cfg.name} makes {encoder.dim} channels, model.audio_dim is {dim}")
+    groups = channel_groups(cfg, dim, "model.audio_group_gains")
     for name, gain in group_gains.items():
         if name not in groups:
             raise ValueError(f"model.audio_group_gains names {name!r}, not a channel group of encoder {cfg.name} "
@@ -147,6 +153,26 @@ def channel_gains(cfg: EncoderConfig, group_gains: dict[str, float], dim: int) -
         start, stop = groups[name]
         gains[start:stop] = gain
     return gains
+
+
+def channel_families(cfg: EncoderConfig, families: list[list[str]], dim: int) -> list[list[int]]:
+    """Each family's channel indices, in order (model.projector_families: lists of the encoder's group
+    names, read by the grouped projector). Every group of the encoder is in exactly one family.
+
+        channel_families(cfg.encoder, [["log_mel", "timbre"], ["chroma"], ["onset", "rms", "rhythm", "clip_tempogram"]], 402)
+    """
+    groups = channel_groups(cfg, dim, "model.projector_families")
+    named = [name for family in families for name in family]
+    unknown = sorted(set(named) - set(groups))
+    if unknown:
+        raise ValueError(f"model.projector_families names {unknown}, not channel groups of encoder {cfg.name} "
+                         f"{cfg.settings}; its groups: {sorted(groups)}")
+    repeated = sorted({name for name in named if named.count(name) > 1})
+    missing = [name for name in groups if name not in named]
+    if repeated or missing or not all(families):
+        raise ValueError(f"model.projector_families must put each of the encoder's groups {list(groups)} in exactly one "
+                         f"non-empty family; repeated: {repeated}, missing: {missing}, got {families}")
+    return [[channel for name in family for channel in range(*groups[name])] for family in families]
 
 
 def encode_file(encoder: Encoder, path: str | Path, start: float | None = None, end: float | None = None,
