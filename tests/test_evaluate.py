@@ -287,3 +287,45 @@ def test_the_feature_probe_scales_its_train_clips(tmp_path, capsys):
     write_probe_corpus(tmp_path / "same", seed=0, clips=3)
     with pytest.raises(SystemExit, match=r"same/clips.jsonl: clip gen-00000 is .*seed 0, piece 0.*another --seed"):
         feature_probe.main([*base, "--more-train", str(tmp_path / "same")])
+
+
+def test_the_projector_probe_trains_the_configs_projector_and_heads(tmp_path, capsys):
+    """benchmarks/projector_probe.py: the config's projector (grouped here) and label heads, trained alone,
+    read a meter that one feature family carries; overrides switch the projector; no heads is refused."""
+    from tests.conftest import load_script
+
+    projector_probe = load_script("benchmarks/projector_probe.py")
+    rng = np.random.default_rng(0)
+    (tmp_path / "features").mkdir()
+    rows = []
+    for index in range(48):  # 16 MIR channels (n_mels 2, no tempogram): log_mel 0-1, chroma 2-13, onset 14, rms 15
+        meter = ("3/4", "4/4")[index % 2]
+        frames = rng.normal(size=(20 + index % 3, 16)).astype(np.float32)
+        frames[:, 14] += 2.0 if meter == "3/4" else -2.0  # the onset channel tells the meter
+        np.save(tmp_path / "features" / f"clip-{index}.npy", frames)
+        rows.append({"clip_id": f"clip-{index}", "split": "train" if index < 32 else "val",
+                     "labels": {"key": "C major", "tempo": 120.0, "meter": meter, "instruments": ["Flute"]}})
+    (tmp_path / "clips.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (tmp_path / "probe.yaml").write_text(
+        "model:\n  audio_dim: 16\n  audio_pool: 5\n  standardize_audio: true\n  projector: grouped_mlp2\n"
+        "  projector_families: [[log_mel, chroma], [onset, rms]]\n  label_loss_weight: 1.0\n  label_layer: 0\n"
+        "  lm: {source: scratch, tokenizer: bpe, bpe_vocab_size: 300, hidden_size: 16, num_layers: 1, num_heads: 2,"
+        " num_kv_heads: 2, intermediate_size: 32, max_position_embeddings: 64}\n"
+        "encoder: {name: mir, settings: {n_mels: 2, tempo_bins: 0}}\noptim: {lr: 1.0e-2}\ntrain: {batch_size: 8}\n")
+    base = ["--config", str(tmp_path / "probe.yaml"), "--clips", str(tmp_path / "clips.jsonl"),
+            "--features", str(tmp_path / "features"), "--steps", "80"]
+
+    def figures(*arguments: str) -> dict[tuple[str, str], list[float]]:
+        assert projector_probe.main([*base, *arguments]) == 0
+        table = [line.strip("|").split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "seed" not in line]
+        return {(cells[0].strip(), cells[1].strip()): [float(c) for c in cells[2:]] for cells in table}
+
+    grouped = figures("--seeds", "0,1")
+    assert set(grouped) == {("0", "train"), ("0", "val"), ("1", "train"), ("1", "val")}
+    for seed in ("0", "1"):
+        key, _, meter, *_ = grouped[(seed, "val")]
+        assert key == 1.0 and meter >= 0.9  # one key; the meter from the onset channel
+    assert figures("model.projector=mlp2")[("0", "val")][2] >= 0.9
+    with pytest.raises(SystemExit):
+        projector_probe.main([*base, "model.label_loss_weight=0"])
+    assert "model.label_loss_weight is 0: there are no label heads to probe with" in capsys.readouterr().err
