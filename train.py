@@ -143,13 +143,13 @@ def compile_decoder_layers(model: LLark, env: DistEnv) -> bool:
     return True
 
 
-def check_same_model(built: ModelConfig, wanted: ModelConfig, checkpoint: str) -> None:
-    """train.init_from continues a model as it is: its `model` section must be this config's."""
+def check_same_model(built: ModelConfig, wanted: ModelConfig, source: str, remedy: str) -> None:
+    """A checkpoint trained on (train.init_from, or a resumed run's newest) is the model as it is: its `model`
+    section must be this config's, or the checkpoints written next would describe another model."""
     built_fields, wanted_fields = dataclasses.asdict(built), dataclasses.asdict(wanted)
     differing = sorted(name for name in wanted_fields if built_fields[name] != wanted_fields[name])
     if differing:
-        raise ValueError(f"train.init_from={checkpoint}: its model config differs from this run's in {differing}; "
-                         "a curriculum stage must keep the model section as it is")
+        raise ValueError(f"{source}: its model config differs from this run's in {differing}; {remedy}")
 
 
 def uses_bf16(cfg: Config, env: DistEnv) -> bool:
@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     if not cfg.data.train_shards:
         parser.error("data.train_shards is empty: point it at webdataset shards (see preprocessing/)")
     gain = audio_gains(cfg)
+    families = projector_channel_families(cfg)  # checked before any data is read, as the gains
 
     # --- distributed init and seeds ------------------------------------------------------------
     env = init_distributed()
@@ -202,15 +203,17 @@ def main(argv: list[str] | None = None) -> None:
     # --- tokenizer and model -------------------------------------------------------------------
     if resume_from is not None:
         raw_model = LLark.from_pretrained(resume_from)
+        check_same_model(raw_model.run_config.model, cfg.model, f"resuming from {resume_from}",
+                         "train that model in another train.out_dir, or resume with the config it was trained with")
         tokenizer, ids = raw_model.tokenizer, raw_model.ids
     elif cfg.train.init_from:  # a curriculum's next stage: the weights go on, the optimizer and schedule restart
         raw_model = LLark.from_pretrained(cfg.train.init_from)
-        check_same_model(raw_model.run_config.model, cfg.model, cfg.train.init_from)
+        check_same_model(raw_model.run_config.model, cfg.model, f"train.init_from={cfg.train.init_from}",
+                         "a curriculum stage must keep the model section as it is")
         tokenizer, ids = raw_model.tokenizer, raw_model.ids
     else:
         tokenizer, ids = build_tokenizer(cfg)
-        raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer),
-                          projector_channel_families(cfg))
+        raw_model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer), families)
         if cfg.model.standardize_audio:
             mean, std = feature_statistics(cfg.data.train_shards, cfg.data.bpe_training_examples)
             raw_model.projector.set_feature_statistics(*map(torch.from_numpy, (mean, std, gain)))

@@ -117,7 +117,9 @@ def test_genre_caption_mcq_and_abc():
     # Its gold is a pair of arrays: the majority and random baselines still pick among the golds.
     golds = [abc.parse_gold(tune), abc.parse_gold("X:1\nL:1/8\nK:D\nABc|"), abc.parse_gold(tune)]
     assert all(answer is golds[0] for answer in majority(golds))  # the tune seen twice
-    assert all(any(guess is gold for gold in golds) for guess in uniform_random(golds, seed=1))
+    guesses = uniform_random(golds * 10, seed=1)
+    assert all(any(guess is gold for gold in golds) for guess in guesses)
+    assert len({id(guess) for guess in guesses}) == 2  # the tune seen twice is one choice, not two
 
 
 def test_majority_of_instrument_sets_is_the_commonest_members():

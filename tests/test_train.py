@@ -120,6 +120,10 @@ def test_train_checkpoint_resume_and_answer(tmp_path, probe_shards, length_group
     assert not list((tmp_path / "full" / "checkpoints").glob(".tmp-*"))
     with pytest.raises(ValueError, match="at step 6, past train.steps=4"):  # a shorter run in the same out_dir
         run_train(tmp_path / "full", probe_shards, "train.steps=4")
+    # Another model in the same out_dir: resuming would write checkpoints whose config names a model they do not hold.
+    with pytest.raises(ValueError, match=r"resuming from .*step-000006: its model config differs from this run's in "
+                                         r"\['audio_pool'\]; train that model in another train.out_dir"):
+        run_train(tmp_path / "full", probe_shards, "train.steps=8", "model.audio_pool=2")
 
     # Interrupted after step 3: keep only that checkpoint and the log up to it, then re-run the same command.
     shutil.copytree(tmp_path / "full", tmp_path / "resumed")
