@@ -525,9 +525,11 @@ class LLark(nn.Module):
         else:
             lm = build_lm(run_config.model.lm, meta["base_vocab_size"])
         model = cls(run_config.model, lm, ids, meta["num_tokens"], projector_channel_families(run_config))
-        projector = load_file(directory / "projector.safetensors")
-        moved = [name for name, channels in model.projector.state_dict().items() if name.startswith("net.channels_")
-                 and name in projector and not torch.equal(projector[name], channels)]
+        # The grouped projector's channels from the config, unless the checkpoint saved them (all but the first
+        # grouped checkpoints did): then they must be the same.
+        from_config = {name: channels for name, channels in model.projector.state_dict().items() if name.startswith("net.channels_")}
+        projector = {**from_config, **load_file(directory / "projector.safetensors")}
+        moved = [name for name, channels in from_config.items() if not torch.equal(projector[name], channels)]
         if moved:
             raise ValueError(f"{directory}: its grouped projector's families read other channels ({', '.join(moved)}) than "
                              f"model.projector_families name in the encoder's groups now: the encoder's channel layout "

@@ -430,6 +430,9 @@ def test_grouped_projector_sums_one_mlp_per_family_and_reloads(tmp_path):
     save_file({**saved, "net.channels_1": torch.tensor([0, 1, 14, 15])}, tmp_path / "ckpt" / "projector.safetensors")
     with pytest.raises(ValueError, match=r"ckpt: its grouped projector's families read other channels \(net.channels_1\)"):
         LLark.from_pretrained(tmp_path / "ckpt")
+    # A checkpoint from before the channels were saved takes them from the config.
+    save_file({k: v for k, v in saved.items() if not k.startswith("net.channels_")}, tmp_path / "ckpt" / "projector.safetensors")
+    torch.testing.assert_close(LLark.from_pretrained(tmp_path / "ckpt").projector(frames), expected)
     with pytest.raises(ValueError, match=r"'grouped_mlp2' needs each family's channels: .*projector_channel_families"):
         Projector("grouped_mlp2", 16, 8)
     with pytest.raises(ValueError, match="model.projector='mlp2' reads every channel at once"):
