@@ -35,13 +35,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from llark.config import load_config
-from llark.data import ExampleBuilder
+from llark.data import ExampleBuilder, channel_statistics
 from llark.encoders import channel_gains
 from llark.evaluation.instruments import DRUM_KIT_NAME
 from llark.jsonl import read_jsonl
@@ -56,19 +57,22 @@ def load_tokens(clips: list[dict], features: Path, builder: ExampleBuilder) -> t
     """[clips, tokens, D] audio tokens (the builder's pooling, as training reads them; zero after each clip's
     own), [clips, tokens] which are the clip's, and the per-channel mean and std over all the clips' frames
     (train.py standardizes with those of the training shards' frames)."""
-    all_tokens, total, squares, count = [], 0.0, 0.0, 0
-    for clip in clips:
-        frames = np.load(features / f"{clip['clip_id']}.npy").astype(np.float32)
-        all_tokens.append(builder.audio_tokens(frames).astype(np.float32))
-        total, squares, count = total + frames.sum(0, dtype=np.float64), squares + (frames.astype(np.float64) ** 2).sum(0), count + len(frames)
+    all_tokens = []
+
+    def frames_of_each_clip() -> Iterator[np.ndarray]:  # pools each clip's tokens as its frames go by
+        for clip in clips:
+            frames = np.load(features / f"{clip['clip_id']}.npy")
+            all_tokens.append(builder.audio_tokens(frames).astype(np.float32))
+            yield frames
+
+    mean, std = channel_statistics(frames_of_each_clip(), str(features))
     longest = max(len(t) for t in all_tokens)
     padded = torch.zeros(len(clips), longest, all_tokens[0].shape[1])
     present = torch.zeros(len(clips), longest, dtype=torch.bool)
     for row, tokens in enumerate(all_tokens):
         padded[row, : len(tokens)] = torch.from_numpy(tokens)
         present[row, : len(tokens)] = True
-    mean = total / count
-    return padded, present, mean, np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    return padded, present, mean, std
 
 
 def pooled_audio(model: LLark, tokens: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,11 +148,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(scored)} {args.split} clips, {args.steps} steps")
     print("| seed | split | key | tempo (±1 class) | meter | meter, drums | meter, no drums | instruments micro-F1 |\n"
           "|---|---|---|---|---|---|---|---|")
+    channel_families = projector_channel_families(cfg)
     for seed in map(int, args.seeds.split(",")):
         torch.manual_seed(seed)
-        model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer), projector_channel_families(cfg))
+        model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer), channel_families)
         if cfg.model.standardize_audio:
-            model.projector.set_feature_statistics(torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32), gain)
+            model.projector.set_feature_statistics(torch.from_numpy(mean), torch.from_numpy(std), gain)
         parameters = [*model.projector.parameters(), *model.label_heads.parameters()]
         optimizer = torch.optim.AdamW(parameters, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
                                       weight_decay=cfg.optim.weight_decay)

@@ -20,7 +20,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -388,26 +388,37 @@ def _label_targets(examples: list[dict[str, Any]], frame_owner: torch.Tensor) ->
     return targets | {"frame_owner": frame_owner}
 
 
-def feature_statistics(shard_patterns: list[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std over the frames of the first `limit` audio clips, in shard order."""
+def channel_statistics(arrays: Iterable[np.ndarray], source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over the rows of all the [T, D] arrays, summed in float64 (`source`, where
+    they come from, names them in the error when there are none)."""
     total = squares = None
-    frames = clips = 0
-    records = wds.tarfile_samples([{"url": s} for s in expand_shard_patterns(shard_patterns)])
-    for raw in records:
-        if clips >= limit:
-            break
-        clip = decode_record(raw)
-        if clip.features is None:  # text-only records carry no features
-            continue
-        clips += 1
-        features = clip.features.astype(np.float64)
+    rows = 0
+    for features in arrays:
+        features = features.astype(np.float64)
         total = features.sum(0) if total is None else total + features.sum(0)
         squares = (features**2).sum(0) if squares is None else squares + (features**2).sum(0)
-        frames += len(features)
-    if not frames:
-        raise ValueError(f"no features in {shard_patterns}")
-    mean = total / frames
-    return mean.astype(np.float32), np.sqrt(np.maximum(squares / frames - mean**2, 0.0)).astype(np.float32)
+        rows += len(features)
+    if not rows:
+        raise ValueError(f"no features in {source}")
+    mean = total / rows
+    return mean.astype(np.float32), np.sqrt(np.maximum(squares / rows - mean**2, 0.0)).astype(np.float32)
+
+
+def feature_statistics(shard_patterns: list[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over the frames of the first `limit` audio clips, in shard order."""
+
+    def clip_features() -> Iterator[np.ndarray]:
+        clips = 0
+        records = wds.tarfile_samples([{"url": s} for s in expand_shard_patterns(shard_patterns)])
+        for raw in records:
+            if clips >= limit:
+                return
+            clip = decode_record(raw)
+            if clip.features is not None:  # text-only records carry no features
+                clips += 1
+                yield clip.features
+
+    return channel_statistics(clip_features(), str(shard_patterns))
 
 
 def iter_qa_texts(shard_patterns: list[str], limit: int) -> Iterator[str]:
