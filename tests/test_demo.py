@@ -80,6 +80,11 @@ def test_a_rerun_reuses_stages_only_of_the_same_recipe(tmp_path):
     with pytest.raises(SystemExit, match="without recipe.json"):
         check_recipe(tmp_path / "old", recipe)
     assert not (tmp_path / "old" / "recipe.json").exists()
+    # A run of the demo from before the listening stages took the config's loss averaging (their recipe.json
+    # has no listening_overrides) was trained another way: refused, naming it.
+    current = {**recipe, "listening_overrides": ["data.families=[mir_qa]"]}
+    with pytest.raises(SystemExit, match=r"changed: listening_overrides"):
+        check_recipe(tmp_path / "run", current)
 
 
 def test_a_finished_evaluation_is_reused_only_for_the_same_checkpoint_manifest_and_decoding(tmp_path):
@@ -113,7 +118,7 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
               for stage, step in (("listen-1", "step-000003"), ("listen-2", "step-000001"), (".", "step-000002"))]
     assert [s["data"]["topics"] for s in stages] == [["key", "mode", "chords"], ["tempo", "meter"], []]
     assert [s["data"]["families"] for s in stages] == [["mir_qa"], ["mir_qa"], []]
-    assert [s["train"]["loss_per_example"] for s in stages] == [False, False, True]
+    assert [s["train"]["loss_per_example"] for s in stages] == [True, True, True]  # the config's, in every stage
     assert stages[0]["train"]["init_from"] == ""
     assert stages[1]["train"]["init_from"].endswith("listen-1/checkpoints/step-000003")
     assert stages[2]["train"]["init_from"].endswith("listen-2/checkpoints/step-000001")
