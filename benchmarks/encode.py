@@ -68,17 +68,18 @@ def main() -> None:
     else:
         waves = [music_like(args.seconds, encoder.sample_rate, seed) for seed in range(args.clips + 1)]
     encoder.encode(waves[0])  # warm-up: numba compilation and caches
+    # The STFT counts under log-mel; the CQT's tuning estimate and the onset read it (as encode() does).
+    magnitudes = {id(w): encoder._magnitude(w) for w in waves[1:]}
     groups = {"log-mel": lambda w: encoder._log_mel(encoder._decibels(encoder._mel_power(encoder._magnitude(w)))),
-              "cqt+chroma": lambda w: encoder._chroma(encoder._cqt(w)),
-              "onset+rms": encoder._onset_and_level}
+              "cqt+chroma": lambda w: encoder._chroma(encoder._cqt(w, magnitudes[id(w)])),
+              "onset+rms": lambda w: encoder._onset_and_level(w, magnitudes[id(w)])}
     if args.tempo_bins:
         groups["tempogram"] = lambda w: encoder._tempogram(encoder._fine_onset(w))
     if args.clip_tempo_bins:  # each tempogram is timed with its onset envelope, which encode() computes once for both
         groups["clip tempogram"] = lambda w: encoder._clip_tempogram(encoder._fine_onset(w))
     # The rhythm, timbre and interval groups are timed on the STFT, mel, CQT and chroma the encoder has already
-    # computed for the others (the STFT counts under log-mel, the CQT under chroma).
-    magnitudes = {id(w): encoder._magnitude(w) for w in waves[1:]}
-    cqts = {id(w): encoder._cqt(w) for w in waves[1:]}
+    # computed for the others (the CQT counts under chroma).
+    cqts = {id(w): encoder._cqt(w, magnitudes[id(w)]) for w in waves[1:]}
     shared = {id(w): (encoder._mel_power(magnitudes[id(w)]), encoder._chroma(cqts[id(w)])) for w in waves[1:]}
     if args.rhythm:
         groups["rhythm"] = lambda w: encoder._rhythm(*shared[id(w)])

@@ -198,8 +198,15 @@ def partials(f0: float, amplitudes: list[float], seconds: float = 3.0) -> np.nda
 
 def test_chroma_is_librosas_chroma_cqt():
     wave = partials(261.63, [1.0, 0.5, 0.3])
-    chroma = MIRFeatureEncoder()._chroma(MIRFeatureEncoder()._cqt(wave))
+    encoder = MIRFeatureEncoder()
+    chroma = encoder._chroma(encoder._cqt(wave, encoder._magnitude(wave)))
     np.testing.assert_array_equal(chroma, librosa.feature.chroma_cqt(y=wave, sr=SR, hop_length=512).T)
+
+
+def test_onset_is_librosas_onset_strength():
+    wave = clicks(118.0, 4.0)  # the onset is read off the encoder's own STFT instead of a second one
+    onset, _ = MIRFeatureEncoder()._onset_and_level(wave, MIRFeatureEncoder()._magnitude(wave))
+    np.testing.assert_array_equal(onset[:, 0], np.log1p(librosa.onset.onset_strength(y=wave, sr=SR, hop_length=512)))
 
 
 def test_interval_group_hears_the_partials_whatever_the_pitch():
@@ -281,9 +288,9 @@ def test_groups_tile_the_features_in_order(settings):
     features, frames = encoder.encode(wave), frames_for(len(wave), encoder.sample_rate)
     magnitude = encoder._magnitude(wave)
     mel_power = encoder._mel_power(magnitude)
-    cqt = encoder._cqt(wave)
+    cqt = encoder._cqt(wave, magnitude)
     alone = {"log_mel": encoder._log_mel(encoder._decibels(mel_power)), "chroma": encoder._chroma(cqt),
-             "onset": encoder._onset_and_level(wave)[0], "rms": encoder._onset_and_level(wave)[1],
+             "onset": encoder._onset_and_level(wave, magnitude)[0], "rms": encoder._onset_and_level(wave, magnitude)[1],
              "tempogram": encoder._tempogram(encoder._fine_onset(wave)) if encoder.tempo_bins else None,
              "rhythm": encoder._rhythm(mel_power, encoder._chroma(cqt)) if encoder.rhythm else None,
              "timbre": encoder._timbre(magnitude, encoder._decibels(mel_power)) if encoder.timbre else None,

@@ -109,6 +109,7 @@ CONTRAST_BANDS = 6  # librosa's spectral contrast: 6 octave bands above 200 Hz a
 SPREAD_SECONDS = 1.0  # the log-mel spread is measured over this window: one LM audio token's span
 CQT_BINS_PER_OCTAVE = 36  # librosa's chroma_cqt defaults (from C1, 7 octaves): the CQT is computed once for
 CQT_OCTAVES = 7           # the chroma and the interval group, and the chroma is the one chroma_cqt makes
+ONSET_MELS = 128  # the mel bands librosa's onset_strength(y=...) reads (melspectrogram's default)
 INTERVAL_FLOOR_DB = 60.0  # the interval group reads each frame's CQT down to this far below its peak
 
 
@@ -164,12 +165,13 @@ class MIRFeatureEncoder:
         frames = frames_for(len(wave), self.sample_rate)
         if frames < 1:
             raise ValueError(f"{len(wave)} samples is shorter than one 25 fps frame")
-        magnitude = self._magnitude(wave)  # one STFT, shared by the log-mel, rhythm and timbre groups
+        # One STFT, shared by the log-mel, onset, rhythm and timbre groups and the CQT's tuning estimate.
+        magnitude = self._magnitude(wave)
         mel_power = self._mel_power(magnitude)  # shared by the log-mel and rhythm groups
-        cqt = self._cqt(wave)  # shared by the chroma and interval groups
+        cqt = self._cqt(wave, magnitude)  # shared by the chroma and interval groups
         chroma = self._chroma(cqt)
         decibels = self._decibels(mel_power)  # shared by the log-mel and timbre groups
-        groups = [self._log_mel(decibels), chroma, *self._onset_and_level(wave)]
+        groups = [self._log_mel(decibels), chroma, *self._onset_and_level(wave, magnitude)]
         fine_onset = self._fine_onset(wave) if self.tempo_bins or self.clip_tempo_bins else None
         if self.tempo_bins:
             groups.append(self._tempogram(fine_onset))
@@ -198,10 +200,13 @@ class MIRFeatureEncoder:
     def _log_mel(self, decibels: np.ndarray) -> np.ndarray:
         return ((np.maximum(decibels, -100.0) + 50.0) / 50.0).T  # about [-1, 1.5]
 
-    def _cqt(self, wave: np.ndarray) -> np.ndarray:
+    def _cqt(self, wave: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
         """[bins, frames] CQT magnitude, exactly as librosa's chroma_cqt computes it from a wave: tuned to the
-        wave's estimated tuning (tuning=None; librosa.cqt's own default assumes A440)."""
-        return np.abs(librosa.cqt(wave, sr=self.sample_rate, hop_length=self.spectral_hop, tuning=None,
+        wave's estimated tuning (librosa.cqt's own default assumes A440). `magnitude` is the wave's STFT
+        (`_magnitude`): the tuning estimate reads the same STFT that librosa.cqt(tuning=None) would compute
+        again for it (n_fft 2048, hop 512), so the result is the same, one STFT cheaper."""
+        tuning = librosa.estimate_tuning(S=magnitude, sr=self.sample_rate, bins_per_octave=CQT_BINS_PER_OCTAVE)
+        return np.abs(librosa.cqt(wave, sr=self.sample_rate, hop_length=self.spectral_hop, tuning=tuning,
                                   n_bins=CQT_BINS_PER_OCTAVE * CQT_OCTAVES, bins_per_octave=CQT_BINS_PER_OCTAVE))
 
     def _chroma(self, cqt: np.ndarray) -> np.ndarray:
@@ -219,8 +224,13 @@ class MIRFeatureEncoder:
         correlation = np.fft.irfft(np.abs(spectrum) ** 2, axis=0)[: self.interval_bins + 1]
         return (correlation[1:] / np.maximum(correlation[:1], 1e-9)).T.astype(np.float32)
 
-    def _onset_and_level(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        onset = librosa.onset.onset_strength(y=wave, sr=self.sample_rate, hop_length=self.spectral_hop)
+    def _onset_and_level(self, wave: np.ndarray, magnitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Onset strength and level at the spectral hop. The onset is librosa's onset_strength(y=wave) (a
+        128-band mel spectrogram in dB), its mel computed from the wave's STFT `magnitude` rather than a
+        second STFT of the same wave: the same numbers."""
+        onset_mel = librosa.feature.melspectrogram(S=magnitude**2, sr=self.sample_rate, n_mels=ONSET_MELS)
+        onset = librosa.onset.onset_strength(S=librosa.power_to_db(onset_mel), sr=self.sample_rate,
+                                             hop_length=self.spectral_hop)
         rms = librosa.feature.rms(y=wave, hop_length=self.spectral_hop)[0]
         level = np.maximum(librosa.amplitude_to_db(rms, ref=1.0, amin=1e-5), -80.0) / 80.0
         return np.log1p(onset)[:, None], level[:, None]
@@ -302,8 +312,9 @@ class MIRFeatureEncoder:
 
         benchmarks/meter_ceiling.py compares the two: how much of the meter the tracked beat level costs.
         """
-        magnitude = self._magnitude(np.asarray(wave, dtype=np.float32))
-        onset, bass, chroma = self._rhythm_envelopes(self._mel_power(magnitude), self._chroma(self._cqt(wave)))
+        wave = np.asarray(wave, dtype=np.float32)
+        magnitude = self._magnitude(wave)
+        onset, bass, chroma = self._rhythm_envelopes(self._mel_power(magnitude), self._chroma(self._cqt(wave, magnitude)))
         rate = self.sample_rate / self.spectral_hop
         if beat_seconds is None:
             return self._rhythm_descriptors(onset, bass, chroma, rate)
