@@ -16,6 +16,8 @@ import sys
 
 import torch
 
+from llark.mbr import MBR_WEIGHTINGS
+
 
 def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generation")
@@ -34,6 +36,9 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
                        "(minimum-Bayes-risk decoding, llark/mbr.py); 0: off")
     group.add_argument("--mbr-number-tolerance", type=float, default=0.04,
                        help="with --mbr-samples: numbers within this relative difference agree (0.04: tempo Acc1)")
+    group.add_argument("--mbr-weighting", choices=MBR_WEIGHTINGS, default="count",
+                       help="with --mbr-samples: weigh each distinct sampled answer by how often it was sampled "
+                       "(count) or by the model's probability of it (probability)")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -44,7 +49,8 @@ def build_answerer(args: argparse.Namespace):
     options = GenerationOptions(max_new_tokens=args.max_new_tokens, do_sample=args.sample,
                                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                 repetition_penalty=args.repetition_penalty, seed=args.seed,
-                                mbr_samples=args.mbr_samples, mbr_number_tolerance=args.mbr_number_tolerance)
+                                mbr_samples=args.mbr_samples, mbr_number_tolerance=args.mbr_number_tolerance,
+                                mbr_weighting=args.mbr_weighting)
     model = LLark.from_pretrained(args.checkpoint, device=args.device)
     return Answerer(model, options, batch_size=args.batch_size)
 

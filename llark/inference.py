@@ -25,7 +25,7 @@ from llark.audio import CLIP_SECONDS
 from llark.data import ExampleBuilder, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file
 from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
-from llark.mbr import choose_answer
+from llark.mbr import MBR_WEIGHTINGS, choose_answer
 from llark.model import LLark
 from llark.templates import get_template
 
@@ -43,12 +43,17 @@ class GenerationOptions:
     # agrees best with the others, numbers agreeing within mbr_number_tolerance (llark/mbr.py).
     mbr_samples: int = 0
     mbr_number_tolerance: float = 0.04
+    # How MBR weighs each distinct sampled answer: "count" (how often it was sampled) or "probability"
+    # (the model's probability of it; llark/mbr.py: choose_answer).
+    mbr_weighting: str = "count"
 
     def __post_init__(self) -> None:
         if self.mbr_samples < 0:
             raise ValueError(f"mbr_samples must be >= 0, got {self.mbr_samples}")
         if not 0.0 <= self.mbr_number_tolerance < 1.0:
             raise ValueError(f"mbr_number_tolerance must be in [0, 1), got {self.mbr_number_tolerance}")
+        if self.mbr_weighting not in MBR_WEIGHTINGS:
+            raise ValueError(f"mbr_weighting must be one of {MBR_WEIGHTINGS}, got {self.mbr_weighting!r}")
 
 
 @dataclass
@@ -147,6 +152,7 @@ class Answerer:
             def is_done(row: int, tokens: list[int]) -> bool:
                 return any(stop in tokenizer.decode(tokens[-8:]) for stop in stops)
 
+            log_probs: list[float] | None = [] if options.mbr_weighting == "probability" and samples > 1 else None
             outputs = self.model.generate(
                 batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
                 max_new_tokens=options.max_new_tokens, do_sample=do_sample,
@@ -156,11 +162,13 @@ class Answerer:
                 on_tokens=stream if streaming else None,
                 is_done=is_done if stops else None,
                 samples_per_prompt=samples,  # one row per sample, each prompt read once
+                log_probs=log_probs,
             )
             texts = [self._cut_at_stop(tokenizer.decode(tokens, skip_special_tokens=True)) for tokens in outputs]
             for first in range(0, len(texts), samples):
                 candidates = texts[first : first + samples]
-                answers.append(candidates[choose_answer(candidates, options.mbr_number_tolerance)])
+                weights = log_probs[first : first + samples] if log_probs is not None else None
+                answers.append(candidates[choose_answer(candidates, options.mbr_number_tolerance, weights)])
         if on_text is not None and not streaming and len(answers) == 1:
             on_text(answers[0])
         return answers

@@ -16,16 +16,25 @@ instruments the chosen list is the one sharing the most names with the others.
     choose_answer(["The tempo is about 112 BPM.", "The tempo is about 114 BPM.", "The tempo is about 80 BPM."])
     -> 0 (112 and 114 agree within 4 %; 80 agrees with neither)
     llark ask --checkpoint DIR --audio song.wav --question "What is the tempo?" --mbr-samples 32
+    llark ask ... --mbr-samples 16 --mbr-weighting probability   # distinct answers weighed by the model
+
+Each distinct answer sampled weighs how often it was sampled ("count"), or the model's probability of
+it ("probability", `log_probs`). Sampled at a temperature below 1, the counts follow a sharpened
+distribution that overweighs the likeliest answer, which the expected agreement under the model's own
+distribution (the exact MBR choice) does not.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
+# How a distinct sampled answer weighs (choose_answer): how often it was sampled, or the model's probability of it.
+MBR_WEIGHTINGS = ("count", "probability")
 # A number ("112", "0.5"), a ratio such as a meter ("6/8"), or a word with its #, ' or -.
 _TERM = re.compile(r"\d+/\d+|\d+(?:\.\d+)?|[^\W\d_][\w#'\-]*")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -73,17 +82,29 @@ def agreement(a: Terms, b: Terms, number_tolerance: float) -> float:
     return 2.0 * matches / (len(a) + len(b))
 
 
-def choose_answer(candidates: list[str], number_tolerance: float = 0.04) -> int:
+def choose_answer(candidates: list[str], number_tolerance: float = 0.04, log_probs: list[float] | None = None) -> int:
     """Index of the candidate with the highest total agreement with all candidates (the first on a tie).
 
     Samples often repeat an answer word for word, so each distinct answer is compared once and
-    weighted by how often it was sampled.
+    weighted by how often it was sampled; or, given `log_probs` (each candidate's log-probability
+    under the model, `LLark.generate(log_probs=...)`), by the model's probability of it: the expected
+    agreement under the model's distribution restricted to the answers sampled, which sampling at a
+    low temperature would otherwise sharpen towards the likeliest one.
     """
     if not candidates:
         raise ValueError("MBR needs at least one candidate answer")
-    counts = Counter(candidates)
-    distinct = list(counts)
+    if log_probs is None:
+        weights = {text: float(n) for text, n in Counter(candidates).items()}
+    else:
+        if len(log_probs) != len(candidates):
+            raise ValueError(f"{len(log_probs)} log-probabilities for {len(candidates)} candidates")
+        best: dict[str, float] = {}  # a text the model can spell two ways: the likelier spelling
+        for text, log_prob in zip(candidates, log_probs):
+            best[text] = max(best.get(text, -math.inf), log_prob)
+        top = max(best.values())
+        weights = {text: math.exp(log_prob - top) for text, log_prob in best.items()}
+    distinct = list(weights)
     terms = [Terms.of(c) for c in distinct]
-    totals = {text: sum(counts[other] * agreement(t, u, number_tolerance) for other, u in zip(distinct, terms))
+    totals = {text: sum(weights[other] * agreement(t, u, number_tolerance) for other, u in zip(distinct, terms))
               for text, t in zip(distinct, terms)}
     return max(range(len(candidates)), key=lambda i: (totals[candidates[i]], -i))

@@ -387,6 +387,7 @@ class LLark(nn.Module):
         on_tokens: Callable[[torch.Tensor], None] | None = None,
         is_done: Callable[[int, list[int]], bool] | None = None,
         samples_per_prompt: int = 1,
+        log_probs: list[float] | None = None,
     ) -> list[list[int]]:
         """Batched decoding with a KV cache. Prompts must be LEFT-padded (attention_mask 0 on the left).
 
@@ -402,6 +403,11 @@ class LLark(nn.Module):
         result are prompt p's): each prompt is read once and its KV cache copied to its answers' rows,
         which is what copies of the prompt would give, for a k-th of the prompt's cost (MBR decoding
         samples 16 answers per question: llark/mbr.py).
+
+        Given a `log_probs` list, it is filled with each row's log-probability under the model itself
+        (temperature 1, no repetition penalty, llark's own tokens excluded), the stopping EOS included:
+        how likely the model finds the answer, whatever the sampling settings that drew it (MBR decoding
+        weighs distinct answers by it, `choose_answer(log_probs=...)`).
         """
         embeds = self.embed(input_ids, audio, audio_lengths)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -427,13 +433,18 @@ class LLark(nn.Module):
         # Rows still decoding (indices into the batch). A finished row leaves the batch and its KV cache,
         # so rows that stop early cost nothing more (many sampled answers per question, llark/mbr.py).
         active = torch.arange(batch, device=input_ids.device)
+        row_log_probs = torch.zeros(batch, dtype=torch.float64, device=input_ids.device)
         for _ in range(max_new_tokens):
             logits = out.logits[:, -1].float()
+            logits[:, self.ids.base_vocab_size :] = float("-inf")  # llark's own tokens are never generated
+            model_logits = logits
             if repetition_penalty != 1.0:
                 penalised = torch.where(logits > 0, logits / repetition_penalty, logits * repetition_penalty)
                 logits = torch.where(seen[:, :vocab], penalised, logits)
-            logits[:, self.ids.base_vocab_size :] = float("-inf")  # llark's own tokens are never generated
             next_tokens = _pick_tokens(logits, do_sample, temperature, top_k, top_p, generator)
+            if log_probs is not None:
+                chosen = torch.log_softmax(model_logits, dim=-1).gather(1, next_tokens[:, None]).squeeze(1)
+                row_log_probs.index_add_(0, active, chosen.double())
             seen[torch.arange(len(active), device=seen.device), next_tokens] = True
             if on_tokens is not None:
                 on_tokens(torch.full((batch,), self.ids.pad, dtype=next_tokens.dtype,
@@ -467,6 +478,8 @@ class LLark(nn.Module):
         if cut_rows:
             log.warning("%d of %d answers stopped at the LM's last position (%d), before EOS and max_new_tokens %d",
                         cut_rows, batch, positions, max_new_tokens)
+        if log_probs is not None:
+            log_probs[:] = row_log_probs.tolist()
         return results
 
     # --- checkpoints (DESIGN §3) ---------------------------------------------------------------

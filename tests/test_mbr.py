@@ -31,11 +31,26 @@ def test_the_chosen_number_has_the_most_samples_near_it_not_the_most_exact_copie
         choose_answer([])
 
 
+def test_probability_weighting_trusts_the_model_over_the_sample_counts():
+    # Sampled at a low temperature, the likeliest answer repeats; the numbers near the gold one are each less
+    # likely but together hold more of the model's probability.
+    samples = ["The tempo is about 80 BPM."] * 4 + [f"The tempo is about {n} BPM." for n in (127, 129)]
+    log_probs = [-1.0] * 4 + [-0.9, -1.0]
+    assert choose_answer(samples) == 0  # by counts, 80 (four samples) against 127-129 (two)
+    assert choose_answer(samples, log_probs=log_probs) == 4  # by probability, 127 and 129 together
+    # A text sampled twice counts once, at the likelier of its spellings.
+    assert choose_answer(["a", "a", "b"], number_tolerance=0.0, log_probs=[-2.0, -2.0, -1.0]) == 2
+    with pytest.raises(ValueError, match="2 log-probabilities for 3 candidates"):
+        choose_answer(["a", "a", "b"], log_probs=[-1.0, -1.0])
+
+
 def test_generation_options_refuse_bad_mbr_settings():
     with pytest.raises(ValueError, match="mbr_samples"):
         GenerationOptions(mbr_samples=-1)
     with pytest.raises(ValueError, match="mbr_number_tolerance"):
         GenerationOptions(mbr_samples=8, mbr_number_tolerance=1.5)
+    with pytest.raises(ValueError, match="mbr_weighting"):
+        GenerationOptions(mbr_samples=8, mbr_weighting="votes")
 
 
 def test_reports_say_how_answers_were_decoded():

@@ -220,6 +220,29 @@ def test_samples_per_prompt_decode_as_copies_of_the_prompt_would():
     assert len({tuple(tokens) for tokens in shared[:3]}) > 1  # sampled rows of one prompt differ
 
 
+def test_generate_reports_each_answers_log_probability_under_the_model_itself():
+    """log_probs: the model's own log-probability of each sampled answer (temperature 1, no penalty), as
+    scoring the answer after its prompt in one forward pass gives; MBR weighs distinct answers by it."""
+    model = tiny_model(seed=3).eval()
+    batch = make_batch(model, frames=(5,), answers=(None,), left_pad=True)
+    log_probs: list[float] = []
+    rows = model.generate(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"],
+                          max_new_tokens=6, do_sample=True, temperature=0.7, repetition_penalty=1.3,
+                          generator=torch.Generator().manual_seed(1), samples_per_prompt=4, log_probs=log_probs)
+    assert len(log_probs) == 4 and len({tuple(r) for r in rows}) > 1
+    for tokens, reported in zip(rows, log_probs):
+        ended = len(tokens) < 6  # stopped at EOS, whose probability counts too
+        answer = torch.tensor([tokens + [model.ids.eos] * ended])
+        ids = torch.cat([batch["input_ids"], answer], dim=1)
+        with torch.no_grad():
+            embeds = model.embed(ids, batch["audio"], batch["audio_lengths"])
+            logits = model.lm(inputs_embeds=embeds, attention_mask=torch.ones_like(ids)).logits[0].float()
+        logits[:, model.ids.base_vocab_size :] = float("-inf")
+        scores = torch.log_softmax(logits, dim=-1)[batch["input_ids"].shape[1] - 1 : -1]
+        expected = scores.gather(1, answer[0][:, None]).sum().item()
+        assert reported == pytest.approx(expected, abs=1e-4)
+
+
 def constant_head(model, favourite: int, vocab: int) -> None:
     """Replace the LM head by one whose logits always favour token `favourite`."""
     head = torch.nn.Linear(32, vocab, bias=True)

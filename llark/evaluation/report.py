@@ -83,8 +83,9 @@ def task_bars_png(path: Path, results: dict[str, Any]) -> None:
 def decoding_summary(options: dict[str, Any]) -> str:
     """How the answers were decoded, in words: "greedy", "sampled at ..." or "minimum Bayes risk over 16 ..."."""
     if options.get("mbr_samples", 0) > 0:
+        weighed = ", each answer weighed by its probability" if options.get("mbr_weighting") == "probability" else ""
         return (f"minimum Bayes risk over {options['mbr_samples']} samples at temperature {options['temperature']} "
-                f"(numbers agree within {options['mbr_number_tolerance']:.0%})")
+                f"(numbers agree within {options['mbr_number_tolerance']:.0%}{weighed})")
     if options.get("do_sample"):
         return f"sampled at temperature {options['temperature']} (seed {options['seed']})"
     return "greedy"
