@@ -28,7 +28,7 @@ import torch
 from llark.data import collate
 from llark.evaluation import get_task
 from llark.inference import Answerer, GenerationOptions, read_manifest
-from llark.mbr import numbers_agree
+from llark.mbr import most_probable_number, numbers_agree
 from llark.model import LLark
 from llark.tokenizer import IGNORE_INDEX
 
@@ -67,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     gold = np.array([float(item["gold"]) for item in items])
     log_probs = np.stack([number_log_probs(answerer, item["question"], answerer.features_for(item)) for item in items])
 
-    within = near(CANDIDATES, CANDIDATES).astype(float)  # [candidate, candidate]
     choices: dict[str, np.ndarray] = {}
     probabilities = np.exp(log_probs - log_probs.max(1, keepdims=True))
     probabilities /= probabilities.sum(1, keepdims=True)
     choices["likeliest number (greedy)"] = CANDIDATES[probabilities.argmax(1)]
-    choices["most probability within 4 % (exact MBR)"] = CANDIDATES[(probabilities @ within).argmax(1)]
+    choices["most probability within 4 % (exact MBR)"] = CANDIDATES[
+        [most_probable_number(CANDIDATES, row, TOLERANCE) for row in log_probs]]  # what --exact-number-mbr picks
     rng = np.random.default_rng(0)
     for temperature in (0.5, 1.0):
         tempered = np.exp((log_probs - log_probs.max(1, keepdims=True)) / temperature)

@@ -7,6 +7,8 @@
     llark ask --checkpoint DIR --audio song.wav --question "What key is this in?"
     llark ask --checkpoint DIR --features clip.npy --question "What key is this in?" --stream
     llark ask --checkpoint DIR --audio song.wav --question "What key is this in?" --question "What is the tempo?"
+    llark ask --checkpoint DIR --audio song.wav --question "What is the tempo?" --task tempo --exact-number-mbr
+    llark ask ... --question "What key?" --task key --question "What is the tempo?" --task tempo --exact-number-mbr
 """
 
 from __future__ import annotations
@@ -39,24 +41,56 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mbr-weighting", choices=MBR_WEIGHTINGS, default="count",
                        help="with --mbr-samples: weigh each distinct sampled answer by how often it was sampled "
                        "(count) or by the model's probability of it (probability)")
+    group.add_argument("--exact-number-mbr", action="store_true",
+                       help="for a question whose task answers with one number (a manifest line's \"task\": "
+                       "\"tempo\"), restate the answer's number as the one holding the most of the model's "
+                       "probability within --mbr-number-tolerance, every number of the task's range scored")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
+# GenerationOptions field -> its flag (add_generation_arguments); a bool field is a flag without a value.
+GENERATION_FLAGS = {"max_new_tokens": "--max-new-tokens", "do_sample": "--sample", "temperature": "--temperature",
+                    "top_k": "--top-k", "top_p": "--top-p", "repetition_penalty": "--repetition-penalty",
+                    "seed": "--seed", "mbr_samples": "--mbr-samples", "mbr_number_tolerance": "--mbr-number-tolerance",
+                    "mbr_weighting": "--mbr-weighting", "exact_number_mbr": "--exact-number-mbr"}
+
+
+def generation_options(args: argparse.Namespace):
+    """The GenerationOptions that add_generation_arguments' flags ask for."""
+    from llark.inference import GenerationOptions
+
+    return GenerationOptions(**{name: getattr(args, flag[2:].replace("-", "_")) for name, flag in GENERATION_FLAGS.items()})
+
+
+def generation_arguments(options) -> list[str]:
+    """The flags that ask for `options` (those that differ from the defaults): what the demo passes to
+    evaluate.py and `llark ask`. generation_options(parse(generation_arguments(o))) == o."""
+    from dataclasses import fields
+
+    from llark.inference import GenerationOptions
+
+    defaults = GenerationOptions()
+    arguments: list[str] = []
+    for field in fields(GenerationOptions):
+        value = getattr(options, field.name)
+        if value == getattr(defaults, field.name):
+            continue
+        flag = GENERATION_FLAGS[field.name]
+        arguments += [flag] if isinstance(value, bool) else [flag, str(value)]
+    return arguments
+
+
 def build_answerer(args: argparse.Namespace):
-    from llark.inference import Answerer, GenerationOptions
+    from llark.inference import Answerer
     from llark.model import LLark
 
-    options = GenerationOptions(max_new_tokens=args.max_new_tokens, do_sample=args.sample,
-                                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                repetition_penalty=args.repetition_penalty, seed=args.seed,
-                                mbr_samples=args.mbr_samples, mbr_number_tolerance=args.mbr_number_tolerance,
-                                mbr_weighting=args.mbr_weighting)
     model = LLark.from_pretrained(args.checkpoint, device=args.device)
-    return Answerer(model, options, batch_size=args.batch_size)
+    return Answerer(model, generation_options(args), batch_size=args.batch_size)
 
 
-def stream_answer(answerer, question: str, features) -> None:
-    """Prints one answer as it is generated; a decoded prefix that changes is reprinted on a new line."""
+def stream_answer(answerer, question: str, features, numbers=None) -> None:
+    """Prints one answer as it is generated; a decoded prefix that changes (or a number restated by
+    --exact-number-mbr) is reprinted on a new line."""
     printed = ""
 
     def show(text: str) -> None:
@@ -65,7 +99,7 @@ def stream_answer(answerer, question: str, features) -> None:
         sys.stdout.flush()
         printed = text
 
-    answerer.answer([question], [features], on_text=show)
+    answerer.answer([question], [features], on_text=show, number_candidates=[numbers])
     print()
 
 
@@ -86,6 +120,10 @@ def ask(argv: list[str]) -> int:
                         help="a question for --audio / --features; repeat it to ask several about the same clip, "
                         "which is encoded once (the answers are printed as 'Q: ...' / 'A: ...' pairs)")
     parser.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    parser.add_argument("--task", action="append",
+                        help="with --question and --exact-number-mbr: the evaluation task a question asks about "
+                        "(tempo), whose range of numbers its answer's number is chosen from; once for every "
+                        "question, or once per --question in their order (a manifest line names its own \"task\")")
     add_generation_arguments(parser)
     args = parser.parse_args(argv)
     if args.manifest:
@@ -94,8 +132,18 @@ def ask(argv: list[str]) -> int:
     elif not (args.audio or args.features) or not args.question:
         parser.error("give --manifest and --out, or --audio/--features with --question")
 
+    from llark.evaluation import answer_numbers, get_task
     from llark.inference import answer_manifest, failures_path
 
+    tasks = args.task or [None]
+    if len(tasks) == 1:
+        tasks = tasks * len(args.question or [None])
+    if args.question and len(tasks) != len(args.question):
+        parser.error(f"{len(args.task)} --task for {len(args.question)} --question: give one, or one per question")
+    try:
+        numbers = [answer_numbers(get_task(task)) if task else None for task in tasks]
+    except KeyError as err:
+        parser.error(str(err))
     answerer = build_answerer(args)
     if args.manifest:
         answered, failed = answer_manifest(answerer, args.manifest, args.out)
@@ -113,12 +161,12 @@ def ask(argv: list[str]) -> int:
         return 2
     questions = args.question
     if args.stream:
-        for question in questions:
+        for question, candidates in zip(questions, numbers):
             if len(questions) > 1:
                 print(f"Q: {question}\nA: ", end="")
-            stream_answer(answerer, question, features)
+            stream_answer(answerer, question, features, candidates)
     else:
-        answers = answerer.answer(questions, [features] * len(questions))
+        answers = answerer.answer(questions, [features] * len(questions), number_candidates=numbers)
         for question, answer in zip(questions, answers):
             print(answer if len(questions) == 1 else f"Q: {question}\nA: {answer}")
     return 0

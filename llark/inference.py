@@ -14,9 +14,10 @@ go to `<out>.failures.jsonl` with the error; the rest are answered.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -24,10 +25,15 @@ import torch
 from llark.audio import CLIP_SECONDS
 from llark.data import ExampleBuilder, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file
+from llark.evaluation import answer_numbers, get_task
 from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
-from llark.mbr import MBR_WEIGHTINGS, choose_answer
+from llark.mbr import MBR_WEIGHTINGS, choose_answer, most_probable_number
 from llark.model import LLark
 from llark.templates import get_template
+from llark.tokenizer import IGNORE_INDEX
+
+# The number an answer states, restated by exact MBR (GenerationOptions.exact_number_mbr): "112", "112.5".
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -46,6 +52,11 @@ class GenerationOptions:
     # How MBR weighs each distinct sampled answer: "count" (how often it was sampled) or "probability"
     # (the model's probability of it; llark/mbr.py: choose_answer).
     mbr_weighting: str = "count"
+    # For a question whose answer states one number from a known range (a tempo: `number_candidates` in
+    # Answerer.answer), restate the chosen answer's number as the one most likely right (within
+    # mbr_number_tolerance of the truth) under the model's probability of every number of the range
+    # (llark/mbr.py: most_probable_number); sampled answers only estimate that probability.
+    exact_number_mbr: bool = False
 
     def __post_init__(self) -> None:
         if self.mbr_samples < 0:
@@ -118,19 +129,57 @@ class Answerer:
         batch = {k: v.to(self.device) for k, v in collate(examples, self.model.ids.pad).items()}
         return self.model.answer_logprobs(**batch).tolist()
 
+    def with_most_probable_number(self, question: str, features: np.ndarray | None, answer: str,
+                                  candidates: Sequence[int]) -> str:
+        """`answer` with its first number restated as the candidate most likely right within
+        `options.mbr_number_tolerance` under the model's probability of each (llark/mbr.py:
+        most_probable_number); unchanged without a number.
+
+        Each candidate is scored in the answer's own words ("Roughly 112 BPM, which feels fairly fast." for
+        every N in place of 112): the words are the same for every N, so the scores compare the numbers. The
+        words stay as sampled, so a restated number may sit beside a word chosen for the old one ("fairly fast").
+        """
+        match = _NUMBER.search(answer)
+        if match is None:
+            return answer
+        frames = None if features is None else self.builder.audio_tokens(features)  # pooled once for all
+        examples = [self.builder.with_audio_tokens(frames, question, f"{answer[: match.start()]}{n}{answer[match.end() :]}",
+                                                   random.Random(0), truncate=False) for n in candidates]
+        rows = [e["input_ids"] for e in examples]
+        shared = next((i for i, column in enumerate(zip(*rows)) if len(set(column)) > 1), min(map(len, rows)))
+        # Each candidate's tokens after the shared start (the number and the words after it), right-padded.
+        tails = torch.full((len(rows), max(map(len, rows)) - shared), self.model.ids.pad, dtype=torch.long)
+        scored = torch.zeros(tails.shape, dtype=torch.bool)
+        for row, example in enumerate(examples):
+            tail = example["input_ids"][shared:]
+            tails[row, : len(tail)] = torch.tensor(tail, dtype=torch.long)
+            scored[row, : len(tail)] = torch.tensor([label != IGNORE_INDEX for label in example["labels"][shared:]])
+        prefix = collate(examples[:1], self.model.ids.pad)
+        log_probs = self.model.continuation_log_probs(
+            prefix["input_ids"][:, :shared].to(self.device), prefix["audio"].to(self.device),
+            prefix["audio_lengths"].to(self.device), tails.to(self.device), scored.to(self.device))
+        chosen = candidates[most_probable_number(np.asarray(candidates), log_probs.cpu().numpy(),
+                                                 self.options.mbr_number_tolerance)]
+        return f"{answer[: match.start()]}{chosen}{answer[match.end() :]}"
+
     def _cut_at_stop(self, text: str) -> str:
         for stop in self.template.stop_strings:
             text = text.split(stop, 1)[0]
         return text.strip()
 
     def answer(
-        self, questions: list[str], features: list[np.ndarray | None], on_text: Callable[[str], None] | None = None
+        self, questions: list[str], features: list[np.ndarray | None], on_text: Callable[[str], None] | None = None,
+        number_candidates: list[Sequence[int] | None] | None = None,
     ) -> list[str]:
         """Answers for parallel lists of questions and [T, D] features, `batch_size` at a time.
 
         `on_text` (single-question streaming) receives the decoded text as it grows; with MBR
-        decoding (`options.mbr_samples`), the chosen answer once.
+        decoding (`options.mbr_samples`), the chosen answer once. `number_candidates` (parallel to
+        `questions`): the numbers each answer may state (a task's `answer_numbers`), None where unknown;
+        with `options.exact_number_mbr`, each such answer's number is restated (`with_most_probable_number`).
         """
+        if number_candidates is not None and len(number_candidates) != len(questions):
+            raise ValueError(f"{len(number_candidates)} number ranges for {len(questions)} questions")
         tokenizer = self.model.tokenizer
         options = self.options
         samples = max(1, options.mbr_samples)  # rows per question
@@ -169,7 +218,11 @@ class Answerer:
                 candidates = texts[first : first + samples]
                 weights = log_probs[first : first + samples] if log_probs is not None else None
                 answers.append(candidates[choose_answer(candidates, options.mbr_number_tolerance, weights)])
-        if on_text is not None and not streaming and len(answers) == 1:
+        if options.exact_number_mbr and number_candidates is not None:
+            for i, candidates in enumerate(number_candidates):
+                if candidates:
+                    answers[i] = self.with_most_probable_number(questions[i], features[i], answers[i], candidates)
+        if on_text is not None and (not streaming or options.exact_number_mbr) and len(answers) == 1:
             on_text(answers[0])
         return answers
 
@@ -197,13 +250,20 @@ def failures_path(out_path: str | Path) -> Path:
 def answer_manifest(answerer: Answerer, manifest: str | Path, out: str | Path) -> tuple[int, int]:
     """Answer every line of `manifest` into `out`; returns (answered, failed)."""
     items = read_manifest(manifest)
-    ready, failures = [], []
+    ready, numbers, failures = [], [], []
     for item in items:
         try:
-            ready.append((item, answerer.checked_features(item)))
+            features = answerer.checked_features(item)
+            # With exact number MBR, a line naming its task (an evaluation manifest's "task": "tempo") has its
+            # number chosen among the task's answer_numbers; an unknown task fails the line.
+            candidates = (answer_numbers(get_task(item["task"]))
+                          if answerer.options.exact_number_mbr and item.get("task") else None)
         except Exception as err:  # recorded per line, the batch goes on
             failures.append({"id": item["id"], "question": item["question"], "error": f"{type(err).__name__}: {err}"})
-    answers = answerer.answer([item["question"] for item, _ in ready], [f for _, f in ready])
+            continue
+        ready.append((item, features))
+        numbers.append(candidates)
+    answers = answerer.answer([item["question"] for item, _ in ready], [f for _, f in ready], number_candidates=numbers)
     write_jsonl_atomic(out, ({"id": item["id"], "question": item["question"], "answer": answer}
                              for (item, _), answer in zip(ready, answers)))
     if failures:

@@ -108,3 +108,21 @@ def choose_answer(candidates: list[str], number_tolerance: float = 0.04, log_pro
     totals = {text: sum(weights[other] * agreement(t, u, number_tolerance) for other, u in zip(distinct, terms))
               for text, t in zip(distinct, terms)}
     return max(range(len(candidates)), key=lambda i: (totals[candidates[i]], -i))
+
+
+def most_probable_number(values: np.ndarray, log_probs: np.ndarray, tolerance: float) -> int:
+    """Index of the value most likely to be right, taking the model's distribution over the values as the
+    truth's and an answer as right within `tolerance` of the truth, relative to the truth (tempo Acc1:
+    |answer - gold| <= 0.04 gold): the exact MBR choice, where sampled answers only estimate it (the first
+    on a tie). The tolerance is the metric's, not `numbers_agree`'s: 125 is within 4 % of 120 relative
+    to 125, but not relative to 120, so it would not be right for a truth of 120.
+
+    values: [n] the numbers an answer may state; log_probs: [n] the model's log-probability of stating each.
+        most_probable_number(np.array([100, 103, 130]), np.log([0.3, 0.3, 0.4]), 0.04)  -> 0 (0.6 within 4 %)
+    """
+    values, log_probs = np.asarray(values, dtype=float), np.asarray(log_probs, dtype=float)
+    if values.shape != log_probs.shape or values.ndim != 1 or not len(values):
+        raise ValueError(f"need matching 1-D values and log-probabilities, got {values.shape} and {log_probs.shape}")
+    probabilities = np.exp(log_probs - log_probs.max())
+    right = np.abs(values[:, None] - values[None, :]) <= tolerance * values[None, :]  # [answer, truth]
+    return int((right @ probabilities).argmax())

@@ -10,6 +10,7 @@ placeholder embeddings are replaced by the projected encoder frames, T may diffe
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
@@ -367,6 +368,42 @@ class LLark(nn.Module):
         log_probs = base.get_output_embeddings()(hidden[:, :-1]).float().log_softmax(-1)
         picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         return (picked * has_label).sum(1) / has_label.sum(1).clamp(min=1)
+
+    @torch.no_grad()
+    def continuation_log_probs(
+        self, prefix_ids: torch.Tensor, audio: torch.Tensor, audio_lengths: torch.Tensor,
+        continuations: torch.Tensor, scored: torch.Tensor, chunk_size: int = 64,
+    ) -> torch.Tensor:
+        """Log-probability of each of n continuations of one shared prefix ([n], float64), as answer_logprobs
+        scores tokens (the full softmax of the LM head) but summed over each row's `scored` positions.
+
+        prefix_ids: [1, L] without padding (the prompt and the answer's shared start); audio: [1, T, D];
+        continuations: [n, C], right-padded; scored: [n, C] bool, the tokens whose log-probabilities count.
+        The prefix is read once and its KV cache copied to `chunk_size` continuations at a time: scoring
+        every tempo from 30 to 300 BPM costs one prompt and 271 short rows, not 271 prompts.
+        """
+        prefix = self.lm(inputs_embeds=self.embed(prefix_ids, audio, audio_lengths), use_cache=True, logits_to_keep=1)
+        first_logits = prefix.logits[:, -1:].float()  # predicts each continuation's first token
+        length = prefix_ids.shape[1]
+        vocab = first_logits.shape[-1]
+        totals = []
+        for start in range(0, len(continuations), chunk_size):
+            tokens, keep = continuations[start : start + chunk_size], scored[start : start + chunk_size]
+            rows, width = tokens.shape
+            cache = copy.deepcopy(prefix.past_key_values)
+            cache.batch_repeat_interleave(rows)
+            out = self.lm(
+                inputs_embeds=self.embed_tokens(tokens),
+                attention_mask=torch.ones(rows, length + width, dtype=torch.long, device=tokens.device),
+                position_ids=torch.arange(length, length + width, device=tokens.device).expand(rows, -1),
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits = torch.cat([first_logits.expand(rows, -1, -1), out.logits[:, :-1].float()], dim=1)
+            targets = torch.where(keep, tokens, 0).clamp(max=vocab - 1)  # padding may lie beyond the head
+            picked = logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            totals.append((picked.double() * keep).sum(1))
+        return torch.cat(totals)
 
     # --- generation ----------------------------------------------------------------------------
 

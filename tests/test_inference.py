@@ -1,6 +1,7 @@
 """The batch inference contract of `llark ask` and the single-clip path, on a trained probe checkpoint."""
 
 import json
+import random
 import subprocess
 import sys
 
@@ -122,3 +123,61 @@ def test_relative_paths_are_relative_to_the_manifest(trained_probe_checkpoint, t
     result = llark("ask", "--checkpoint", str(checkpoint), "--manifest", str(manifest), "--out", str(tmp_path / "o.jsonl"))
     assert result.returncode == 0, result.stderr  # run from the repository, not from tmp_path
     assert "loudest instrument" in json.loads((tmp_path / "o.jsonl").read_text())["answer"]
+
+
+def test_exact_number_mbr_restates_the_number_with_the_most_probability_nearby(trained_probe_checkpoint):
+    """Every candidate number is scored in the answer's own words after one shared prompt: the choice equals
+    scoring each whole answer teacher-forced (the shared words cancel) and taking the most mass within 4 %."""
+    from llark.inference import Answerer, GenerationOptions
+    from llark.mbr import most_probable_number
+    from llark.tokenizer import IGNORE_INDEX
+
+    model, _, features = probe_model_and_questions(trained_probe_checkpoint, 1)
+    answerer = Answerer(model, GenerationOptions(exact_number_mbr=True))
+    question, clip, candidates = "What is the tempo?", features[0], range(60, 181)
+    texts = [f"Roughly {n} BPM, which feels fairly fast." for n in candidates]
+    means = answerer.option_scores(question, clip, texts)
+    counts = [sum(label != IGNORE_INDEX for label in answerer.builder(clip, question, text, random.Random(0))["labels"][1:])
+              for text in texts]
+    sums = np.array(means) * np.array(counts)
+    for tolerance in (0.04, 0.0):
+        answerer.options.mbr_number_tolerance = tolerance
+        expected = candidates[most_probable_number(np.array(candidates), sums, tolerance)]
+        assert answerer.with_most_probable_number(question, clip, "Roughly 112 BPM, which feels fairly fast.",
+                                                  candidates) == f"Roughly {expected} BPM, which feels fairly fast."
+    assert answerer.with_most_probable_number(question, clip, "Quite fast.", candidates) == "Quite fast."
+
+
+def test_exact_number_mbr_applies_to_the_questions_given_numbers(trained_probe_checkpoint, tmp_path):
+    from llark.inference import Answerer, GenerationOptions, answer_manifest
+
+    model, questions, features = probe_model_and_questions(trained_probe_checkpoint, 2)
+    plain = Answerer(model).answer(questions, features)
+    exact = Answerer(model, GenerationOptions(exact_number_mbr=True))
+    assert exact.answer(questions, features, number_candidates=[None, range(30, 301)]) == plain  # no number to restate
+    with pytest.raises(ValueError, match="1 number ranges for 2 questions"):
+        exact.answer(questions, features, number_candidates=[None])
+    data, _ = trained_probe_checkpoint
+    item = read_manifest(data / "test.jsonl")[0]
+    manifest = tmp_path / "in.jsonl"
+    manifest.write_text("".join(json.dumps({"id": name, "question": item["question"], "features": item["features"],
+                                            "task": task}) + "\n" for name, task in (("a", "tempo"), ("b", "no-such-task"))))
+    assert answer_manifest(exact, manifest, tmp_path / "out.jsonl") == (1, 1)
+    failure = json.loads((tmp_path / "out.failures.jsonl").read_text())
+    assert failure["id"] == "b" and "unknown task 'no-such-task'" in failure["error"]
+    assert answer_manifest(Answerer(model), manifest, tmp_path / "plain.jsonl") == (2, 0)  # the task is not read
+
+
+def test_ask_takes_the_task_whose_numbers_exact_mbr_chooses_from(trained_probe_checkpoint):
+    data, checkpoint = trained_probe_checkpoint
+    item = read_manifest(data / "test.jsonl")[0]
+    common = ("ask", "--checkpoint", str(checkpoint), "--features", item["features"], "--question", item["question"])
+    plain = llark(*common)
+    exact = llark(*common, "--task", "tempo", "--exact-number-mbr")
+    assert exact.returncode == 0 and exact.stdout == plain.stdout  # the probe's answers state no number
+    unknown = llark(*common, "--task", "no-such-task")
+    assert unknown.returncode == 2 and "unknown task 'no-such-task'" in unknown.stderr
+    both = llark(*common, "--question", "What is the tempo?", "--task", "instruments", "--task", "tempo", "--exact-number-mbr")
+    assert both.returncode == 0 and both.stdout.count("Q: ") == 2
+    miscounted = llark(*common, "--question", "a", "--question", "b", "--task", "key", "--task", "tempo")
+    assert miscounted.returncode == 2 and "2 --task for 3 --question" in miscounted.stderr

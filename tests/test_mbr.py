@@ -1,9 +1,10 @@
 """Minimum-Bayes-risk choice among sampled answers (llark/mbr.py) and its use by the Answerer."""
 
+import numpy as np
 import pytest
 
 from llark.inference import GenerationOptions
-from llark.mbr import Terms, agreement, answer_terms, choose_answer
+from llark.mbr import Terms, agreement, answer_terms, choose_answer, most_probable_number
 
 
 def test_terms_keep_sharps_meters_and_numbers_whole():
@@ -61,6 +62,24 @@ def test_reports_say_how_answers_were_decoded():
         "sampled at temperature 0.7 (seed 3)")
     assert decoding_summary(vars(GenerationOptions(mbr_samples=16, temperature=0.5))) == (
         "minimum Bayes risk over 16 samples at temperature 0.5 (numbers agree within 4%)")
+    assert decoding_summary(vars(GenerationOptions(exact_number_mbr=True))) == (
+        "greedy; a tempo's number: the one with the most probability within 4%, every BPM scored")
+
+
+def test_generation_flags_round_trip_through_the_options():
+    """The demo passes its GenerationOptions to evaluate.py and `llark ask` as flags: the same options come back."""
+    import argparse
+
+    from llark.cli import add_generation_arguments, generation_arguments, generation_options
+
+    parser = argparse.ArgumentParser()
+    add_generation_arguments(parser)
+    for options in (GenerationOptions(), GenerationOptions(mbr_samples=16, temperature=0.5, exact_number_mbr=True),
+                    GenerationOptions(max_new_tokens=9, do_sample=True, top_k=5, top_p=0.9, repetition_penalty=1.1,
+                                      seed=2, mbr_samples=4, mbr_number_tolerance=0.02, mbr_weighting="probability")):
+        assert generation_options(parser.parse_args(generation_arguments(options))) == options
+    assert generation_arguments(GenerationOptions(mbr_samples=16, exact_number_mbr=True)) == [
+        "--mbr-samples", "16", "--exact-number-mbr"]
 
 
 @pytest.mark.slow  # needs the trained probe checkpoint
@@ -82,3 +101,18 @@ def test_the_tempo_decoding_benchmark_scores_every_number(trained_probe_checkpoi
     rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([\d.]+) \|$", capsys.readouterr().out, re.MULTILINE)
     assert [name for name, _, _ in rows][:2] == ["likeliest number (greedy)", "most probability within 4 % (exact MBR)"]
     assert len(rows) == 8 and all(0 <= float(acc1) <= float(acc2) <= 1 for _, acc1, acc2 in rows)  # Acc2 includes Acc1
+
+
+def test_most_probable_number_takes_the_mass_within_tolerance_not_the_peak():
+    values = np.array([100, 103, 130])
+    assert most_probable_number(values, np.log([0.3, 0.3, 0.4]), 0.04) == 0  # 100 and 103: 0.6 within 4 %
+    assert most_probable_number(values, np.log([0.3, 0.3, 0.4]), 0.0) == 2  # no tolerance: the likeliest
+    assert most_probable_number(values, np.array([-1000.0, -1000.0, -2000.0]), 0.04) == 0  # stable far from 0
+    assert most_probable_number(np.array([90, 100]), np.log([0.5, 0.5]), 0.04) == 0  # first on a tie
+    # Right relative to the truth, as tempo Acc1: 124 is right for every truth from 120 to 129 (0.7); 125 is
+    # 5 from 120, more than 4 % of 120 (4.8), so with 124 gone 120 (0.4: truths 120 and 125) beats 125 (0.3),
+    # which agreement relative to the larger number (numbers_agree) would have taken (0.6).
+    assert most_probable_number(np.array([120, 124, 125, 129]), np.log([0.3, 0.1, 0.1, 0.2]), 0.04) == 1
+    assert most_probable_number(np.array([120, 125, 129]), np.log([0.3, 0.1, 0.2]), 0.04) == 0
+    with pytest.raises(ValueError, match="matching"):
+        most_probable_number(values, np.zeros(2), 0.04)

@@ -10,12 +10,15 @@ are scored by the same code. `evaluate.py` runs any task of `TASKS`.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 
 class Task(Protocol):
     name: str
     constant: Any  # the constant-answer baseline's value
+    # Optional (read with answer_numbers(task)): the whole numbers an answer states, for a task whose answer
+    # is one number (tempo); exact MBR decoding scores each (GenerationOptions.exact_number_mbr).
+    # answer_numbers: Sequence[int]
 
     def parse(self, answer: str) -> Any | None:
         """The value a free-text answer states, or None when it states none."""
@@ -28,6 +31,11 @@ class Task(Protocol):
     def metrics(self, predicted: list[Any | None], gold: list[Any]) -> dict[str, float]:
         """Metrics over parallel lists (None predictions count as wrong)."""
         ...
+
+
+def answer_numbers(task: Task) -> Sequence[int] | None:
+    """The numbers the task's answers state (tempo: 30..300 BPM), or None for a task that answers in words."""
+    return getattr(task, "answer_numbers", None)
 
 
 def get_task(name: str) -> Task:

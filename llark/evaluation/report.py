@@ -82,13 +82,15 @@ def task_bars_png(path: Path, results: dict[str, Any]) -> None:
 
 def decoding_summary(options: dict[str, Any]) -> str:
     """How the answers were decoded, in words: "greedy", "sampled at ..." or "minimum Bayes risk over 16 ..."."""
+    exact = ("; a tempo's number: the one with the most probability within "
+             f"{options.get('mbr_number_tolerance', 0.04):.0%}, every BPM scored") if options.get("exact_number_mbr") else ""
     if options.get("mbr_samples", 0) > 0:
         weighed = ", each answer weighed by its probability" if options.get("mbr_weighting") == "probability" else ""
         return (f"minimum Bayes risk over {options['mbr_samples']} samples at temperature {options['temperature']} "
-                f"(numbers agree within {options['mbr_number_tolerance']:.0%}{weighed})")
+                f"(numbers agree within {options['mbr_number_tolerance']:.0%}{weighed}){exact}")
     if options.get("do_sample"):
-        return f"sampled at temperature {options['temperature']} (seed {options['seed']})"
-    return "greedy"
+        return f"sampled at temperature {options['temperature']} (seed {options['seed']}){exact}"
+    return "greedy" + exact
 
 
 def _cell(value: dict[str, float]) -> str:

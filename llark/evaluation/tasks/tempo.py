@@ -17,6 +17,8 @@ def within(predicted: float, gold: float, factor: float = 1.0) -> bool:
 class TempoTask:
     name = "tempo"
     constant = 120.0
+    # The whole-number BPMs an answer may state, scored one by one with --exact-number-mbr (llark/inference.py).
+    answer_numbers = range(30, 301)
 
     def parse(self, answer: str) -> float | None:
         return parse_tempo(answer)
