@@ -46,12 +46,15 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterable
 
+from llark.cli import generation_arguments
 from llark.config import EncoderConfig, load_config
 from llark.encoders import build_encoder, changed_settings
 from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.evaluation.report import decoding_summary
 from llark.extraction import encoder_record, same_encoder
+from llark.inference import GenerationOptions
 from llark.jsonl import file_sha256, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +67,9 @@ LISTENING_OVERRIDES = ("data.families=[mir_qa]",)
 # How the demo's answers are decoded, in evaluation and questions alike: the answer that agrees best with
 # 16 sampled at temperature 0.5 (minimum Bayes risk, llark/mbr.py). The small model spreads a tempo over
 # neighbouring numbers, and greedy decoding picks a noisy one of them (README, "How the recipe was chosen").
-DECODING = ("--mbr-samples", 16, "--temperature", 0.5)
+# A tempo answer's number is then restated as the BPM most likely right, every BPM from 30 to 300 scored in
+# the answer's words (exact_number_mbr; README, "What these runs showed").
+DECODING = GenerationOptions(mbr_samples=16, temperature=0.5, exact_number_mbr=True)
 TARGETS = {("key", "mirex"): 0.85, ("tempo", "acc1"): 0.70, ("tempo", "acc2"): 0.90, ("meter", "accuracy"): 0.90,
            ("instruments", "micro_f1"): 0.70}
 
@@ -92,12 +97,9 @@ def evaluated(out: Path, checkpoint: Path, manifest: Path) -> bool:
     if not path.is_file():
         return False
     results = json.loads(path.read_text())
-    decoding = results.get("decoding", {})
-    wanted = dict(zip(DECODING[::2], DECODING[1::2]))
     return (results.get("checkpoint") == str(checkpoint) and results.get("manifest") == str(manifest)
             and manifest.is_file() and results.get("manifest_sha256") == file_sha256(manifest)
-            and decoding.get("mbr_samples") == wanted["--mbr-samples"]
-            and decoding.get("temperature") == wanted["--temperature"])
+            and results.get("decoding") == asdict(DECODING))  # every option: one added since is not assumed
 
 
 def check_recipe(run_dir: Path, recipe: dict) -> None:
@@ -145,7 +147,7 @@ def recipe_parts(recipe: dict) -> dict:
     return sections | {name: value for name, value in recipe.items() if name != "config"}
 
 
-def repeated(option: str, values: list[str]) -> list[str]:
+def repeated(option: str, values: Iterable[str]) -> list[str]:
     """["--question", "a", "--question", "b"] for a command-line option given once per value."""
     return [part for value in values for part in (option, value)]
 
@@ -262,18 +264,20 @@ def main(argv: list[str] | None = None) -> int:
         """evaluate.py on `manifest` into `out`, unless `out` already scores this checkpoint that way."""
         if not evaluated(out, checkpoint, manifest):
             run(name, times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", manifest, "--out", out,
-                "--bootstrap", 1000, "--ablations", ablations, *DECODING, env=env)
+                "--bootstrap", 1000, "--ablations", ablations, *generation_arguments(DECODING), env=env)
 
     evaluate_once("evaluate", data / "eval.jsonl", run_dir / "eval", "shuffled")
 
     example = json.loads((data / "eval.jsonl").read_text().splitlines()[0])
     audio = (data / example["audio"]).resolve()
-    questions = ["What key is this piece in?", "What is the tempo in BPM?", "What is the time signature?",
-                 "Which instruments can you hear?", "Describe this piece of music."]
+    questions = {"key": "What key is this piece in?", "tempo": "What is the tempo in BPM?",
+                 "meter": "What is the time signature?", "instruments": "Which instruments can you hear?",
+                 "caption": "Describe this piece of music."}  # task: question (the task says what a number may be)
     # One process: the checkpoint is loaded and the clip encoded once for all five questions.
     run("ask", times, "-m", "llark.cli", "ask", "--checkpoint", checkpoint, "--audio", audio,
         "--start", example.get("start", 0.0), "--end", example.get("end", 25.0),
-        *repeated("--question", questions), *DECODING, env=env)
+        *repeated("--question", questions.values()), *repeated("--task", questions), *generation_arguments(DECODING),
+        env=env)
 
     for soundfont in map(Path, args.soundfont_test):
         # The same test pieces, seed and augmentation, other instrument samples; only the test split is rendered.
@@ -295,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n[demo] stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())
           + f"; total {sum(times.values()) / 60:.1f} min")
     print(f"[demo] report: {run_dir / 'eval' / 'report.md'} (plots beside it); checkpoint: {checkpoint}")
-    print(f"[demo] try: llark ask --checkpoint {checkpoint} --audio any.wav --question \"What key is this in?\" "
-          + " ".join(map(str, DECODING)))
+    print(f"[demo] try: llark ask --checkpoint {checkpoint} --audio any.wav --question \"What is the tempo in BPM?\" "
+          "--task tempo " + " ".join(generation_arguments(DECODING)))
     return 0
 
 

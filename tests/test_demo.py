@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 
@@ -91,13 +92,15 @@ def test_a_finished_evaluation_is_reused_only_for_the_same_checkpoint_manifest_a
     checkpoint, manifest = tmp_path / "run" / "checkpoints" / "step-000600", tmp_path / "eval.jsonl"
     manifest.write_text('{"id": "a", "task": "key", "gold": "C major", "groups": ["tunes"]}\n')
     assert not evaluated(tmp_path / "eval", checkpoint, manifest)  # nothing there yet
-    decoding = {"mbr_samples": DECODING[1], "temperature": DECODING[3], "do_sample": False}
+    decoding = asdict(DECODING)
     scored = hashlib.sha256(manifest.read_bytes()).hexdigest()
     for changed, reused in (({}, True), ({"checkpoint": "other"}, False), ({"manifest": "other.jsonl"}, False),
                             ({"manifest_sha256": "0" * 64}, False),  # the manifest was rebuilt since
                             ({"manifest_sha256": None}, False),  # scored before results.json recorded it
                             ({"decoding": {**decoding, "mbr_samples": 0}}, False),
-                            ({"decoding": {**decoding, "temperature": 1.0}}, False)):
+                            ({"decoding": {**decoding, "temperature": 1.0}}, False),
+                            ({"decoding": {**decoding, "mbr_weighting": "probability"}}, False),
+                            ({"decoding": {k: v for k, v in decoding.items() if k != "exact_number_mbr"}}, False)):
         results = {"checkpoint": str(checkpoint), "manifest": str(manifest), "manifest_sha256": scored,
                    "decoding": decoding} | changed
         (tmp_path / "eval").mkdir(exist_ok=True)
