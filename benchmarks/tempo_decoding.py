@@ -7,7 +7,8 @@ For each tempo question of an evaluation manifest (evaluate.py's format), the an
 about N BPM." is scored for every N from 30 to 300: the model's distribution over the number it would
 state (the words around it are the same for every N, so they cancel). Prints tempo Acc1 and Acc2 of:
 - the likeliest number, which greedy decoding approximates;
-- the number with the most probability within 4 % of it: minimum Bayes risk (MBR) for Acc1, exactly;
+- the number most likely within 4 % of the truth (relative to the truth, as Acc1): minimum Bayes risk
+  (MBR) for Acc1, exactly, which `--exact-number-mbr` decodes (llark/mbr.py: most_probable_number);
 - MBR over n numbers sampled at temperature T, which `--mbr-samples n --temperature T` approximates
   (llark/mbr.py; the mean of 5 draws);
 and the mean probability within 4 % of the gold tempo, and on the likeliest number alone.
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     probabilities = np.exp(log_probs - log_probs.max(1, keepdims=True))
     probabilities /= probabilities.sum(1, keepdims=True)
     choices["likeliest number (greedy)"] = CANDIDATES[probabilities.argmax(1)]
-    choices["most probability within 4 % (exact MBR)"] = CANDIDATES[
+    choices["most likely within 4 % of the truth (exact MBR)"] = CANDIDATES[
         [most_probable_number(CANDIDATES, row, TOLERANCE) for row in log_probs]]  # what --exact-number-mbr picks
     rng = np.random.default_rng(0)
     for temperature in (0.5, 1.0):

@@ -138,6 +138,8 @@ class Answerer:
         Each candidate is scored in the answer's own words ("Roughly 112 BPM, which feels fairly fast." for
         every N in place of 112): the words are the same for every N, so the scores compare the numbers. The
         words stay as sampled, so a restated number may sit beside a word chosen for the old one ("fairly fast").
+        One fixed wording for every answer ("The tempo is about N BPM.") read within 3 of 196 val questions
+        of this, either way, and would tie the task to the training answers' wordings (README).
         """
         match = _NUMBER.search(answer)
         if match is None:

@@ -63,7 +63,7 @@ def test_reports_say_how_answers_were_decoded():
     assert decoding_summary(vars(GenerationOptions(mbr_samples=16, temperature=0.5))) == (
         "minimum Bayes risk over 16 samples at temperature 0.5 (numbers agree within 4%)")
     assert decoding_summary(vars(GenerationOptions(exact_number_mbr=True))) == (
-        "greedy; a tempo's number: the one with the most probability within 4%, every BPM scored")
+        "greedy; a tempo's number: the BPM most likely within 4% of the truth, every BPM scored")
 
 
 def test_generation_flags_round_trip_through_the_options():
@@ -99,7 +99,7 @@ def test_the_tempo_decoding_benchmark_scores_every_number(trained_probe_checkpoi
                                             "gold": 120.0, "features": item["features"]}) + "\n" for item in items))
     assert tempo_decoding.main(["--checkpoint", str(checkpoint), "--manifest", str(manifest)]) == 0
     rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([\d.]+) \|$", capsys.readouterr().out, re.MULTILINE)
-    assert [name for name, _, _ in rows][:2] == ["likeliest number (greedy)", "most probability within 4 % (exact MBR)"]
+    assert [name for name, _, _ in rows][:2] == ["likeliest number (greedy)", "most likely within 4 % of the truth (exact MBR)"]
     assert len(rows) == 8 and all(0 <= float(acc1) <= float(acc2) <= 1 for _, acc1, acc2 in rows)  # Acc2 includes Acc1
 
 

@@ -82,8 +82,8 @@ def task_bars_png(path: Path, results: dict[str, Any]) -> None:
 
 def decoding_summary(options: dict[str, Any]) -> str:
     """How the answers were decoded, in words: "greedy", "sampled at ..." or "minimum Bayes risk over 16 ..."."""
-    exact = ("; a tempo's number: the one with the most probability within "
-             f"{options.get('mbr_number_tolerance', 0.04):.0%}, every BPM scored") if options.get("exact_number_mbr") else ""
+    exact = ("; a tempo's number: the BPM most likely within "
+             f"{options.get('mbr_number_tolerance', 0.04):.0%} of the truth, every BPM scored") if options.get("exact_number_mbr") else ""
     if options.get("mbr_samples", 0) > 0:
         weighed = ", each answer weighed by its probability" if options.get("mbr_weighting") == "probability" else ""
         return (f"minimum Bayes risk over {options['mbr_samples']} samples at temperature {options['temperature']} "
