@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from llark.evaluation import answer_numbers, get_task
+from llark.evaluation import get_task, number_answer
 from llark.evaluation.baselines import classic_estimates, constant, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.tasks.abc_generation import AbcGenerationTask
@@ -160,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         print("[evaluate] text-only manifest: no audio to ablate", file=sys.stderr)
         conditions = ["audio"]
     answers = {}
-    numbers = [answer_numbers(get_task(item["task"])) for item in items]  # used with --exact-number-mbr
+    numbers = [number_answer(get_task(item["task"])) for item in items]  # used with --exact-number-mbr
     for condition in conditions:
         answers[condition] = answerer.answer([i["question"] for i in items], ablate(features, condition, args.seed),
-                                             number_candidates=numbers)
+                                             number_answers=numbers)
         print(f"[evaluate] answered {len(items)} questions ({condition})", file=sys.stderr)
 
     # --- score each task: model, ablations, baselines ------------------------------------------

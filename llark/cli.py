@@ -88,7 +88,7 @@ def build_answerer(args: argparse.Namespace):
     return Answerer(model, generation_options(args), batch_size=args.batch_size)
 
 
-def stream_answer(answerer, question: str, features, numbers=None) -> None:
+def stream_answer(answerer, question: str, features, number=None) -> None:
     """Prints one answer as it is generated; a decoded prefix that changes (or a number restated by
     --exact-number-mbr) is reprinted on a new line."""
     printed = ""
@@ -99,7 +99,7 @@ def stream_answer(answerer, question: str, features, numbers=None) -> None:
         sys.stdout.flush()
         printed = text
 
-    answerer.answer([question], [features], on_text=show, number_candidates=[numbers])
+    answerer.answer([question], [features], on_text=show, number_answers=[number])
     print()
 
 
@@ -132,7 +132,7 @@ def ask(argv: list[str]) -> int:
     elif not (args.audio or args.features) or not args.question:
         parser.error("give --manifest and --out, or --audio/--features with --question")
 
-    from llark.evaluation import answer_numbers, get_task
+    from llark.evaluation import get_task, number_answer
     from llark.inference import answer_manifest, failures_path
 
     tasks = args.task or [None]
@@ -141,7 +141,7 @@ def ask(argv: list[str]) -> int:
     if args.question and len(tasks) != len(args.question):
         parser.error(f"{len(args.task)} --task for {len(args.question)} --question: give one, or one per question")
     try:
-        numbers = [answer_numbers(get_task(task)) if task else None for task in tasks]
+        numbers = [number_answer(get_task(task)) if task else None for task in tasks]
     except KeyError as err:
         parser.error(str(err))
     answerer = build_answerer(args)
@@ -161,12 +161,12 @@ def ask(argv: list[str]) -> int:
         return 2
     questions = args.question
     if args.stream:
-        for question, candidates in zip(questions, numbers):
+        for question, number in zip(questions, numbers):
             if len(questions) > 1:
                 print(f"Q: {question}\nA: ", end="")
-            stream_answer(answerer, question, features, candidates)
+            stream_answer(answerer, question, features, number)
     else:
-        answers = answerer.answer(questions, [features] * len(questions), number_candidates=numbers)
+        answers = answerer.answer(questions, [features] * len(questions), number_answers=numbers)
         for question, answer in zip(questions, answers):
             print(answer if len(questions) == 1 else f"Q: {question}\nA: {answer}")
     return 0

@@ -14,10 +14,9 @@ go to `<out>.failures.jsonl` with the error; the rest are answered.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -25,16 +24,12 @@ import torch
 from llark.audio import CLIP_SECONDS
 from llark.data import ExampleBuilder, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file
-from llark.evaluation import answer_numbers, get_task
+from llark.evaluation import NumberAnswer, get_task, number_answer
 from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
 from llark.mbr import MBR_WEIGHTINGS, choose_answer, most_probable_number
 from llark.model import LLark
 from llark.templates import get_template
 from llark.tokenizer import IGNORE_INDEX
-
-# The number an answer states, restated by exact MBR (GenerationOptions.exact_number_mbr): "112", "112.5".
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-
 
 @dataclass
 class GenerationOptions:
@@ -52,7 +47,7 @@ class GenerationOptions:
     # How MBR weighs each distinct sampled answer: "count" (how often it was sampled) or "probability"
     # (the model's probability of it; llark/mbr.py: choose_answer).
     mbr_weighting: str = "count"
-    # For a question whose answer states one number from a known range (a tempo: `number_candidates` in
+    # For a question whose answer states one number from a known range (a tempo: `number_answers` in
     # Answerer.answer), restate the chosen answer's number as the one most likely right (within
     # mbr_number_tolerance of the truth) under the model's probability of every number of the range
     # (llark/mbr.py: most_probable_number); sampled answers only estimate that probability.
@@ -130,10 +125,10 @@ class Answerer:
         return self.model.answer_logprobs(**batch).tolist()
 
     def with_most_probable_number(self, question: str, features: np.ndarray | None, answer: str,
-                                  candidates: Sequence[int]) -> str:
-        """`answer` with its first number restated as the candidate most likely right within
-        `options.mbr_number_tolerance` under the model's probability of each (llark/mbr.py:
-        most_probable_number); unchanged without a number.
+                                  number: NumberAnswer) -> str:
+        """`answer` with its number (where `number.locate` finds it) restated as the one of `number.values`
+        most likely right within `options.mbr_number_tolerance` under the model's probability of each
+        (llark/mbr.py: most_probable_number); unchanged where it states none.
 
         Each candidate is scored in the answer's own words ("Roughly 112 BPM, which feels fairly fast." for
         every N in place of 112): the words are the same for every N, so the scores compare the numbers. The
@@ -141,12 +136,13 @@ class Answerer:
         One fixed wording for every answer ("The tempo is about N BPM.") read within 3 of 196 val questions
         of this, either way, and would tie the task to the training answers' wordings (README).
         """
-        match = _NUMBER.search(answer)
-        if match is None:
+        span = number.locate(answer)
+        if span is None:
             return answer
+        start, end = span
         frames = None if features is None else self.builder.audio_tokens(features)  # pooled once for all
-        examples = [self.builder.with_audio_tokens(frames, question, f"{answer[: match.start()]}{n}{answer[match.end() :]}",
-                                                   random.Random(0), truncate=False) for n in candidates]
+        examples = [self.builder.with_audio_tokens(frames, question, f"{answer[:start]}{n}{answer[end:]}",
+                                                   random.Random(0), truncate=False) for n in number.values]
         rows = [e["input_ids"] for e in examples]
         shared = next((i for i, column in enumerate(zip(*rows)) if len(set(column)) > 1), min(map(len, rows)))
         # Each candidate's tokens after the shared start (the number and the words after it), right-padded.
@@ -160,9 +156,9 @@ class Answerer:
         log_probs = self.model.continuation_log_probs(
             prefix["input_ids"][:, :shared].to(self.device), prefix["audio"].to(self.device),
             prefix["audio_lengths"].to(self.device), tails.to(self.device), scored.to(self.device))
-        chosen = candidates[most_probable_number(np.asarray(candidates), log_probs.cpu().numpy(),
-                                                 self.options.mbr_number_tolerance)]
-        return f"{answer[: match.start()]}{chosen}{answer[match.end() :]}"
+        chosen = number.values[most_probable_number(np.asarray(number.values), log_probs.cpu().numpy(),
+                                                    self.options.mbr_number_tolerance)]
+        return f"{answer[:start]}{chosen}{answer[end:]}"
 
     def _cut_at_stop(self, text: str) -> str:
         for stop in self.template.stop_strings:
@@ -171,17 +167,17 @@ class Answerer:
 
     def answer(
         self, questions: list[str], features: list[np.ndarray | None], on_text: Callable[[str], None] | None = None,
-        number_candidates: list[Sequence[int] | None] | None = None,
+        number_answers: list[NumberAnswer | None] | None = None,
     ) -> list[str]:
         """Answers for parallel lists of questions and [T, D] features, `batch_size` at a time.
 
         `on_text` (single-question streaming) receives the decoded text as it grows; with MBR
-        decoding (`options.mbr_samples`), the chosen answer once. `number_candidates` (parallel to
-        `questions`): the numbers each answer may state (a task's `answer_numbers`), None where unknown;
+        decoding (`options.mbr_samples`), the chosen answer once. `number_answers` (parallel to
+        `questions`): for a question whose answer is one number, its task's NumberAnswer (None otherwise);
         with `options.exact_number_mbr`, each such answer's number is restated (`with_most_probable_number`).
         """
-        if number_candidates is not None and len(number_candidates) != len(questions):
-            raise ValueError(f"{len(number_candidates)} number ranges for {len(questions)} questions")
+        if number_answers is not None and len(number_answers) != len(questions):
+            raise ValueError(f"{len(number_answers)} number answers for {len(questions)} questions")
         tokenizer = self.model.tokenizer
         options = self.options
         samples = max(1, options.mbr_samples)  # rows per question
@@ -220,10 +216,10 @@ class Answerer:
                 candidates = texts[first : first + samples]
                 weights = log_probs[first : first + samples] if log_probs is not None else None
                 answers.append(candidates[choose_answer(candidates, options.mbr_number_tolerance, weights)])
-        if options.exact_number_mbr and number_candidates is not None:
-            for i, candidates in enumerate(number_candidates):
-                if candidates:
-                    answers[i] = self.with_most_probable_number(questions[i], features[i], answers[i], candidates)
+        if options.exact_number_mbr and number_answers is not None:
+            for i, number in enumerate(number_answers):
+                if number is not None:
+                    answers[i] = self.with_most_probable_number(questions[i], features[i], answers[i], number)
         if on_text is not None and (not streaming or options.exact_number_mbr) and len(answers) == 1:
             on_text(answers[0])
         return answers
@@ -257,15 +253,15 @@ def answer_manifest(answerer: Answerer, manifest: str | Path, out: str | Path) -
         try:
             features = answerer.checked_features(item)
             # With exact number MBR, a line naming its task (an evaluation manifest's "task": "tempo") has its
-            # number chosen among the task's answer_numbers; an unknown task fails the line.
-            candidates = (answer_numbers(get_task(item["task"]))
-                          if answerer.options.exact_number_mbr and item.get("task") else None)
+            # number chosen as the task's NumberAnswer says; an unknown task fails the line.
+            number = (number_answer(get_task(item["task"]))
+                      if answerer.options.exact_number_mbr and item.get("task") else None)
         except Exception as err:  # recorded per line, the batch goes on
             failures.append({"id": item["id"], "question": item["question"], "error": f"{type(err).__name__}: {err}"})
             continue
         ready.append((item, features))
-        numbers.append(candidates)
-    answers = answerer.answer([item["question"] for item, _ in ready], [f for _, f in ready], number_candidates=numbers)
+        numbers.append(number)
+    answers = answerer.answer([item["question"] for item, _ in ready], [f for _, f in ready], number_answers=numbers)
     write_jsonl_atomic(out, ({"id": item["id"], "question": item["question"], "answer": answer}
                              for (item, _), answer in zip(ready, answers)))
     if failures:

@@ -13,7 +13,7 @@ from llark.evaluation import get_task
 from llark.evaluation.baselines import classic_estimates, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.instruments import instrument_class, instrument_classes
-from llark.evaluation.parsing import parse_key, parse_letter, parse_meter, parse_tempo
+from llark.evaluation.parsing import parse_key, parse_letter, parse_meter, parse_tempo, tempo_span
 from llark.evaluation.tasks.caption import rouge_l
 
 
@@ -35,6 +35,8 @@ def test_parse_key(answer, expected):
 ])
 def test_parse_tempo(answer, expected):
     assert parse_tempo(answer) == expected
+    span = tempo_span(answer)  # where the number read lies: exact number MBR restates that one
+    assert (None if span is None else float(answer[span[0] : span[1]])) == expected
 
 
 @pytest.mark.parametrize("answer, expected", [

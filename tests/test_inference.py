@@ -125,9 +125,12 @@ def test_relative_paths_are_relative_to_the_manifest(trained_probe_checkpoint, t
     assert "loudest instrument" in json.loads((tmp_path / "o.jsonl").read_text())["answer"]
 
 
-def test_exact_number_mbr_restates_the_number_with_the_most_probability_nearby(trained_probe_checkpoint):
+def test_exact_number_mbr_restates_the_number_most_likely_right(trained_probe_checkpoint):
     """Every candidate number is scored in the answer's own words after one shared prompt: the choice equals
-    scoring each whole answer teacher-forced (the shared words cancel) and taking the most mass within 4 %."""
+    scoring each whole answer teacher-forced (the shared words cancel) and taking the most probability on
+    truths within the tolerance. Only the number the task reads is restated ("3/4" stays)."""
+    from llark.evaluation import NumberAnswer
+    from llark.evaluation.parsing import tempo_span
     from llark.inference import Answerer, GenerationOptions
     from llark.mbr import most_probable_number
     from llark.tokenizer import IGNORE_INDEX
@@ -135,7 +138,8 @@ def test_exact_number_mbr_restates_the_number_with_the_most_probability_nearby(t
     model, _, features = probe_model_and_questions(trained_probe_checkpoint, 1)
     answerer = Answerer(model, GenerationOptions(exact_number_mbr=True))
     question, clip, candidates = "What is the tempo?", features[0], range(60, 181)
-    texts = [f"Roughly {n} BPM, which feels fairly fast." for n in candidates]
+    number = NumberAnswer(candidates, tempo_span)
+    texts = [f"In 3/4, roughly {n} BPM, which feels fairly fast." for n in candidates]
     means = answerer.option_scores(question, clip, texts)
     counts = [sum(label != IGNORE_INDEX for label in answerer.builder(clip, question, text, random.Random(0))["labels"][1:])
               for text in texts]
@@ -143,20 +147,23 @@ def test_exact_number_mbr_restates_the_number_with_the_most_probability_nearby(t
     for tolerance in (0.04, 0.0):
         answerer.options.mbr_number_tolerance = tolerance
         expected = candidates[most_probable_number(np.array(candidates), sums, tolerance)]
-        assert answerer.with_most_probable_number(question, clip, "Roughly 112 BPM, which feels fairly fast.",
-                                                  candidates) == f"Roughly {expected} BPM, which feels fairly fast."
-    assert answerer.with_most_probable_number(question, clip, "Quite fast.", candidates) == "Quite fast."
+        assert answerer.with_most_probable_number(question, clip, "In 3/4, roughly 112 BPM, which feels fairly fast.",
+                                                  number) == f"In 3/4, roughly {expected} BPM, which feels fairly fast."
+    assert answerer.with_most_probable_number(question, clip, "Quite fast, in 3/4.", number) == "Quite fast, in 3/4."
 
 
 def test_exact_number_mbr_applies_to_the_questions_given_numbers(trained_probe_checkpoint, tmp_path):
+    from llark.evaluation import get_task, number_answer
     from llark.inference import Answerer, GenerationOptions, answer_manifest
 
     model, questions, features = probe_model_and_questions(trained_probe_checkpoint, 2)
     plain = Answerer(model).answer(questions, features)
     exact = Answerer(model, GenerationOptions(exact_number_mbr=True))
-    assert exact.answer(questions, features, number_candidates=[None, range(30, 301)]) == plain  # no number to restate
-    with pytest.raises(ValueError, match="1 number ranges for 2 questions"):
-        exact.answer(questions, features, number_candidates=[None])
+    tempo = number_answer(get_task("tempo"))
+    assert number_answer(get_task("key")) is None and list(tempo.values) == list(range(30, 301))
+    assert exact.answer(questions, features, number_answers=[None, tempo]) == plain  # no number to restate
+    with pytest.raises(ValueError, match="1 number answers for 2 questions"):
+        exact.answer(questions, features, number_answers=[None])
     data, _ = trained_probe_checkpoint
     item = read_manifest(data / "test.jsonl")[0]
     manifest = tmp_path / "in.jsonl"

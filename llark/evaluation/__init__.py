@@ -10,15 +10,16 @@ are scored by the same code. `evaluate.py` runs any task of `TASKS`.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
 
 
 class Task(Protocol):
     name: str
     constant: Any  # the constant-answer baseline's value
-    # Optional (read with answer_numbers(task)): the whole numbers an answer states, for a task whose answer
-    # is one number (tempo); exact MBR decoding scores each (GenerationOptions.exact_number_mbr).
-    # answer_numbers: Sequence[int]
+    # Optional (read with number_answer(task)): for a task whose answer is one number (tempo), the numbers it
+    # may be and where an answer states it (GenerationOptions.exact_number_mbr).
+    # number_answer: NumberAnswer
 
     def parse(self, answer: str) -> Any | None:
         """The value a free-text answer states, or None when it states none."""
@@ -33,9 +34,22 @@ class Task(Protocol):
         ...
 
 
-def answer_numbers(task: Task) -> Sequence[int] | None:
-    """The numbers the task's answers state (tempo: 30..300 BPM), or None for a task that answers in words."""
-    return getattr(task, "answer_numbers", None)
+@dataclass(frozen=True)
+class NumberAnswer:
+    """What exact number MBR (GenerationOptions.exact_number_mbr) needs of a task whose answer is one number:
+    the whole numbers it may be, and where an answer states it (the span of the text the task's parser
+    reads, or None), so that number and no other is restated ("In 3/4 at 112 BPM." -> the 112).
+
+        NumberAnswer(range(30, 301), tempo_span)
+    """
+
+    values: Sequence[int]
+    locate: Callable[[str], tuple[int, int] | None]
+
+
+def number_answer(task: Task) -> NumberAnswer | None:
+    """The task's NumberAnswer (tempo: 30..300 BPM), or None for a task that answers in words."""
+    return getattr(task, "number_answer", None)
 
 
 def get_task(name: str) -> Task:

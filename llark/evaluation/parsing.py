@@ -48,13 +48,18 @@ _BPM_AFTER = re.compile(r"(\d{2,3}(?:\.\d+)?)\s*(?:bpm|beats per minute|beats a 
 
 def parse_tempo(answer: str) -> float | None:
     """A number stated as BPM, else the first plausible number (20-400) in the answer."""
+    span = tempo_span(answer)
+    return None if span is None else float(answer[span[0] : span[1]])
+
+
+def tempo_span(answer: str) -> tuple[int, int] | None:
+    """Where the number parse_tempo reads lies in the answer: "In 3/4 at 112 BPM." -> (11, 14)."""
     stated = _BPM_AFTER.search(answer)
     if stated:
-        return float(stated.group(1))
+        return stated.span(1)
     for match in _NUMBER.finditer(answer):
-        value = float(match.group(1))
-        if 20 <= value <= 400:
-            return value
+        if 20 <= float(match.group(1)) <= 400:
+            return match.span(1)
     return None
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from llark.evaluation.parsing import parse_tempo
+from llark.evaluation import NumberAnswer
+from llark.evaluation.parsing import parse_tempo, tempo_span
 
 TOLERANCE = 0.04
 OCTAVE_FACTORS = (1.0, 2.0, 3.0, 1 / 2, 1 / 3)
@@ -18,7 +19,7 @@ class TempoTask:
     name = "tempo"
     constant = 120.0
     # The whole-number BPMs an answer may state, scored one by one with --exact-number-mbr (llark/inference.py).
-    answer_numbers = range(30, 301)
+    number_answer = NumberAnswer(range(30, 301), tempo_span)
 
     def parse(self, answer: str) -> float | None:
         return parse_tempo(answer)
