@@ -43,8 +43,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
                        "(count) or by the model's probability of it (probability)")
     group.add_argument("--exact-number-mbr", action="store_true",
                        help="for a question whose task answers with one number (a manifest line's \"task\": "
-                       "\"tempo\"), restate the answer's number as the one holding the most of the model's "
-                       "probability within --mbr-number-tolerance, every number of the task's range scored")
+                       "\"tempo\"; llark ask --task), restate the answer's number as the one most likely within "
+                       "--mbr-number-tolerance of the truth, every number the task allows scored in the answer's words")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
