@@ -13,6 +13,7 @@ go to `<out>.failures.jsonl` with the error; the rest are answered.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from llark.audio import CLIP_SECONDS
-from llark.data import ExampleBuilder, collate, load_features
+from llark.data import ExampleBuilder, ExampleTooLong, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file
 from llark.evaluation import NumberAnswer, get_task, number_answer
 from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
@@ -30,6 +31,9 @@ from llark.mbr import MBR_WEIGHTINGS, choose_answer, most_probable_number
 from llark.model import LLark
 from llark.templates import get_template
 from llark.tokenizer import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class GenerationOptions:
@@ -141,8 +145,12 @@ class Answerer:
             return answer
         start, end = span
         frames = None if features is None else self.builder.audio_tokens(features)  # pooled once for all
-        examples = [self.builder.with_audio_tokens(frames, question, f"{answer[:start]}{n}{answer[end:]}",
-                                                   random.Random(0), truncate=False) for n in number.values]
+        try:
+            examples = [self.builder.with_audio_tokens(frames, question, f"{answer[:start]}{n}{answer[end:]}",
+                                                       random.Random(0), truncate=False) for n in number.values]
+        except ExampleTooLong as err:  # an answer that ran to the model's length: kept as decoded, not cut to score
+            log.warning("exact number MBR left an answer as decoded: %s", err)
+            return answer
         rows = [e["input_ids"] for e in examples]
         shared = next((i for i, column in enumerate(zip(*rows)) if len(set(column)) > 1), min(map(len, rows)))
         # Each candidate's tokens after the shared start (the number and the words after it), right-padded.

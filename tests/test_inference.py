@@ -150,6 +150,8 @@ def test_exact_number_mbr_restates_the_number_most_likely_right(trained_probe_ch
         assert answerer.with_most_probable_number(question, clip, "In 3/4, roughly 112 BPM, which feels fairly fast.",
                                                   number) == f"In 3/4, roughly {expected} BPM, which feels fairly fast."
     assert answerer.with_most_probable_number(question, clip, "Quite fast, in 3/4.", number) == "Quite fast, in 3/4."
+    too_long = "very " * model.run_config.model.max_length + "fast, 112 BPM."  # no room to score it whole
+    assert answerer.with_most_probable_number(question, clip, too_long, number) == too_long
 
 
 def test_exact_number_mbr_applies_to_the_questions_given_numbers(trained_probe_checkpoint, tmp_path):
