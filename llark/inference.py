@@ -128,11 +128,41 @@ class Answerer:
         batch = {k: v.to(self.device) for k, v in collate(examples, self.model.ids.pad).items()}
         return self.model.answer_logprobs(**batch).tolist()
 
+    def number_log_probs(self, question: str, features: np.ndarray | None, answer: str,
+                         number: NumberAnswer) -> np.ndarray | None:
+        """[len(number.values)] the model's log-probability of `answer` with each value in place of its number
+        (where `number.locate` finds it), up to a constant shared by all values; None where the answer states
+        no number, or is too long to score whole (it ran to the model's length).
+
+        The prompt and the answer's words before the number are read once (LLark.continuation_log_probs).
+        """
+        span = number.locate(answer)
+        if span is None:
+            return None
+        start, end = span
+        frames = None if features is None else self.builder.audio_tokens(features)  # pooled once for all
+        try:
+            examples = [self.builder.with_audio_tokens(frames, question, f"{answer[:start]}{n}{answer[end:]}",
+                                                       random.Random(0), truncate=False) for n in number.values]
+        except ExampleTooLong as err:
+            log.warning("exact number MBR left an answer as decoded: %s", err)
+            return None
+        rows = [e["input_ids"] for e in examples]
+        shared = next((i for i, column in enumerate(zip(*rows)) if len(set(column)) > 1), min(map(len, rows)))
+        # Each value's tokens after the shared start (the number and the words after it), right-padded.
+        tails = collate([{"input_ids": e["input_ids"][shared:], "labels": e["labels"][shared:],
+                          "features": np.zeros((0, 0), np.float32)} for e in examples], self.model.ids.pad)
+        prefix = collate(examples[:1], self.model.ids.pad)
+        return self.model.continuation_log_probs(
+            prefix["input_ids"][:, :shared].to(self.device), prefix["audio"].to(self.device),
+            prefix["audio_lengths"].to(self.device), tails["input_ids"].to(self.device),
+            (tails["labels"] != IGNORE_INDEX).to(self.device)).cpu().numpy()
+
     def with_most_probable_number(self, question: str, features: np.ndarray | None, answer: str,
                                   number: NumberAnswer) -> str:
         """`answer` with its number (where `number.locate` finds it) restated as the one of `number.values`
         most likely right within `options.mbr_number_tolerance` under the model's probability of each
-        (llark/mbr.py: most_probable_number); unchanged where it states none.
+        (`number_log_probs`; llark/mbr.py: most_probable_number); unchanged where it states none.
 
         Each candidate is scored in the answer's own words ("Roughly 112 BPM, which feels fairly fast." for
         every N in place of 112): the words are the same for every N, so the scores compare the numbers. The
@@ -140,32 +170,11 @@ class Answerer:
         One fixed wording for every answer ("The tempo is about N BPM.") read within 3 of 196 val questions
         of this, either way, and would tie the task to the training answers' wordings (README).
         """
-        span = number.locate(answer)
-        if span is None:
+        log_probs = self.number_log_probs(question, features, answer, number)
+        if log_probs is None:
             return answer
-        start, end = span
-        frames = None if features is None else self.builder.audio_tokens(features)  # pooled once for all
-        try:
-            examples = [self.builder.with_audio_tokens(frames, question, f"{answer[:start]}{n}{answer[end:]}",
-                                                       random.Random(0), truncate=False) for n in number.values]
-        except ExampleTooLong as err:  # an answer that ran to the model's length: kept as decoded, not cut to score
-            log.warning("exact number MBR left an answer as decoded: %s", err)
-            return answer
-        rows = [e["input_ids"] for e in examples]
-        shared = next((i for i, column in enumerate(zip(*rows)) if len(set(column)) > 1), min(map(len, rows)))
-        # Each candidate's tokens after the shared start (the number and the words after it), right-padded.
-        tails = torch.full((len(rows), max(map(len, rows)) - shared), self.model.ids.pad, dtype=torch.long)
-        scored = torch.zeros(tails.shape, dtype=torch.bool)
-        for row, example in enumerate(examples):
-            tail = example["input_ids"][shared:]
-            tails[row, : len(tail)] = torch.tensor(tail, dtype=torch.long)
-            scored[row, : len(tail)] = torch.tensor([label != IGNORE_INDEX for label in example["labels"][shared:]])
-        prefix = collate(examples[:1], self.model.ids.pad)
-        log_probs = self.model.continuation_log_probs(
-            prefix["input_ids"][:, :shared].to(self.device), prefix["audio"].to(self.device),
-            prefix["audio_lengths"].to(self.device), tails.to(self.device), scored.to(self.device))
-        chosen = number.values[most_probable_number(np.asarray(number.values), log_probs.cpu().numpy(),
-                                                    self.options.mbr_number_tolerance)]
+        start, end = number.locate(answer)
+        chosen = number.values[most_probable_number(np.asarray(number.values), log_probs, self.options.mbr_number_tolerance)]
         return f"{answer[:start]}{chosen}{answer[end:]}"
 
     def _cut_at_stop(self, text: str) -> str:
