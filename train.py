@@ -46,7 +46,7 @@ from llark.checkpoint import (
 )
 from llark.config import Config, ModelConfig, load_config
 from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, feature_statistics, iter_qa_texts
-from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown
+from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown, uses_bf16
 from llark.encoders import changed_settings, channel_gains
 from llark.model import LLark, build_lm, projector_channel_families
 from llark.templates import get_template
@@ -109,7 +109,7 @@ def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv) -> torch.nn.Mo
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         mesh = init_device_mesh(env.device.type, (env.world_size,))
-        bf16 = uses_bf16(cfg, env)
+        bf16 = uses_bf16(cfg.train.precision, env.device)
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32)
         for layer in model.base_lm().get_decoder().layers:  # one all-gather per transformer block
             fully_shard(layer, mesh=mesh, mp_policy=policy)
@@ -150,14 +150,6 @@ def check_same_model(built: ModelConfig, wanted: ModelConfig, source: str, remed
     differing = sorted(name for name in wanted_fields if built_fields[name] != wanted_fields[name])
     if differing:
         raise ValueError(f"{source}: its model config differs from this run's in {differing}; {remedy}")
-
-
-def uses_bf16(cfg: Config, env: DistEnv) -> bool:
-    if cfg.train.precision == "auto":
-        return env.device.type == "cuda"
-    if cfg.train.precision not in ("fp32", "bf16"):
-        raise ValueError(f"unknown train.precision {cfg.train.precision!r}; use auto, fp32 or bf16")
-    return cfg.train.precision == "bf16"
 
 
 def gradient_sync(model: torch.nn.Module, sync: bool):
@@ -223,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.train.compile:
         compile_decoder_layers(raw_model, env)
     model = wrap_for_parallelism(raw_model, cfg, env)
-    bf16 = uses_bf16(cfg, env)
+    bf16 = uses_bf16(cfg.train.precision, env.device)
 
     # --- optimizer -----------------------------------------------------------------------------
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -272,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         print(f"[train] {sum(p.numel() for p in trainable):,} trainable of {sum(p.numel() for p in model.parameters()):,}"
-              f" parameters; {env.world_size} process(es) on {env.device}; start at step {step}", flush=True)
+              f" parameters; {env.world_size} process(es) on {env.device}, {'bf16 autocast' if bf16 else 'fp32'}"
+              f" (train.precision={cfg.train.precision}); start at step {step}", flush=True)
     log_file = (out_dir / "log.jsonl").open("a") if env.is_main else None
     progress = tqdm(total=cfg.train.steps, initial=step, disable=not (env.is_main and cfg.train.progress),
                     desc="train", dynamic_ncols=True)

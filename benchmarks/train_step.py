@@ -4,14 +4,17 @@ train.compile gains.
     python benchmarks/train_step.py                 # label-only against full logits, 2 threads
     python benchmarks/train_step.py --steps 20 --threads 1
     python benchmarks/train_step.py --compare compile --configs tiny --steps 40   # eager against compiled
+    python benchmarks/train_step.py --compare precision --configs tiny --steps 20 # fp32 against bf16 autocast
 
 For each config it times full training steps (forward, backward, AdamW) on the same batches twice in
 one process, the two variants alternating step by step: with the LM head computed only where labels
 exist (train.label_only_logits=true, the default) and over every position; or, with `--compare
 compile`, eagerly and with the decoder layers compiled as train.compile=true does (bf16 autocast, as
 configs/tiny.yaml trains, and packed rows where the config packs them; the compiling steps are among
-the warm-up steps, and the compile time is printed). Prints tokens/s (all positions, audio included)
-and the speed-up.
+the warm-up steps, and the compile time is printed); or, with `--compare precision`, in fp32 and in bf16
+autocast, both compiled and packed where the config trains so: what train.precision=auto decides from
+the CPU's flags (llark.distributed.cpu_computes_bf16, printed). Prints tokens/s (all positions, audio
+included) and the speed-up.
 debug uses the probe task's 8-24 frame clips; tiny uses 625 frames, a 25 s clip at 25 fps, averaged to
 the config's audio tokens (model.audio_pool);
 "tiny-32k" is tiny with an LM head of Llama-2's 32000 entries, where the saving is largest.
@@ -31,7 +34,7 @@ import torch
 
 from llark.config import load_config
 from llark.data import ExampleBuilder, collate
-from llark.distributed import DistEnv
+from llark.distributed import DistEnv, cpu_computes_bf16, uses_bf16
 from llark.model import LLark, build_lm, projector_channel_families
 from llark.synthetic import PROBE_ANSWER, PROBE_QUESTIONS, PROBE_WORDS
 from llark.templates import get_template
@@ -86,16 +89,17 @@ def time_interleaved(variants: dict[str, Variant], batches, warmup: int) -> tupl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default="debug,tiny,tiny-32k")
-    parser.add_argument("--compare", choices=("logits", "compile"), default="logits",
-                        help="label-only against full logits, or eager against train.compile")
+    parser.add_argument("--compare", choices=("logits", "compile", "precision"), default="logits",
+                        help="label-only against full logits, eager against train.compile, or fp32 against bf16")
     parser.add_argument("--steps", type=int, default=12, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    names = ("label-only", "full-logits") if args.compare == "logits" else ("eager", "compiled")
-    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.steps} steps after {args.warmup} warm-up")
+    names = {"logits": ("label-only", "full-logits"), "compile": ("eager", "compiled"), "precision": ("fp32", "bf16")}[args.compare]
+    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.steps} steps after {args.warmup} warm-up; "
+          f"this CPU {'computes' if cpu_computes_bf16() else 'emulates'} bf16")
     print(f"{'config':9}{'params':>10} {'batch':>5} {'tok/step':>8} {names[0] + ' tok/s':>17} {names[1] + ' tok/s':>18} "
           f"{'ratio':>6}" + ("  first step (compiling)" if args.compare == "compile" else ""))
     for config_name in args.configs.split(","):
@@ -114,11 +118,16 @@ def main() -> None:
         if args.compare == "logits":
             variants = {names[0]: Variant(models[0]), names[1]: Variant(models[1], label_only_logits=False)}
             pack = False
-        else:
-            bf16 = cfg.train.precision == "bf16"
+        elif args.compare == "compile":
+            bf16 = uses_bf16(cfg.train.precision, torch.device("cpu"))
             if not compile_decoder_layers(models[1], DistEnv()):
                 raise SystemExit("no C++ compiler: torch.compile cannot run on this CPU")
             variants = {names[0]: Variant(models[0], bf16=bf16), names[1]: Variant(models[1], bf16=bf16)}
+            pack = cfg.data.pack_examples
+        else:  # precision: the config's training otherwise (compiled layers, packed rows), in fp32 and in bf16
+            if cfg.train.compile and not all(compile_decoder_layers(model, DistEnv()) for model in models):
+                raise SystemExit("no C++ compiler: torch.compile cannot run on this CPU")
+            variants = {names[0]: Variant(models[0]), names[1]: Variant(models[1], bf16=True)}
             pack = cfg.data.pack_examples
         batches = make_batches(models[0], builder, cfg.train.batch_size, FRAMES[config_name], args.steps + args.warmup, pack)
         tokens = statistics.mean(float(b["attention_mask"].sum()) for b in batches)

@@ -142,7 +142,9 @@ class TrainConfig:
     grad_accum: int = 1
     seed: int = 0
     strategy: str = "ddp"  # "ddp" | "fsdp2" (torch.distributed.fsdp.fully_shard); ignored with one process
-    precision: str = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU | "fp32" | "bf16"
+    # "auto": bf16 autocast on a GPU and on a CPU with bf16 in hardware (avx512_bf16 or amx_bf16), fp32 elsewhere,
+    # where bf16 is emulated and 3x slower (llark.distributed.uses_bf16) | "fp32" | "bf16"
+    precision: str = "auto"
     activation_checkpointing: bool = False
     # torch.compile (inductor) each decoder layer in place, for dynamic shapes (packed rows vary in count and
     # length): 1.18x the tokens/s of configs/tiny.yaml on a 2-core CPU, for ~20 s of compiling at the first

@@ -269,6 +269,30 @@ def test_a_rank_without_a_gpu_is_named(monkeypatch):
         init_distributed()
 
 
+AMD_EPYC_FLAGS = "fpu vme sse2 avx2 avx512f avx512_bf16 avx512_vnni"
+INTEL_XEON_FLAGS = "fpu vme sse2 avx2 avx512f avx512_vnni avx512_vbmi2"  # AVX-512, but bf16 only emulated
+
+
+def cpuinfo(*flag_lines: str) -> str:
+    return "".join(f"processor\t: {i}\nmodel name\t: a CPU\nflags\t\t: {flags}\n\n" for i, flags in enumerate(flag_lines))
+
+
+def test_precision_auto_takes_bf16_only_where_the_hardware_computes_it():
+    from llark.distributed import cpu_computes_bf16, uses_bf16
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert cpu_computes_bf16(cpuinfo(AMD_EPYC_FLAGS, AMD_EPYC_FLAGS))
+    assert cpu_computes_bf16(cpuinfo("fpu avx512f amx_bf16 amx_tile"))
+    assert not cpu_computes_bf16(cpuinfo(INTEL_XEON_FLAGS, INTEL_XEON_FLAGS))
+    assert not cpu_computes_bf16("processor\t: 0\nFeatures\t: fp asimd\n")  # no x86 flags line: fp32
+    assert not cpu_computes_bf16("model name\t: avx512_bf16 in a name is not a flag\n")
+    assert uses_bf16("auto", cpu, cpuinfo(AMD_EPYC_FLAGS)) and not uses_bf16("auto", cpu, cpuinfo(INTEL_XEON_FLAGS))
+    assert uses_bf16("auto", gpu, cpuinfo(INTEL_XEON_FLAGS))
+    assert uses_bf16("bf16", cpu, cpuinfo(INTEL_XEON_FLAGS)) and not uses_bf16("fp32", cpu, cpuinfo(AMD_EPYC_FLAGS))
+    with pytest.raises(ValueError, match="unknown train.precision 'fp16'"):
+        uses_bf16("fp16", cpu, cpuinfo(AMD_EPYC_FLAGS))
+
+
 def test_the_shards_encoder_must_be_the_configs(tmp_path):
     # Features recorded before a setting existed match a config that leaves it out (both mean its default,
     # as configs/tiny.yaml leaves out clip_tempo_bins); another value is refused, naming the setting.
