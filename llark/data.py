@@ -18,7 +18,7 @@ import itertools
 import json
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -77,6 +77,9 @@ def decode_record(raw: dict[str, Any]) -> Clip:
     return Clip(clip_id_from_key(raw["__key__"]), features, meta)
 
 
+PROMPT_MEMO_SIZE = 100_000  # prompt segment texts an ExampleBuilder keeps the ids of
+
+
 class ExampleTooLong(ValueError):
     pass
 
@@ -92,6 +95,10 @@ class ExampleBuilder:
     audio_position: str = "random"  # random | before | after
     system: str = ""
     audio_pool: int = 1  # average every k frames into one audio token
+    # The prompt segments' ids, by text (encode_segments' `known`): training reads 8 pairs per clip with the
+    # same system prompt and template words, and exact number MBR builds one prompt 271 times. Emptied when
+    # it holds PROMPT_MEMO_SIZE texts, so a stream of ever-new questions cannot grow it without bound.
+    _prompt_ids: dict[str, list[int]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __call__(self, features: np.ndarray | None, question: str, answer: str | None,
                  rng: random.Random, truncate: bool = True) -> dict[str, Any]:
@@ -112,9 +119,11 @@ class ExampleBuilder:
                           rng: random.Random, truncate: bool = True) -> dict[str, Any]:
         """As calling the builder, from frames already pooled by `audio_tokens`: a clip's Q/A pairs share
         them (ShardDataset pools each clip once)."""
+        if len(self._prompt_ids) >= PROMPT_MEMO_SIZE:
+            self._prompt_ids.clear()
         if features is None:
             segments = self.template.render(question, answer, system=self.system, with_audio=False)
-            input_ids, labels = encode_segments(self.tokenizer, self.ids, segments, num_frames=0)
+            input_ids, labels = encode_segments(self.tokenizer, self.ids, segments, num_frames=0, known=self._prompt_ids)
             if len(input_ids) > self.max_length:
                 prompt_length = next((i for i, label in enumerate(labels) if label != IGNORE_INDEX), len(labels))
                 if not truncate or answer is None or prompt_length >= self.max_length:
@@ -125,7 +134,8 @@ class ExampleBuilder:
         if position == "random":
             position = "before" if rng.random() < 0.5 else "after"
         segments = self.template.render(question, answer, audio_position=position, system=self.system)
-        input_ids, labels = encode_segments(self.tokenizer, self.ids, segments, num_frames=len(features))
+        input_ids, labels = encode_segments(self.tokenizer, self.ids, segments, num_frames=len(features),
+                                            known=self._prompt_ids)
         if len(input_ids) > self.max_length:
             last_audio = len(input_ids) - 1 - input_ids[::-1].index(self.ids.audio_end)
             if last_audio >= self.max_length or answer is None or not truncate:

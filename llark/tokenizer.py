@@ -97,9 +97,14 @@ def special_ids(tokenizer: PreTrainedTokenizerBase, base_vocab_size: int) -> Spe
 
 
 def encode_segments(
-    tokenizer: PreTrainedTokenizerBase, ids: SpecialIds, segments: list[Segment], num_frames: int
+    tokenizer: PreTrainedTokenizerBase, ids: SpecialIds, segments: list[Segment], num_frames: int,
+    known: dict[str, list[int]] | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Token ids and labels (IGNORE_INDEX outside the trained segments) of one rendered example."""
+    """Token ids and labels (IGNORE_INDEX outside the trained segments) of one rendered example.
+
+    `known` (text -> its ids) is read and filled for the untrained segments, the prompt's parts, which repeat
+    from example to example (system prompt, template words, questions); each segment is encoded on its own,
+    so its ids do not depend on its neighbours. Answers are always encoded."""
     input_ids: list[int] = []
     labels: list[int] = []
     for segment in segments:
@@ -111,6 +116,10 @@ def encode_segments(
             piece = [ids.bos]
         elif segment.content is EOS:
             piece = [ids.eos]
+        elif known is not None and not segment.trained:
+            piece = known.get(segment.content)
+            if piece is None:
+                piece = known[segment.content] = tokenizer.encode(segment.content, add_special_tokens=False)
         else:
             piece = tokenizer.encode(segment.content, add_special_tokens=False)
         input_ids += piece

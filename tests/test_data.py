@@ -184,6 +184,31 @@ def test_audio_pool_averages_frames_into_fewer_audio_tokens():
     assert odd["input_ids"].count(ids.audio_patch) == len(odd["features"]) == 5  # round(23 / 5)
 
 
+def test_the_builder_remembers_prompt_segments_and_encodes_the_same_tokens(monkeypatch):
+    import llark.data
+
+    tokenizer, ids = tiny_tokenizer()
+    fresh = lambda: ExampleBuilder(tokenizer, ids, get_template("llama2"), 128, audio_position="before",  # noqa: E731
+                                   system="You are a helpful music assistant.")
+    features = np.ones((4, 16), np.float32)
+    pairs = [("What key is this piece in?", "It is in F# minor."), ("What is the tempo?", "About 96 BPM."),
+             ("What key is this piece in?", "G major."), ("What key is this piece in?", None)] * 2
+    remembering = fresh()
+    for question, answer in pairs:  # a new builder each time encodes everything
+        expected = fresh()(features, question, answer, random.Random(0), truncate=False)
+        assert remembering(features, question, answer, random.Random(0), truncate=False)["input_ids"] == expected["input_ids"]
+        assert remembering(None, question, answer, random.Random(0), truncate=False)["labels"] == \
+            fresh()(None, question, answer, random.Random(0), truncate=False)["labels"]
+    memo = remembering._prompt_ids
+    assert any("What key is this piece in?" in text for text in memo)  # the prompt's text, with template words
+    assert not any(answer in text for text in memo for answer in ("F# minor", "96 BPM", "G major"))  # answers are not kept
+
+    monkeypatch.setattr(llark.data, "PROMPT_MEMO_SIZE", len(memo) + 1)
+    for k in range(3):  # new questions past the limit empty it
+        remembering(features, f"Question number {k}?", "Yes.", random.Random(0))
+    assert len(remembering._prompt_ids) <= len(memo) + 1
+
+
 def test_the_loader_pools_each_clip_once_into_what_the_builder_makes_of_it(tmp_path):
     tokenizer, ids = tiny_tokenizer()
     pooled = ExampleBuilder(tokenizer, ids, get_template("llama2"), max_length=128, audio_position="before", audio_pool=5)
