@@ -3,13 +3,18 @@
     python benchmarks/shards.py                          # 400 clips of [625, 342] float16 features (the demo's MIR encoder)
     python benchmarks/shards.py --clips 200 --dim 4800   # Jukebox-sized features
     python benchmarks/shards.py --dim 402 --audio-pool 25 --pairs 8   # as configs/tiny.yaml reads the demo's shards
+    python benchmarks/shards.py --read 'data/demo/shards/train-*.tar' --checkpoint runs/demo/checkpoints/step-001200
 
 Write: ClipRecord -> webdataset tars (llark.shards.write_shards). Read: the training reader
 (llark.data.ShardDataset) decoding every record and expanding and tokenizing its Q/A pairs; with
 `--audio-pool k`, averaging every k frames into one audio token, once per clip for all its pairs.
+With `--read`, only reading: existing shards (the demo's: their real questions and answers), as train.py
+reads them with the checkpoint's tokenizer and config, in ms per example (median of three passes).
 """
 
 import argparse
+import itertools
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +30,30 @@ QA = [{"question": "What key is this in?", "answer": "It is in F# minor.", "fami
       {"question": "Describe the tempo.", "answer": "About 96 BPM, a relaxed walking pace.", "family": "mir_qa"}]
 
 
+def read_real_shards(pattern: str, checkpoint: str, examples: int) -> None:
+    """ms per example of the training reader on existing shards, built as train.py builds it."""
+    import torch
+
+    from llark.model import LLark
+
+    torch.set_num_threads(1)  # the reader runs beside training in one process; it does not use torch's threads
+    model = LLark.from_pretrained(checkpoint, device="cpu")
+    cfg = model.run_config
+    seconds = []
+    for seed in range(3):
+        builder = ExampleBuilder(model.tokenizer, model.ids, get_template(cfg.model.template), cfg.model.max_length,
+                                 audio_position=cfg.data.audio_position, system=cfg.model.system_prompt,
+                                 audio_pool=cfg.model.audio_pool)
+        dataset = ShardDataset([pattern], builder, seed=seed, shuffle_buffer=cfg.data.shuffle_buffer, loop=True,
+                               label_targets=cfg.model.label_loss_weight > 0)
+        started = time.perf_counter()
+        count = sum(1 for _ in itertools.islice(dataset, examples))
+        seconds.append((time.perf_counter() - started) / count)
+    print(f"{pattern}: {statistics.median(seconds) * 1000:.3f} ms per example "
+          f"(median of 3 passes over {examples}; a batch of {cfg.train.batch_size}: "
+          f"{statistics.median(seconds) * 1000 * cfg.train.batch_size:.1f} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=400)
@@ -33,7 +62,15 @@ def main() -> None:
     parser.add_argument("--shard-mb", type=float, default=64.0)
     parser.add_argument("--audio-pool", type=int, default=1, help="frames averaged into one audio token (model.audio_pool)")
     parser.add_argument("--pairs", type=int, default=2, help="Q/A pairs per clip")
+    parser.add_argument("--read", metavar="PATTERN", help="only read these shards, with --checkpoint's tokenizer and config")
+    parser.add_argument("--checkpoint", help="with --read: the checkpoint whose tokenizer and config train.py would use")
+    parser.add_argument("--examples", type=int, default=6000, help="with --read: examples per pass")
     args = parser.parse_args()
+    if args.read:
+        if not args.checkpoint:
+            parser.error("--read needs --checkpoint (the tokenizer and config the reader builds examples with)")
+        read_real_shards(args.read, args.checkpoint, args.examples)
+        return
     rng = np.random.default_rng(0)
     features = [rng.normal(size=(args.frames, args.dim)).astype(np.float16) for _ in range(8)]
     pairs = [QA[k % len(QA)] for k in range(args.pairs)]
