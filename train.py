@@ -101,7 +101,7 @@ def check_encoder(cfg: Config, shard_paths: list[str]) -> None:
         raise ValueError(f"{manifest}: features have {record['dim']} dims, model.audio_dim is {cfg.model.audio_dim}")
 
 
-def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv) -> torch.nn.Module:
+def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv, bf16: bool) -> torch.nn.Module:
     if not env.is_distributed:
         return model
     if cfg.train.strategy == "fsdp2":
@@ -109,7 +109,6 @@ def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv) -> torch.nn.Mo
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         mesh = init_device_mesh(env.device.type, (env.world_size,))
-        bf16 = uses_bf16(cfg.train.precision, env.device)
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32)
         for layer in model.base_lm().get_decoder().layers:  # one all-gather per transformer block
             fully_shard(layer, mesh=mesh, mp_policy=policy)
@@ -214,8 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     raw_model.to(env.device)
     if cfg.train.compile:
         compile_decoder_layers(raw_model, env)
-    model = wrap_for_parallelism(raw_model, cfg, env)
-    bf16 = uses_bf16(cfg.train.precision, env.device)
+    bf16 = uses_bf16(cfg.train.precision, env.device)  # autocast below; FSDP2's parameter dtype
+    model = wrap_for_parallelism(raw_model, cfg, env, bf16)
 
     # --- optimizer -----------------------------------------------------------------------------
     trainable = [p for p in model.parameters() if p.requires_grad]
