@@ -96,6 +96,7 @@ from scipy.ndimage import uniform_filter1d
 
 from llark.annotate import MIN_BARS, TempoPrior, phase_contrasts, zscore
 from llark.encoders import FRAME_RATE, frames_for, pool_to_frames
+from llark.encoders.beat_level import load_cached as load_beat_level
 
 BEAT_MULTIPLES = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2, 3, 4, 6, 8)
 BAR_BEATS = (2, 3, 4, 6)  # bar lengths, in tracked beats, whose accent contrast is measured
@@ -126,6 +127,7 @@ class MIRFeatureEncoder:
     timbre: bool = False  # the timbre group (n_mels + 8 channels)
     clip_tempo_bins: int = 0  # the clip tempogram group (0: none); 156 puts its BPM values 1.5 % apart
     interval_bins: int = 0  # the interval group (0: none): lags 1..interval_bins of 1/36 octave; 120 spans 3.3 octaves
+    beat_level: bool = False  # the rhythm group at the beat level llark/encoders/beat_level.json names, not librosa's
 
     name = "mir"
     frame_rate = FRAME_RATE
@@ -139,6 +141,14 @@ class MIRFeatureEncoder:
         if not 0 <= self.interval_bins < CQT_BINS_PER_OCTAVE * CQT_OCTAVES:
             raise ValueError(f"interval_bins must be in [0, {CQT_BINS_PER_OCTAVE * CQT_OCTAVES}) (0 leaves the group "
                              f"out; lags beyond the CQT's bins are not measured), got {self.interval_bins}")
+        if self.beat_level:
+            if not self.rhythm:
+                raise ValueError("beat_level=True corrects the rhythm group's beat: it needs rhythm=True")
+            fitted_on = load_beat_level().provenance.get("encoder")
+            if fitted_on != {"sample_rate": self.sample_rate, "n_mels": self.n_mels}:
+                raise ValueError(f"the beat-level model (llark/encoders/beat_level.json) was fitted on descriptors of "
+                                 f"{fitted_on}, not sample_rate={self.sample_rate}, n_mels={self.n_mels}: refit it "
+                                 f"(preprocessing/fit_beat_level.py) or set beat_level=False")
 
     @property
     def dim(self) -> int:
@@ -324,16 +334,37 @@ class MIRFeatureEncoder:
         return self._descriptors_at_beats(onset, bass, chroma, rate, beats, tempo)
 
     def _rhythm_descriptors(self, onset: np.ndarray, bass: np.ndarray, chroma: np.ndarray, rate: float) -> np.ndarray:
-        """The descriptors of one segment (module docstring), measured against its tracked beats."""
+        """The descriptors of one segment (module docstring), measured against its tracked beats; with
+        `beat_level`, against the beats tracked again at the level the beat-level model names."""
+        descriptors, tracked_bpm = self._tracked_descriptors(onset, bass, chroma, rate)
+        if not self.beat_level:
+            return descriptors
+        bpm = tracked_bpm * load_beat_level().ratio(descriptors)
+        _, beats = librosa.beat.beat_track(onset_envelope=onset, sr=self.sample_rate, hop_length=self.spectral_hop,
+                                           trim=False, bpm=bpm)
+        return self._descriptors_at_beats(onset, bass, chroma, rate, np.asarray(beats, dtype=int), bpm)
+
+    def _tracked_descriptors(self, onset: np.ndarray, bass: np.ndarray, chroma: np.ndarray,
+                             rate: float) -> tuple[np.ndarray, float]:
+        """The descriptors at librosa's tracked beats, and the tempo they measure against (BPM)."""
         tempo, beats = librosa.beat.beat_track(onset_envelope=onset, sr=self.sample_rate, hop_length=self.spectral_hop,
                                                trim=False, prior=TempoPrior())
-        return self._descriptors_at_beats(onset, bass, chroma, rate, np.asarray(beats, dtype=int), float(np.atleast_1d(tempo)[0]))
+        beats, tempo = np.asarray(beats, dtype=int), float(np.atleast_1d(tempo)[0])
+        return self._descriptors_at_beats(onset, bass, chroma, rate, beats, tempo), 60.0 * rate / _beat_period(beats, rate, tempo)
+
+    def tracked_rhythm(self, wave: np.ndarray) -> tuple[np.ndarray, float]:
+        """The whole wave's rhythm descriptors at librosa's tracked beats (as one segment) and the tracked
+        tempo in BPM: what the beat-level model reads (preprocessing/fit_beat_level.py fits it on these)."""
+        wave = np.asarray(wave, dtype=np.float32)
+        magnitude = self._magnitude(wave)
+        onset, bass, chroma = self._rhythm_envelopes(self._mel_power(magnitude), self._chroma(self._cqt(wave, magnitude)))
+        return self._tracked_descriptors(onset, bass, chroma, self.sample_rate / self.spectral_hop)
 
     def _descriptors_at_beats(self, onset: np.ndarray, bass: np.ndarray, chroma: np.ndarray, rate: float,
                               beats: np.ndarray, tempo: float) -> np.ndarray:
         """The descriptors of one segment against the given beat frames (tempo in BPM: the period when
         fewer than 4 beats are given)."""
-        period = float(np.median(np.diff(beats))) if len(beats) >= 4 else 60.0 * rate / max(tempo, 1.0)  # frames
+        period = _beat_period(beats, rate, tempo)
         tracked = np.exp(-0.5 * (np.log(60.0 * rate / period / TRACKED_TEMPO_AXIS) / np.log(1.078)) ** 2)
 
         unit = chroma.T / np.maximum(np.linalg.norm(chroma.T, axis=0), 1e-9)  # [12, frames]
@@ -358,6 +389,11 @@ class MIRFeatureEncoder:
         lags = np.arange(int(0.8 * rate), min(len(novelty) - 1, int(6.0 * rate)))
         bar_ratio = np.log2(lags[np.argmax(periodicity[2][lags])] / period) if len(lags) else 0.0
         return np.concatenate([tracked, at_multiples, contrasts, similarity, subdivision, [bar_ratio]]).astype(np.float32)
+
+
+def _beat_period(beats: np.ndarray, rate: float, tempo: float) -> float:
+    """The beat period in frames: the median interval of the beats, or the tempo's when fewer than 4 are given."""
+    return float(np.median(np.diff(beats))) if len(beats) >= 4 else 60.0 * rate / max(tempo, 1.0)
 
 
 def _autocorrelation(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,122 @@
+"""The beat-level model (llark/encoders/beat_level.py), its fit script, and the MIR encoder's use of it."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+import llark.encoders.mir as mir
+from llark.encoders.beat_level import LEVEL_RATIOS, SHIPPED, BeatLevelError, BeatLevelModel, fit, level_of
+from llark.encoders.mir import RHYTHM_DIM, TRACKED_TEMPO_AXIS, MIRFeatureEncoder
+from llark.jsonl import write_jsonl_atomic
+from tests.conftest import load_script
+from tests.test_encoders import SR, accented_clicks
+
+
+def test_level_of_names_the_ratio_within_four_percent():
+    assert LEVEL_RATIOS[level_of(120.0, 60.0)] == 2.0
+    assert LEVEL_RATIOS[level_of(80.0, 121.0)] == pytest.approx(2 / 3)
+    assert LEVEL_RATIOS[level_of(100.0, 101.0)] == 1.0
+    assert level_of(100.0, 110.0) is None  # 10 % off the tracked beat: no level
+    assert level_of(100.0, 0.0) is None
+
+
+def clustered(levels, features=6, seed=0):
+    """Descriptors whose first channels say the level: one cluster per level."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 0.3, (len(levels), features))
+    x[np.arange(len(levels)), np.asarray(levels) % features] += 3.0
+    return x
+
+
+@pytest.mark.parametrize("taught", [(4, 7), (1, 4, 6)])
+def test_fit_learns_the_levels_it_was_taught_and_never_names_the_others(taught):
+    levels = np.array([taught[k % len(taught)] for k in range(90)])
+    model = fit(clustered(levels), levels, provenance={"clips": "x"})
+    held_out = np.array([taught[k % len(taught)] for k in range(30)])
+    ratios = [model.ratio(d) for d in clustered(held_out, seed=1)]
+    assert ratios == [LEVEL_RATIOS[level] for level in held_out]
+    assert model.provenance == {"clips": "x"} and model.coef.shape == (len(LEVEL_RATIOS), 6)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    levels = np.array([4, 7] * 20)
+    model = fit(clustered(levels), levels, provenance={"encoder": {"sample_rate": SR, "n_mels": 64}})
+    model.save(tmp_path / "level.json")
+    loaded = BeatLevelModel.load(tmp_path / "level.json")
+    probe = clustered(np.array([7, 4, 4]), seed=2)
+    assert [loaded.ratio(d) for d in probe] == [model.ratio(d) for d in probe] == [2.0, 1.0, 1.0]
+    assert loaded.provenance == model.provenance
+    with pytest.raises(ValueError, match="expected 6 rhythm descriptors"):
+        loaded.ratio(np.zeros(5))
+
+
+def test_bad_model_files_name_the_file_and_the_problem(tmp_path):
+    with pytest.raises(BeatLevelError, match="missing.json: beat-level model not found"):
+        BeatLevelModel.load(tmp_path / "missing.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(BeatLevelError, match="broken.json: not a beat-level model"):
+        BeatLevelModel.load(tmp_path / "broken.json")
+    raw = {"ratios": [1.0, 2.0], "mean": [0.0] * 3, "scale": [1.0] * 3, "coef": [[0.0] * 3], "intercept": [0.0, 0.0]}
+    (tmp_path / "shapes.json").write_text(json.dumps(raw))
+    with pytest.raises(BeatLevelError, match=r"shapes.json: inconsistent shapes"):
+        BeatLevelModel.load(tmp_path / "shapes.json")
+    (tmp_path / "scale.json").write_text(json.dumps({**raw, "coef": [[0.0] * 3] * 2, "scale": [1.0, 0.0, 1.0]}))
+    with pytest.raises(BeatLevelError, match="scale.json: non-finite weights or a non-positive scale"):
+        BeatLevelModel.load(tmp_path / "scale.json")
+
+
+def test_the_shipped_model_matches_the_encoder():
+    model = BeatLevelModel.load(SHIPPED)
+    assert model.mean.shape == (RHYTHM_DIM,) and model.ratios == LEVEL_RATIOS
+    assert model.provenance["encoder"] == {"sample_rate": 22050, "n_mels": 64}
+    assert model.provenance["cross_validated_tempo_acc1"] > model.provenance["tracked_tempo_acc1"]
+    MIRFeatureEncoder(rhythm=True, beat_level=True)  # the demo's settings accept it
+    with pytest.raises(ValueError, match="fitted on descriptors of"):
+        MIRFeatureEncoder(rhythm=True, beat_level=True, n_mels=32)
+    with pytest.raises(ValueError, match="needs rhythm=True"):
+        MIRFeatureEncoder(beat_level=True)
+
+
+def always(ratio: float) -> BeatLevelModel:
+    """A model that names `ratio` whatever it hears."""
+    intercept = np.where(np.isclose(LEVEL_RATIOS, ratio), 1.0, 0.0)
+    return BeatLevelModel(LEVEL_RATIOS, np.zeros(RHYTHM_DIM), np.ones(RHYTHM_DIM),
+                          np.zeros((len(LEVEL_RATIOS), RHYTHM_DIM)), intercept,
+                          {"encoder": {"sample_rate": SR, "n_mels": 64}})
+
+
+@pytest.mark.parametrize("ratio", [1.0, 2.0, 0.5])  # levels a click track has a pulse at
+def test_encoder_describes_the_rhythm_at_the_level_the_model_names(monkeypatch, ratio):
+    wave = accented_clicks(100.0, 4)
+    tracked, bpm = MIRFeatureEncoder(rhythm=True).tracked_rhythm(wave)
+    assert abs(bpm / 100.0 - 1) < 0.03
+    monkeypatch.setattr(mir, "load_beat_level", lambda: always(ratio))
+    encoder = MIRFeatureEncoder(rhythm=True, beat_level=True, n_mels=64)
+    rhythm = encoder.encode(wave)[:, -RHYTHM_DIM:]
+    assert rhythm.shape[1] == RHYTHM_DIM and np.isfinite(rhythm).all()
+    bump = rhythm[0, : len(TRACKED_TEMPO_AXIS)]
+    assert abs(np.log(TRACKED_TEMPO_AXIS[np.argmax(bump)] / (bpm * ratio))) < np.log(1.08)  # one axis step
+    plain = MIRFeatureEncoder(rhythm=True).encode(wave)
+    assert np.array_equal(plain[:, :-RHYTHM_DIM], encoder.encode(wave)[:, :-RHYTHM_DIM])  # only the rhythm group moves
+
+
+def test_fit_script_fits_on_a_small_corpus_and_reports_skipped_clips(tmp_path, capsys):
+    script = load_script("preprocessing/fit_beat_level.py")
+    rows = []
+    for k, (bpm, label) in enumerate([(100.0, 100.0), (120.0, 60.0), (90.0, 90.0), (110.0, 55.0)] * 3):
+        path = tmp_path / f"clip{k}.wav"
+        soundfile.write(path, accented_clicks(bpm, 4, seconds=8.0), SR)
+        rows.append({"clip_id": f"c{k}", "track_id": f"t{k}", "audio": path.name, "start": 0.0, "end": 8.0,
+                     "labels": {"tempo": label}})
+    rows.append({"clip_id": "gone", "track_id": "gone", "audio": "missing.wav", "start": 0.0, "end": 8.0,
+                 "labels": {"tempo": 100.0}})
+    write_jsonl_atomic(tmp_path / "clips.jsonl", rows)
+    out = tmp_path / "level.json"
+    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--out", str(out)]) == 0
+    report = capsys.readouterr()
+    assert "skipped: gone:" in report.err and "1 clip(s) skipped" in report.out
+    model = BeatLevelModel.load(out)
+    assert model.provenance["described"] == 12 and model.provenance["skipped"] == 1
+    assert model.provenance["levels"]["1"] == 6 and model.provenance["levels"]["0.5"] == 6
