@@ -47,15 +47,16 @@ LEVELS = {"gold": 1.0, "x2": 2.0, "x1/2": 0.5, "3:2": 1.5, "2:3": 2 / 3}
 LEVEL_TOLERANCE = 0.08  # a tracked tempo within 8 % of a level counts as that level (the bump is 7.8 % wide)
 
 
-def describe(job: tuple[str, dict]) -> tuple[np.ndarray, np.ndarray] | str:
+def describe(job: tuple[str, dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
     root, clip = job
-    encoder = MIRFeatureEncoder(rhythm=True)
+    encoder, corrected = MIRFeatureEncoder(rhythm=True), MIRFeatureEncoder(rhythm=True, beat_level=True)
     try:
         wave = load_audio(os.path.join(root, clip["audio"]), encoder.sample_rate, clip["start"], clip["end"], normalise=True)
     except ValueError as err:  # llark.audio's errors name the file
         return str(err)
     beats = np.asarray(clip["labels"]["beats"], dtype=float)
-    return encoder.rhythm_descriptors(wave), encoder.rhythm_descriptors(wave, beat_seconds=beats)
+    return (encoder.rhythm_descriptors(wave), corrected.rhythm_descriptors(wave),
+            encoder.rhythm_descriptors(wave, beat_seconds=beats))
 
 
 def tracked_level(descriptors: np.ndarray, gold_bpm: float) -> str:
@@ -96,16 +97,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  skipped: {message}")
     rows = [(c, d) for c, d in zip(clips, described) if not isinstance(d, str)]
 
-    levels = Counter(tracked_level(d[0], c["labels"]["tempo"]) for c, d in rows if c["split"] == "train")
-    total = sum(levels.values())
-    print("tracked beat against the gold tempo (train): " + ", ".join(f"{k} {v / total:.0%}" for k, v in levels.most_common()))
+    for which, name in ((0, "tracked"), (1, "corrected")):
+        levels = Counter(tracked_level(d[which], c["labels"]["tempo"]) for c, d in rows if c["split"] == "train")
+        total = sum(levels.values())
+        print(f"{name} beat against the gold tempo (train): "
+              + ", ".join(f"{k} {v / total:.0%}" for k, v in levels.most_common()))
 
     gold_meter = {split: [c["labels"]["meter"] for c, _ in rows if c["split"] == split] for split in ("train", args.split)}
     majority = Counter(gold_meter["train"]).most_common(1)[0][0]
     scored = np.array(gold_meter[args.split])
     print(f"\n| beats | logistic regression | gradient boosting |  ({len(scored)} {args.split} clips; "
           f"majority '{majority}' {np.mean(scored == majority):.3f})\n|---|---|---|")
-    for which, name in ((0, "tracked (what the encoder hears)"), (1, "gold (the labels)")):
+    for which, name in ((0, "tracked (beat_level=False)"), (1, "corrected (beat_level=True: what the demo hears)"),
+                        (2, "gold (the labels)")):
         x = {split: np.array([d[which] for c, d in rows if c["split"] == split]) for split in ("train", args.split)}
         scaler = StandardScaler().fit(x["train"])
         linear = LogisticRegression(C=0.1, max_iter=5000).fit(scaler.transform(x["train"]), gold_meter["train"])

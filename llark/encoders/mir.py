@@ -50,6 +50,15 @@ at most `rhythm_seconds` (one for a 25 s clip), repeated on every frame of the s
 On the demo corpus, benchmarks/feature_probe.py's linear probe reads the meter at 0.61 with this group
 and 0.35 without it, the tempo (Acc1) at 0.64 and 0.52.
 
+librosa's tracker often beats at another level than the score's beat (half or twice it, 3:2 or 2:3),
+and at a wrong level every descriptor is measured against the wrong period: a 4/4 tracked at half its
+tempo reads as a 2/4. With `beat_level=True` the group is measured at the level a small fitted model
+names instead (llark/encoders/beat_level.py: a logistic regression from the descriptors at the tracked
+beat to the ratio of the labelled beat to it, fitted on a corpus of its own; the beat tracked again at
+that tempo). On the demo corpus's val clips the corrected beat is at the labelled tempo (within 4 %) on
+0.857 of them against 0.571 for librosa's, and a logistic probe on the group reads the meter at 0.827
+against 0.750 (gradient-boosted trees 0.862 against 0.821).
+
 The clip tempogram is there because the local one is blurred: a 6 s window holds a few beats, so its
 peaks are broad, and averaging 25 frames into a token blurs them again. One autocorrelation over the
 whole segment (25 s: 50 beats at 120 BPM) has sharp peaks, and each BPM value reads its maximum within
@@ -80,6 +89,7 @@ trained model gained less (README, "How the recipe was chosen", rows 36-39).
     MIRFeatureEncoder(rhythm=True)                     # 270: the same 174 channels, then the rhythm group
     MIRFeatureEncoder(rhythm=True, timbre=True)        # 342: then the timbre group
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156)   # 402
+    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True)   # 402: the demo's
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, interval_bins=120)   # 522
     MIRFeatureEncoder().groups()["chroma"]           # (64, 76): channels 64..75 (model.audio_group_gains)
     python benchmarks/encode.py                        # real-time factor per core
