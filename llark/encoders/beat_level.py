@@ -85,10 +85,10 @@ class BeatLevelModel:
                                  for key, value in fields.items()})
 
 
-@lru_cache(maxsize=4)
-def load_cached(path: str = str(SHIPPED)) -> BeatLevelModel:
-    """One load per process and path (the encoder asks for it on every clip)."""
-    return BeatLevelModel.load(path)
+@lru_cache(maxsize=1)
+def load_shipped() -> BeatLevelModel:
+    """The shipped model, loaded once per process (the encoder asks for it on every clip)."""
+    return BeatLevelModel.load(SHIPPED)
 
 
 def level_of(labelled_bpm: float, tracked_bpm: float) -> int | None:

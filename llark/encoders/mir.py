@@ -106,7 +106,7 @@ from scipy.ndimage import uniform_filter1d
 
 from llark.annotate import MIN_BARS, TempoPrior, phase_contrasts, zscore
 from llark.encoders import FRAME_RATE, frames_for, pool_to_frames
-from llark.encoders.beat_level import load_cached as load_beat_level
+from llark.encoders.beat_level import load_shipped as load_beat_level
 
 BEAT_MULTIPLES = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2, 3, 4, 6, 8)
 BAR_BEATS = (2, 3, 4, 6)  # bar lengths, in tracked beats, whose accent contrast is measured
@@ -332,9 +332,7 @@ class MIRFeatureEncoder:
 
         benchmarks/meter_ceiling.py compares the two: how much of the meter the tracked beat level costs.
         """
-        wave = np.asarray(wave, dtype=np.float32)
-        magnitude = self._magnitude(wave)
-        onset, bass, chroma = self._rhythm_envelopes(self._mel_power(magnitude), self._chroma(self._cqt(wave, magnitude)))
+        onset, bass, chroma = self._wave_rhythm_envelopes(wave)
         rate = self.sample_rate / self.spectral_hop
         if beat_seconds is None:
             return self._rhythm_descriptors(onset, bass, chroma, rate)
@@ -365,10 +363,14 @@ class MIRFeatureEncoder:
     def tracked_rhythm(self, wave: np.ndarray) -> tuple[np.ndarray, float]:
         """The whole wave's rhythm descriptors at librosa's tracked beats (as one segment) and the tracked
         tempo in BPM: what the beat-level model reads (preprocessing/fit_beat_level.py fits it on these)."""
+        onset, bass, chroma = self._wave_rhythm_envelopes(wave)
+        return self._tracked_descriptors(onset, bass, chroma, self.sample_rate / self.spectral_hop)
+
+    def _wave_rhythm_envelopes(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_rhythm_envelopes` of a whole wave (for the one-segment descriptors above)."""
         wave = np.asarray(wave, dtype=np.float32)
         magnitude = self._magnitude(wave)
-        onset, bass, chroma = self._rhythm_envelopes(self._mel_power(magnitude), self._chroma(self._cqt(wave, magnitude)))
-        return self._tracked_descriptors(onset, bass, chroma, self.sample_rate / self.spectral_hop)
+        return self._rhythm_envelopes(self._mel_power(magnitude), self._chroma(self._cqt(wave, magnitude)))
 
     def _descriptors_at_beats(self, onset: np.ndarray, bass: np.ndarray, chroma: np.ndarray, rate: float,
                               beats: np.ndarray, tempo: float) -> np.ndarray:
