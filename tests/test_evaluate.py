@@ -101,6 +101,26 @@ def test_instrument_classes_and_f1_by_hand():
     assert result["macro_f1"] == pytest.approx(0.25)
 
 
+def test_instrument_f1_counts_match_the_definition_on_random_sets():
+    """The per-class counts are gathered in one pass over the items (the bootstrap calls this 1000 times
+    per system); they must equal each class's F1 counted item by item."""
+    task, rng = get_task("instruments"), np.random.default_rng(3)
+    names = ["piano", "drums", "bass", "violin", "flute", "guitar"]
+    pick = lambda: frozenset(n for n in names if rng.random() < 0.3)  # noqa: E731
+    gold = [pick() or frozenset({"piano"}) for _ in range(40)]
+    predicted = [pick() or None for _ in range(40)]  # None: an unparseable answer, an empty set
+    sets = [p or frozenset() for p in predicted]
+
+    def f1(tp, fp, fn):
+        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+
+    per_class = [f1(sum(c in p and c in g for p, g in zip(sets, gold)), sum(c in p and c not in g for p, g in zip(sets, gold)),
+                    sum(c not in p and c in g for p, g in zip(sets, gold))) for c in sorted(set().union(*gold, *sets))]
+    micro = f1(sum(len(p & g) for p, g in zip(sets, gold)), sum(len(p - g) for p, g in zip(sets, gold)),
+               sum(len(g - p) for p, g in zip(sets, gold)))
+    assert task.metrics(predicted, gold) == {"micro_f1": pytest.approx(micro), "macro_f1": pytest.approx(np.mean(per_class))}
+
+
 def test_genre_caption_mcq_and_abc():
     genre = get_task("genre")
     assert genre.parse("Sounds like hip-hop with jazz samples") == "hiphop" == genre.parse_gold("Hip Hop")

@@ -7,6 +7,8 @@ empty set (every gold instrument a false negative).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from llark.evaluation.instruments import instrument_class, instrument_classes
@@ -32,14 +34,12 @@ class InstrumentsTask:
         return classes
 
     def metrics(self, predicted, gold) -> dict[str, float]:
-        predicted = [p or frozenset() for p in predicted]
-        tp = sum(len(p & g) for p, g in zip(predicted, gold))
-        fp = sum(len(p - g) for p, g in zip(predicted, gold))
-        fn = sum(len(g - p) for p, g in zip(predicted, gold))
-        per_class = []
-        for name in sorted(set().union(*gold, *predicted)):
-            c_tp = sum(name in p and name in g for p, g in zip(predicted, gold))
-            c_fp = sum(name in p and name not in g for p, g in zip(predicted, gold))
-            c_fn = sum(name not in p and name in g for p, g in zip(predicted, gold))
-            per_class.append(_f1(c_tp, c_fp, c_fn))
-        return {"micro_f1": _f1(tp, fp, fn), "macro_f1": float(np.mean(per_class)) if per_class else 0.0}
+        tp, fp, fn = Counter(), Counter(), Counter()  # per class, over the items
+        for p, g in zip(predicted, gold):
+            p = p or frozenset()
+            tp.update(p & g)
+            fp.update(p - g)
+            fn.update(g - p)
+        per_class = [_f1(tp[name], fp[name], fn[name]) for name in sorted(tp.keys() | fp.keys() | fn.keys())]
+        micro = _f1(sum(tp.values()), sum(fp.values()), sum(fn.values()))
+        return {"micro_f1": micro, "macro_f1": float(np.mean(per_class)) if per_class else 0.0}

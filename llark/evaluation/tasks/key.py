@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import mir_eval
 import numpy as np
 
@@ -22,10 +24,15 @@ class KeyTask:
         return key
 
     def metrics(self, predicted: list[str | None], gold: list[str]) -> dict[str, float]:
-        scores = [mir_eval.key.weighted_score(g, p) if p else 0.0 for p, g in zip(predicted, gold)]
+        scores = [_weighted_score(g, p) if p else 0.0 for p, g in zip(predicted, gold)]
         exact = [p is not None and _same_key(p, g) for p, g in zip(predicted, gold)]
         return {"mirex": float(np.mean(scores)), "accuracy": float(np.mean(exact))}
 
 
+@lru_cache(maxsize=4096)  # a few hundred distinct pairs, scored again on each of the bootstrap's resamples
+def _weighted_score(reference: str, estimated: str) -> float:
+    return mir_eval.key.weighted_score(reference, estimated)
+
+
 def _same_key(a: str, b: str) -> bool:
-    return mir_eval.key.weighted_score(a, b) == 1.0  # enharmonic spellings are the same key
+    return _weighted_score(a, b) == 1.0  # enharmonic spellings are the same key
