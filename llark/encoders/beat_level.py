@@ -16,8 +16,12 @@ multiples of the beat, the bar contrasts: how the pulse divides and groups) and 
 labelled beat to the tracked one among LEVEL_RATIOS; the MIR encoder (`beat_level=True`) then tracks
 again at that tempo and describes the rhythm there. It is a multinomial logistic regression on the
 standardized descriptors (9 x 96 weights), fitted by preprocessing/fit_beat_level.py on a corpus of its
-own, generated with another seed than the demo's (no piece of the demo's splits), and stored as JSON
-beside this file, with how it was made. Only numpy is needed to apply it.
+own and stored as JSON beside this file, with how it was made. That corpus is 1800 pieces generated with
+another seed than the demo's (none of them in the demo's splits) and the real tunes a seed-1 draw puts in
+the train split (491; the split is a hash of the title, so no tune of the demo's val or test splits is
+among them). With the tunes the level is right on 0.74 of the tunes' clips (cross-validated by track)
+against 0.62 for a fit on the generated pieces alone, and on 0.84 of the generated ones as before. Only
+numpy is needed to apply it.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ def level_of(labelled_bpm: float, tracked_bpm: float) -> int | None:
     return best if errors[best] < np.log1p(LEVEL_TOLERANCE) else None
 
 
-def fit(descriptors: np.ndarray, levels: np.ndarray, regularization: float = 0.05,
+def fit(descriptors: np.ndarray, levels: np.ndarray, regularization: float = 0.15,
         provenance: dict[str, Any] | None = None) -> BeatLevelModel:
     """A multinomial logistic regression (scikit-learn, L2 with inverse strength `regularization`) from rhythm
     descriptors [clips, features] to level indices [clips] into LEVEL_RATIOS."""
