@@ -56,8 +56,9 @@ tempo reads as a 2/4. With `beat_level=True` the group is measured at the level 
 names instead (llark/encoders/beat_level.py: a logistic regression from the descriptors at the tracked
 beat to the ratio of the labelled beat to it, fitted on a corpus of its own; the beat tracked again at
 that tempo). On the demo corpus's val clips the corrected beat is at the labelled tempo (within 4 %) on
-0.857 of them against 0.571 for librosa's, and a logistic probe on the group reads the meter at 0.827
-against 0.750 (gradient-boosted trees 0.862 against 0.821).
+0.842 of them against 0.571 for librosa's (test 0.812 against 0.524), and a logistic probe on the group
+reads the meter at 0.827 against 0.750 (gradient-boosted trees 0.852 against 0.821;
+benchmarks/meter_ceiling.py).
 
 The clip tempogram is there because the local one is blurred: a 6 s window holds a few beats, so its
 peaks are broad, and averaging 25 frames into a token blurs them again. One autocorrelation over the
