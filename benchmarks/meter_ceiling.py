@@ -24,13 +24,13 @@ On the demo corpus (1713 train, 196 val clips; 2 cores, about 8 min with --jobs 
 The tracker beat at the gold tempo on 56 % of the train clips, at half or twice it on 28 %, at 3:2 or
 2:3 on 7 % (9 % elsewhere); the corrected beat (llark/encoders/beat_level.py, the fit with tunes) at the
 gold tempo on 83 %, at half or twice it on 9 %, at 3:2 or 2:3 on 4 % (4 % elsewhere). The first fit, on
-generated pieces alone, read 0.827 and 0.862 corrected, and put the beat at the gold tempo on 82 %. At the gold beats the descriptors
-read the meter; at the tracked beats a 2/4 tracked at twice its tempo looks like a 4/4, a 4/4 at half
-its tempo like a 2/4, a 6/8's eighths like a 3/4: the meter target's gap is the beat level, not the
-bar descriptors. Descriptors at five levels side by side (x 1/2, 2/3, 1, 3/2, 2 of the tracked period;
-an experiment, not in the encoder) read 0.74 and 0.82: from them the level the labels call the beat is
-not told apart. The beat-level model, which names one level from the tracked descriptors, closes about
-a third of the gap between tracked and gold beats.
+generated pieces alone, read 0.827 and 0.862 corrected, and put the beat at the gold tempo on 82 %.
+At the gold beats the descriptors read the meter; at the tracked beats a 2/4 tracked at twice its
+tempo looks like a 4/4, a 4/4 at half its tempo like a 2/4, a 6/8's eighths like a 3/4: the meter
+target's gap is the beat level, not the bar descriptors. Descriptors at five levels side by side
+(x 1/2, 2/3, 1, 3/2, 2 of the tracked period; an experiment, not in the encoder) read 0.74 and 0.82:
+from them the level the labels call the beat is not told apart. The beat-level model, which names one
+level from the tracked descriptors, closes about a third of the gap between tracked and gold beats.
 """
 
 from __future__ import annotations
