@@ -73,10 +73,12 @@ def main() -> None:
     groups = {"log-mel": lambda w: encoder._log_mel(encoder._decibels(encoder._mel_power(encoder._magnitude(w)))),
               "cqt+chroma": lambda w: encoder._chroma(encoder._cqt(w, magnitudes[id(w)])),
               "onset+rms": lambda w: encoder._onset_and_level(w, magnitudes[id(w)])}
+    # Each tempogram is timed with its onset envelope, which encode() computes once for both, and with the
+    # STFT at the onset hop it reads (encode() takes the spectral-hop STFT from the same one: _fine_spectrum).
     if args.tempo_bins:
-        groups["tempogram"] = lambda w: encoder._tempogram(encoder._fine_onset(w))
-    if args.clip_tempo_bins:  # each tempogram is timed with its onset envelope, which encode() computes once for both
-        groups["clip tempogram"] = lambda w: encoder._clip_tempogram(encoder._fine_onset(w))
+        groups["tempogram"] = lambda w: encoder._tempogram(encoder._fine_onset(encoder._fine_spectrum(w)[1]))
+    if args.clip_tempo_bins:
+        groups["clip tempogram"] = lambda w: encoder._clip_tempogram(encoder._fine_onset(encoder._fine_spectrum(w)[1]))
     # The rhythm, timbre and interval groups are timed on the STFT, mel, CQT and chroma the encoder has already
     # computed for the others (the CQT counts under chroma).
     cqts = {id(w): encoder._cqt(w, magnitudes[id(w)]) for w in waves[1:]}
