@@ -23,7 +23,7 @@ Manifest: JSON lines {"id", "question", "task", "gold", "audio" | "features", ["
 Systems in the same run: the model with its audio; with features zeroed and shuffled across clips
 (a model that listens falls to about the majority baseline); majority class, constant answer and
 random baselines; the classic librosa key and tempo estimators on the same audio spans (items with
-`audio`). Every metric has a 95 % bootstrap interval. Unparseable answers count as wrong and are
+`audio`; in --classic-workers processes, 2 by default). Every metric has a 95 % bootstrap interval. Unparseable answers count as wrong and are
 reported per task. With groups in the manifest, the model and the librosa estimators are also scored on
 each group's items (results.json: tasks.<task>.groups). Writes results.json, report.md, predictions.jsonl
 and PNG plots to --out.
@@ -35,13 +35,14 @@ import argparse
 import sys
 from collections import defaultdict
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from llark.evaluation import get_task, number_answer
-from llark.evaluation.baselines import classic_estimates, constant, majority, uniform_random
+from llark.evaluation.baselines import classic_estimates, classic_pool, constant, load_span, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.tasks.abc_generation import AbcGenerationTask
 from llark.evaluation.report import key_confusion_png, report_markdown, task_bars_png, tempo_scatter_png
@@ -121,14 +122,7 @@ def prepare_items(manifest: str, answerer) -> tuple[list[dict], list[Any], list[
 
 
 def classic_wave_loader(sample_rate: int = 22050):
-    from llark.audio import CLIP_SECONDS, load_audio
-
-    def load(item: dict) -> tuple[np.ndarray, int]:
-        start = float(item.get("start", 0.0))
-        wave = load_audio(item["audio"], sample_rate, start=start, end=float(item.get("end", start + CLIP_SECONDS)))
-        return wave, sample_rate
-
-    return load
+    return partial(load_span, sample_rate=sample_rate)  # a partial, not a closure: classic_pool's processes pickle it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablations", default="zeroed,shuffled", help="comma list of zeroed, shuffled; or none")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals (0: none, low = high = value)")
     parser.add_argument("--no-classic", action="store_true", help="skip the librosa key/tempo estimators")
+    parser.add_argument("--classic-workers", type=int, default=2,
+                        help="processes for the librosa estimators (1: in this one; default 2)")
     add_generation_arguments(parser)
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -174,6 +170,15 @@ def main(argv: list[str] | None = None) -> int:
                                "manifest_sha256": file_sha256(args.manifest), "answered": len(items),
                                "failed": len(failures), "failures": failures, "bootstrap_samples": args.bootstrap,
                                "decoding": asdict(answerer.options), "tasks": {}, "plots": []}
+    classic: dict[str, list] = {}  # the librosa estimators, where a task has them and every item has its audio
+    if not args.no_classic:
+        with classic_pool(args.classic_workers) as pool:
+            for name, indices in by_task.items():
+                task_items = [items[i] for i in indices]
+                if all(item.get("audio") for item in task_items):
+                    estimates = classic_estimates(name, task_items, classic_wave_loader(), pool)
+                    if estimates is not None:
+                        classic[name] = estimates
     for name, indices in by_task.items():
         task = get_task(name)
         gold = [golds[i] for i in indices]
@@ -195,10 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             baselines = {"majority": majority(gold), "constant": constant(task, gold),
                          "random": uniform_random(gold, args.seed)}
-        if not args.no_classic and all(it.get("audio") for it in task_items):
-            classic = classic_estimates(name, task_items, classic_wave_loader())
-            if classic is not None:
-                baselines["classic (librosa)"] = classic
+        if name in classic:
+            baselines["classic (librosa)"] = classic[name]
         predictions.update(baselines)
         systems = {label: with_intervals(task, values, gold, args.bootstrap, args.seed)
                    for label, values in predictions.items()}

@@ -10,7 +10,7 @@ import pytest
 
 from evaluate import ablate
 from llark.evaluation import get_task
-from llark.evaluation.baselines import classic_estimates, majority, uniform_random
+from llark.evaluation.baselines import classic_estimates, classic_pool, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.instruments import instrument_class, instrument_classes
 from llark.evaluation.parsing import parse_key, parse_letter, parse_meter, parse_tempo, tempo_span
@@ -261,6 +261,8 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
     tempo = get_task("tempo")
     tempo_items = [{**r, "audio": str(tmp_path / r["audio"])} for r in rows if r["task"] == "tempo"]  # clip0..clip7
     librosa_tempi = classic_estimates("tempo", tempo_items, evaluate.classic_wave_loader())
+    with classic_pool(2) as pool:  # evaluate.py's way: the same estimates, in order, from two spawned processes
+        assert classic_estimates("tempo", tempo_items, evaluate.classic_wave_loader(), pool) == librosa_tempi
     assert list(results["tasks"]["tempo"]["groups"]) == ["even", "odd", "first three"]
     for group, member in (("even", lambda i: i % 2 == 0), ("odd", lambda i: i % 2 == 1), ("first three", lambda i: i < 3)):
         scored = results["tasks"]["tempo"]["groups"][group]

@@ -7,8 +7,12 @@ most favourable choice for them (a majority from a training set can only be wors
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import random
 from collections import Counter
+from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -64,18 +68,48 @@ def uniform_random(gold: list[Any], seed: int = 0) -> list[Any]:
     return [rng.choice(choices) for _ in gold]
 
 
-def classic_estimates(task_name: str, items: list[dict], load_wave) -> list[Any] | None:
+def classic_estimates(task_name: str, items: list[dict], load_wave, pool: Executor | None = None) -> list[Any] | None:
     """librosa estimates for key or tempo of each item's audio span; None for other tasks.
 
-    `load_wave(item) -> (wave, sample_rate)` reads the same span the model hears.
+    `load_wave(item) -> (wave, sample_rate)` reads the same span the model hears. With a `pool`
+    (`classic_pool`) the items are estimated in its processes, in order; `load_wave` must then pickle
+    (a module-level function, or a partial of one: `load_span`).
     """
     if task_name not in ("key", "tempo"):
         return None
     from llark.annotate import classic_key, classic_tempo
 
-    estimate = classic_key if task_name == "key" else classic_tempo
-    values = []
-    for item in items:
-        wave, sample_rate = load_wave(item)
-        values.append(estimate(wave, sample_rate))
-    return values
+    one = partial(_estimate, classic_key if task_name == "key" else classic_tempo, load_wave)
+    if pool is None:
+        return [one(item) for item in items]
+    return list(pool.map(one, items, chunksize=8))
+
+
+def classic_pool(workers: int) -> contextlib.AbstractContextManager[Executor | None]:
+    """`workers` processes of one thread each for `classic_estimates` (None for 1: in this process). The
+    estimators are single-threaded numpy and Python, so on 2 cores two processes take about half the time
+    (evaluate.py, README). Spawned, not forked: the caller holds torch's thread pool, which a fork copies
+    in a state that can hang."""
+    if workers <= 1:
+        return contextlib.nullcontext()
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+
+
+def load_span(item: dict, sample_rate: int = 22050) -> tuple[np.ndarray, int]:
+    """An evaluation item's audio span (its `audio`, `start` and `end`; the first 25 s by default), mono at
+    `sample_rate`: what `classic_estimates` reads."""
+    from llark.audio import CLIP_SECONDS, load_audio
+
+    start = float(item.get("start", 0.0))
+    return load_audio(item["audio"], sample_rate, start=start, end=float(item.get("end", start + CLIP_SECONDS))), sample_rate
+
+
+def _estimate(estimate, load_wave, item: dict) -> Any:
+    wave, sample_rate = load_wave(item)
+    return estimate(wave, sample_rate)
+
+
+def _one_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
