@@ -47,7 +47,7 @@ from llark.checkpoint import (
 from llark.config import Config, ModelConfig, load_config
 from llark.data import ExampleBuilder, ShardDataset, collate, expand_shard_patterns, feature_statistics, iter_qa_texts
 from llark.distributed import DistEnv, barrier, init_distributed, mean_across_ranks, shutdown, uses_bf16
-from llark.encoders import changed_settings, channel_gains
+from llark.encoders import changed_settings, channel_gains, fitted_models
 from llark.model import LLark, build_lm, projector_channel_families
 from llark.templates import get_template
 from llark.tokenizer import add_llark_tokens, load_pretrained_tokenizer, train_bpe_tokenizer
@@ -99,6 +99,11 @@ def check_encoder(cfg: Config, shard_paths: list[str]) -> None:
                          f"config says {cfg.encoder.settings} (changed: {', '.join(changed)}); set encoder.* to match")
     if record and record["dim"] != cfg.model.audio_dim:
         raise ValueError(f"{manifest}: features have {record['dim']} dims, model.audio_dim is {cfg.model.audio_dim}")
+    fitted = fitted_models(cfg.encoder.name, cfg.encoder.settings) if record else {}
+    if record and record.get("fitted", {}) != fitted:  # a refit (beat_level.json) with the settings unchanged
+        raise ValueError(f"{manifest}: features come from the fitted models {record.get('fitted') or '(none recorded)'}, "
+                         f"but this code's encoder uses {fitted}: the checkpoint would hear other features than "
+                         "it trained on; encode the clips again into a new folder and make the shards from it")
 
 
 def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv, bf16: bool) -> torch.nn.Module:

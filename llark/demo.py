@@ -50,10 +50,10 @@ from typing import Iterable
 
 from llark.cli import generation_arguments
 from llark.config import EncoderConfig, load_config
-from llark.encoders import build_encoder, changed_settings
+from llark.encoders import build_encoder
 from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.evaluation.report import decoding_summary
-from llark.extraction import encoder_record, same_encoder
+from llark.extraction import encoder_difference, encoder_record, same_encoder
 from llark.inference import GenerationOptions
 from llark.jsonl import file_sha256, write_json_atomic
 
@@ -134,10 +134,7 @@ def check_features(data: Path, encoder: EncoderConfig) -> None:
         return
     before, wanted = json.loads(stored.read_text()), encoder_record(build_encoder(encoder))
     if not same_encoder(before, wanted):
-        changed = changed_settings(encoder.name, before["settings"], wanted["settings"]) \
-            if before["name"] == wanted["name"] else []
-        raise SystemExit(f"{data}: features made by another encoder ({stored}; "
-                         f"{'changed: ' + ', '.join(changed) if changed else 'another encoder'}). "
+        raise SystemExit(f"{data}: features made by another encoder ({stored}; {encoder_difference(before, wanted)}). "
                          "Move it aside or pass --data NEW_DIR to build this config's corpus.")
 
 

@@ -44,7 +44,7 @@ import yaml
 from tqdm import tqdm
 
 from llark.audio import AudioError, TruncatedAudio, load_audio
-from llark.encoders import Encoder, changed_settings, frames_for
+from llark.encoders import Encoder, changed_settings, fitted_models, frames_for
 from llark.jsonl import read_jsonl, resolve_path, write_json_atomic, write_jsonl_atomic
 from llark.shards import clip_id_from_key
 
@@ -192,16 +192,33 @@ def remove_stray_temps(out: Path) -> int:
 
 
 def encoder_record(encoder: Encoder) -> dict[str, Any]:
-    record = {"name": encoder.name, "settings": encoder.settings(), "dim": encoder.dim,
-              "frame_rate": encoder.frame_rate}
+    settings = encoder.settings()
+    record = {"name": encoder.name, "settings": settings, "dim": encoder.dim, "frame_rate": encoder.frame_rate,
+              "fitted": fitted_models(encoder.name, settings)}
     return json.loads(json.dumps(record))  # as it reads back from encoder.json (tuples become lists)
 
 
 def same_encoder(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two encoder records describe the same features: a setting one of them leaves out (a
-    folder encoded before the setting existed) counts as its default."""
+    folder encoded before the setting existed) counts as its default; the fitted models they depend on
+    (`fitted`, by fingerprint) must be the same, one left out counting as none."""
     return ((a["name"], a["dim"], a["frame_rate"]) == (b["name"], b["dim"], b["frame_rate"])
-            and not changed_settings(a["name"], a["settings"], b["settings"]))
+            and not changed_settings(a["name"], a["settings"], b["settings"])
+            and a.get("fitted", {}) == b.get("fitted", {}))
+
+
+def encoder_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """How two encoder records differ, in words for an error message: another encoder, the settings that
+    changed, the dims, or the fitted models (a refit with the same settings)."""
+    if a["name"] != b["name"]:
+        return f"another encoder ({a['name']}, not {b['name']})"
+    changed = changed_settings(a["name"], a["settings"], b["settings"])
+    if changed:
+        return f"changed: {', '.join(changed)}"
+    if a.get("fitted", {}) != b.get("fitted", {}):
+        return (f"another fit of its fitted models ({a.get('fitted') or 'none recorded'}, not "
+                f"{b.get('fitted') or 'none'}: e.g. llark/encoders/beat_level.json refitted)")
+    return f"{a['dim']} dims at {a['frame_rate']} fps, not {b['dim']} at {b['frame_rate']}"
 
 
 def check_encoder_record(out: Path, record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -217,7 +234,8 @@ def check_encoder_record(out: Path, record: dict[str, Any] | None) -> dict[str, 
     existing = json.loads(path.read_text())
     if record is not None and not same_encoder(existing, record):
         raise EncoderMismatch(f"{path}: features here come from {existing['name']} {existing['settings']}, "
-                              f"not {record['name']} {record['settings']}; use another --out")
+                              f"not {record['name']} {record['settings']} ({encoder_difference(existing, record)}); "
+                              "use another --out")
     return existing
 
 

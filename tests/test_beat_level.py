@@ -50,6 +50,12 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.provenance == model.provenance
     with pytest.raises(ValueError, match="expected 6 rhythm descriptors"):
         loaded.ratio(np.zeros(5))
+    # the fingerprint follows the weights, not the provenance or the file's formatting
+    assert loaded.fingerprint() == model.fingerprint() and len(model.fingerprint()) == 16
+    renamed = BeatLevelModel(model.ratios, model.mean, model.scale, model.coef, model.intercept, {"note": "other"})
+    assert renamed.fingerprint() == model.fingerprint()
+    refitted = BeatLevelModel(model.ratios, model.mean, model.scale, model.coef + 1e-9, model.intercept)
+    assert refitted.fingerprint() != model.fingerprint()
 
 
 def test_bad_model_files_name_the_file_and_the_problem(tmp_path):
@@ -73,6 +79,9 @@ def test_the_shipped_model_matches_the_encoder():
     assert model.provenance["encoder"] == {"sample_rate": 22050, "n_mels": 64}
     assert model.provenance["cross_validated_tempo_acc1"] > model.provenance["tracked_tempo_acc1"]
     MIRFeatureEncoder(rhythm=True, beat_level=True)  # the demo's settings accept it
+    # encoder records keep the fit beside the settings: features of two fits are never mixed (llark/extraction.py)
+    assert MIRFeatureEncoder.fitted({"rhythm": True, "beat_level": True}) == {"beat_level": model.fingerprint()}
+    assert MIRFeatureEncoder.fitted({"rhythm": True}) == {} == MIRFeatureEncoder.fitted({})
     with pytest.raises(ValueError, match="fitted on descriptors of"):
         MIRFeatureEncoder(rhythm=True, beat_level=True, n_mels=32)
     with pytest.raises(ValueError, match="needs rhythm=True"):

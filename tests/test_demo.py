@@ -14,6 +14,7 @@ from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.config import EncoderConfig
 from llark.demo import DECODING, check_features, check_recipe, evaluated, group_table, listening_stage, summary_table
 from llark.encoders import build_encoder
+from llark.encoders.beat_level import BeatLevelModel
 from llark.extraction import encoder_record
 from llark.jsonl import write_json_atomic
 from tests.conftest import REPO
@@ -65,6 +66,18 @@ def test_a_data_folder_of_another_encoder_stops_the_demo_first(tmp_path):
                                          r"tempo_bins\). Move it aside or pass --data NEW_DIR"):
         check_features(tmp_path / "data", encoder)
     assert json.loads((features / "encoder.json").read_text()) == older  # nothing touched
+    # the same settings with another fit of the beat-level model (llark/encoders/beat_level.json refitted)
+    levelled = EncoderConfig(name="mir", settings={**encoder.settings, "n_mels": 64, "rhythm": True, "beat_level": True})
+    refitted = encoder_record(build_encoder(levelled))
+    assert refitted["fitted"] == {"beat_level": BeatLevelModel.load().fingerprint()}
+    refitted["fitted"] = {"beat_level": "0123456789abcdef"}
+    write_json_atomic(features / "encoder.json", refitted)
+    with pytest.raises(SystemExit, match=r"another fit of its fitted models \(\{'beat_level': '0123456789abcdef'\}"):
+        check_features(tmp_path / "data", levelled)
+    del refitted["fitted"]  # a folder encoded before encoder records kept the fit: which fit made it is unknown
+    write_json_atomic(features / "encoder.json", refitted)
+    with pytest.raises(SystemExit, match=r"another fit of its fitted models \(none recorded"):
+        check_features(tmp_path / "data", levelled)
 
 
 def test_a_rerun_reuses_stages_only_of_the_same_recipe(tmp_path):

@@ -313,6 +313,17 @@ def test_the_shards_encoder_must_be_the_configs(tmp_path):
     cfg.encoder.settings, cfg.model.audio_dim = settings, 402
     with pytest.raises(ValueError, match="features have 342 dims, model.audio_dim is 402"):
         train.check_encoder(cfg, shards)
+    # the same settings with the beat level, encoded with another fit of it than this code ships
+    levelled = MIRFeatureEncoder(rhythm=True, beat_level=True).settings()
+    cfg.encoder.settings, cfg.model.audio_dim = levelled, 342
+    (tmp_path / "manifest.json").write_text(json.dumps({"encoder": {**record, "settings": levelled,
+                                                                     "fitted": MIRFeatureEncoder.fitted(levelled)}}))
+    train.check_encoder(cfg, shards)  # this fit: accepted
+    (tmp_path / "manifest.json").write_text(json.dumps({"encoder": {**record, "settings": levelled,
+                                                                     "fitted": {"beat_level": "0123456789abcdef"}}}))
+    with pytest.raises(ValueError, match=r"manifest.json: features come from the fitted models \{'beat_level': "
+                                         r"'0123456789abcdef'\}, but this code's encoder uses \{'beat_level': '[0-9a-f]{16}'\}"):
+        train.check_encoder(cfg, shards)
 
 
 def test_gains_without_standardization_are_refused(tmp_path, probe_shards):

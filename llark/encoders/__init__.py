@@ -116,6 +116,14 @@ def changed_settings(name: str, recorded: dict[str, Any], configured: dict[str, 
                   if recorded.get(key, defaults.get(key)) != configured.get(key, defaults.get(key)))
 
 
+def fitted_models(name: str, settings: dict[str, Any]) -> dict[str, str]:
+    """The fitted models (name -> fingerprint) that features of encoder `name` with `settings` depend on
+    beyond the settings themselves (the MIR encoder's beat-level fit), read without building the encoder
+    (Jukebox loads weights); {} for an encoder with none."""
+    fitted = getattr(_encoder_class(name), "fitted", None)
+    return fitted(settings) if fitted else {}
+
+
 def build_encoder(cfg: EncoderConfig) -> Encoder:
     if cfg.name == "none":
         raise NoEncoderConfigured(

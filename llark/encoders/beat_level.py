@@ -26,6 +26,7 @@ numpy is needed to apply it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -82,6 +83,12 @@ class BeatLevelModel:
         if not (np.isfinite(model.coef).all() and np.isfinite(model.mean).all() and (model.scale > 0).all()):
             raise BeatLevelError(f"{path}: non-finite weights or a non-positive scale")
         return model
+
+    def fingerprint(self) -> str:
+        """16 hex digits of a hash of the weights (ratios, standardization, coefficients; not the provenance):
+        what encoder records keep (`MIRFeatureEncoder.fitted`), so features of two fits are never mixed."""
+        weights = [list(self.ratios), *(array.tolist() for array in (self.mean, self.scale, self.coef, self.intercept))]
+        return hashlib.sha256(json.dumps(weights).encode()).hexdigest()[:16]
 
     def save(self, path: str | Path) -> None:
         fields = asdict(self)

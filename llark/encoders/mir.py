@@ -181,6 +181,14 @@ class MIRFeatureEncoder:
     def settings(self) -> dict[str, Any]:
         return asdict(self)
 
+    @staticmethod
+    def fitted(settings: dict[str, Any]) -> dict[str, str]:
+        """The fitted models the features of these settings depend on, by fingerprint: {"beat_level": ...}
+        with `beat_level` (the shipped fit: llark/encoders/beat_level.json), else nothing. A refit changes
+        the rhythm group with the settings unchanged, so encoder records keep this beside them
+        (llark.encoders.fitted_models), and features of two fits are refused as another encoder's."""
+        return {"beat_level": load_beat_level().fingerprint()} if settings.get("beat_level") else {}
+
     def encode(self, wave: np.ndarray) -> np.ndarray:
         wave = np.asarray(wave, dtype=np.float32)
         frames = frames_for(len(wave), self.sample_rate)
