@@ -24,7 +24,7 @@ import torch
 
 from llark.audio import CLIP_SECONDS
 from llark.data import ExampleBuilder, ExampleTooLong, collate, load_features
-from llark.encoders import Encoder, build_encoder, encode_file
+from llark.encoders import Encoder, build_encoder, encode_file, fitted_models
 from llark.evaluation import NumberAnswer, get_task, number_answer
 from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
 from llark.mbr import MBR_WEIGHTINGS, choose_answer, most_probable_number
@@ -66,6 +66,18 @@ class GenerationOptions:
             raise ValueError(f"mbr_weighting must be one of {MBR_WEIGHTINGS}, got {self.mbr_weighting!r}")
 
 
+def check_encoder_fit(model: LLark) -> None:
+    """Refuse to encode audio for a checkpoint that trained on features of other fitted models (a refit of
+    llark/encoders/beat_level.json since): it would hear other rhythm features than it learnt from.
+    Checkpoints saved before they recorded their encoder's fits are not checked."""
+    encoder = model.run_config.encoder
+    recorded, current = getattr(model, "encoder_fitted", None), fitted_models(encoder.name, encoder.settings)
+    if recorded is not None and recorded != current:
+        raise ValueError(f"the checkpoint trained on features of the fitted models {recorded or '(none)'}, but this "
+                         f"code's encoder {encoder.name} uses {current}: encode audio with the code it trained with, "
+                         "or train again on features of this fit")
+
+
 @dataclass
 class Answerer:
     """Turns (question, features) pairs into answers with one loaded model."""
@@ -99,6 +111,7 @@ class Answerer:
             features = load_features(item["features"])
         elif item.get("audio"):
             if self._encoder is None:
+                check_encoder_fit(self.model)
                 self._encoder = build_encoder(self.model.run_config.encoder)
             start = float(item.get("start", 0.0))
             end = float(item.get("end", start + CLIP_SECONDS))

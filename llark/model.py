@@ -550,7 +550,12 @@ class LLark(nn.Module):
             base = {_hf_name(k): v for k, v in lm_tensors.items() if "lora_" not in k}
             save_file(base, directory / "lm" / "model.safetensors", metadata={"format": "pt"})
         tokenizer.save_pretrained(directory / "tokenizer")
-        meta = {"format": CHECKPOINT_FORMAT, "base_vocab_size": self.ids.base_vocab_size, "num_tokens": len(tokenizer)}
+        from llark.encoders import fitted_models  # the encoders import librosa: only when saving
+
+        # The fitted models (the beat-level fit) of the encoder it trained with: train.py refuses features of
+        # another fit, so these are its features'; the Answerer refuses to encode audio with another.
+        meta = {"format": CHECKPOINT_FORMAT, "base_vocab_size": self.ids.base_vocab_size, "num_tokens": len(tokenizer),
+                "encoder_fitted": fitted_models(run_config.encoder.name, run_config.encoder.settings)}
         (directory / "config.json").write_text(json.dumps({**config_to_dict(run_config), "llark": meta}, indent=2))
 
     @classmethod
@@ -597,6 +602,7 @@ class LLark(nn.Module):
             model.load_state_dict(adapter, strict=False)
         model.run_config = run_config
         model.tokenizer = tokenizer
+        model.encoder_fitted = meta.get("encoder_fitted")  # None: saved before checkpoints recorded it
         return model.to(device).eval()
 
 

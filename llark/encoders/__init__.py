@@ -119,7 +119,9 @@ def changed_settings(name: str, recorded: dict[str, Any], configured: dict[str, 
 def fitted_models(name: str, settings: dict[str, Any]) -> dict[str, str]:
     """The fitted models (name -> fingerprint) that features of encoder `name` with `settings` depend on
     beyond the settings themselves (the MIR encoder's beat-level fit), read without building the encoder
-    (Jukebox loads weights); {} for an encoder with none."""
+    (Jukebox loads weights); {} for an encoder with none, and for encoder.name=none."""
+    if name == "none":
+        return {}
     fitted = getattr(_encoder_class(name), "fitted", None)
     return fitted(settings) if fitted else {}
 
