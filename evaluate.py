@@ -23,10 +23,10 @@ Manifest: JSON lines {"id", "question", "task", "gold", "audio" | "features", ["
 Systems in the same run: the model with its audio; with features zeroed and shuffled across clips
 (a model that listens falls to about the majority baseline); majority class, constant answer and
 random baselines; the classic librosa key and tempo estimators on the same audio spans (items with
-`audio`; in --classic-workers processes, 2 by default). Every metric has a 95 % bootstrap interval. Unparseable answers count as wrong and are
-reported per task. With groups in the manifest, the model and the librosa estimators are also scored on
-each group's items (results.json: tasks.<task>.groups). Writes results.json, report.md, predictions.jsonl
-and PNG plots to --out.
+`audio`; in --classic-workers processes, 2 by default). Every metric has a 95 % bootstrap interval.
+Unparseable answers count as wrong and are reported per task. With groups in the manifest, the model and
+the librosa estimators are also scored on each group's items (results.json: tasks.<task>.groups). Writes
+results.json, report.md, predictions.jsonl and PNG plots to --out.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from llark.evaluation.baselines import classic_estimates, classic_pool, constant
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.tasks.abc_generation import AbcGenerationTask
 from llark.evaluation.report import key_confusion_png, report_markdown, task_bars_png, tempo_scatter_png
-from llark.inference import read_manifest
+from llark.inference import EncoderFitMismatch, check_encoder_fit_for, read_manifest
 from llark.jsonl import file_sha256, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 ABLATIONS = ("zeroed", "shuffled")
@@ -104,6 +104,7 @@ def scored_by_group(task, groups: list[list[str]], gold: list, predictions: dict
 def prepare_items(manifest: str, answerer) -> tuple[list[dict], list[Any], list[np.ndarray], list[dict]]:
     """Items whose gold parses and whose features load; the rest become failures (id + reason)."""
     items = read_manifest(manifest, required=("id", "question", "task", "gold"))
+    check_encoder_fit_for(answerer.model, items)  # raises EncoderFitMismatch for the run, not per item
     ready, golds, features, failures = [], [], [], []
     for item in items:
         try:
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes for the librosa estimators (1: in this one; default 2)")
     add_generation_arguments(parser)
     args = parser.parse_args(argv)
+    if args.classic_workers < 1:
+        parser.error(f"--classic-workers must be >= 1 (1: in this process), got {args.classic_workers}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     conditions = ["audio"] + [c for c in args.ablations.split(",") if c and c != "none"]
@@ -148,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- model, items and answers under each condition ---------------------------------------
     answerer = build_answerer(args)
-    items, golds, features, failures = prepare_items(args.manifest, answerer)
+    try:
+        items, golds, features, failures = prepare_items(args.manifest, answerer)
+    except EncoderFitMismatch as err:
+        print(f"[evaluate] {args.checkpoint}: {err}", file=sys.stderr)
+        return 1
     if not items:
         print(f"[evaluate] no item could be evaluated ({len(failures)} failed)", file=sys.stderr)
         return 1

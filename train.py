@@ -84,11 +84,13 @@ def audio_gains(cfg: Config) -> np.ndarray:
     return channel_gains(cfg.encoder, cfg.model.audio_group_gains, cfg.model.audio_dim)
 
 
-def check_encoder(cfg: Config, shard_paths: list[str]) -> None:
-    """The checkpoint will encode new audio with cfg.encoder: it must be what made the shards' features."""
+def check_encoder(cfg: Config, shard_paths: list[str]) -> dict[str, str] | None:
+    """The checkpoint will encode new audio with cfg.encoder: it must be what made the shards' features.
+    Returns the fitted models those features were made with (the record's `fitted`, which the checkpoints
+    keep), or None where the shards carry no encoder record."""
     manifest = Path(shard_paths[0]).parent / "manifest.json"
     if not manifest.is_file():
-        return  # shards written without make_shards.py (tests, probes) carry no encoder record
+        return None  # shards written without make_shards.py (tests, probes) carry no encoder record
     record = json.loads(manifest.read_text()).get("encoder")
     if record and record["name"] != cfg.encoder.name:
         raise ValueError(f"{manifest}: features come from encoder {record['name']}, but the config says "
@@ -99,11 +101,16 @@ def check_encoder(cfg: Config, shard_paths: list[str]) -> None:
                          f"config says {cfg.encoder.settings} (changed: {', '.join(changed)}); set encoder.* to match")
     if record and record["dim"] != cfg.model.audio_dim:
         raise ValueError(f"{manifest}: features have {record['dim']} dims, model.audio_dim is {cfg.model.audio_dim}")
-    fitted = fitted_models(cfg.encoder.name, cfg.encoder.settings) if record else {}
-    if record and record.get("fitted", {}) != fitted:  # a refit (beat_level.json) with the settings unchanged
-        raise ValueError(f"{manifest}: features come from the fitted models {record.get('fitted') or '(none recorded)'}, "
-                         f"but this code's encoder uses {fitted}: the checkpoint would hear other features than "
-                         "it trained on; encode the clips again into a new folder and make the shards from it")
+    if not record:
+        return None
+    fitted = fitted_models(cfg.encoder.name, cfg.encoder.settings)
+    if record.get("fitted", {}) != fitted:  # a refit (beat_level.json) with the settings unchanged
+        made_with = record.get("fitted") or "(none recorded)"
+        raise ValueError(f"{manifest}: features come from the fitted models {made_with}, "
+                         f"but this code's encoder uses {fitted}: a checkpoint trained on them would hear other "
+                         "features when it encodes audio; encode the clips again into a new folder and make the "
+                         "shards from it")
+    return fitted
 
 
 def wrap_for_parallelism(model: LLark, cfg: Config, env: DistEnv, bf16: bool) -> torch.nn.Module:
@@ -165,14 +172,15 @@ def gradient_sync(model: torch.nn.Module, sync: bool):
     return contextlib.nullcontext()
 
 
-def save_checkpoint(model, raw_model: LLark, optimizer, tokenizer, cfg: Config, env: DistEnv, state: dict) -> None:
+def save_checkpoint(model, raw_model: LLark, optimizer, tokenizer, cfg: Config, env: DistEnv, state: dict,
+                    encoder_fitted: dict[str, str] | None) -> None:
     # Every rank takes part in gathering full (unsharded) state dicts; rank 0 writes them.
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     model_state = get_model_state_dict(model, options=options)
     optimizer_state = get_optimizer_state_dict(model, optimizer, options=options)
     if env.is_main:
         with atomic_checkpoint_dir(cfg.train.out_dir, state["step"]) as directory:
-            raw_model.save_pretrained(directory, cfg, tokenizer, state_dict=model_state)
+            raw_model.save_pretrained(directory, cfg, tokenizer, state_dict=model_state, encoder_fitted=encoder_fitted)
             save_training_state(directory, state, optimizer_state, torch.get_rng_state())
         prune_checkpoints(cfg.train.out_dir, cfg.train.keep_checkpoints)
     barrier(env)
@@ -248,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer, ids, get_template(cfg.model.template), cfg.model.max_length,
         audio_position=cfg.data.audio_position, system=cfg.model.system_prompt, audio_pool=cfg.model.audio_pool,
     )
-    check_encoder(cfg, expand_shard_patterns(cfg.data.train_shards))
+    encoder_fitted = check_encoder(cfg, expand_shard_patterns(cfg.data.train_shards))
     dataset = ShardDataset(cfg.data.train_shards, builder, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
                            loop=True, dist=env, families=cfg.data.families, topics=cfg.data.topics,
                            batch_size=cfg.train.batch_size, length_group_batches=cfg.data.length_group_batches,
@@ -276,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.train.steps == 0 and step == 0:  # a model used as it is (e.g. ChatMusician's weights) as a checkpoint
         save_checkpoint(model, raw_model, optimizer, tokenizer, cfg, env, {"step": 0, "micro_batches_done": 0,
                                                                           "world_size": env.world_size,
-                                                                          "num_workers": cfg.data.num_workers})
+                                                                          "num_workers": cfg.data.num_workers},
+                        encoder_fitted)
     model.train()
     while step < cfg.train.steps:
         started = time.perf_counter()
@@ -313,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         if (cfg.train.save_every and step % cfg.train.save_every == 0) or step == cfg.train.steps:
             state = {"step": step, "micro_batches_done": micro_batches_done, "world_size": env.world_size,
                      "num_workers": cfg.data.num_workers}
-            save_checkpoint(model, raw_model, optimizer, tokenizer, cfg, env, state)
+            save_checkpoint(model, raw_model, optimizer, tokenizer, cfg, env, state, encoder_fitted)
 
     # --- done ----------------------------------------------------------------------------------
     progress.close()

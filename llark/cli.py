@@ -133,7 +133,7 @@ def ask(argv: list[str]) -> int:
         parser.error("give --manifest and --out, or --audio/--features with --question")
 
     from llark.evaluation import get_task, number_answer
-    from llark.inference import answer_manifest, failures_path
+    from llark.inference import EncoderFitMismatch, answer_manifest, failures_path
 
     tasks = args.task or [None]
     if len(tasks) == 1:
@@ -146,7 +146,11 @@ def ask(argv: list[str]) -> int:
         parser.error(str(err))
     answerer = build_answerer(args)
     if args.manifest:
-        answered, failed = answer_manifest(answerer, args.manifest, args.out)
+        try:
+            answered, failed = answer_manifest(answerer, args.manifest, args.out)
+        except EncoderFitMismatch as err:
+            print(f"llark ask: {err}", file=sys.stderr)
+            return 2
         print(f"answered {answered}, failed {failed} -> {args.out}", file=sys.stderr)
         if failed:
             print(f"failures listed in {failures_path(args.out)}", file=sys.stderr)

@@ -66,6 +66,10 @@ class GenerationOptions:
             raise ValueError(f"mbr_weighting must be one of {MBR_WEIGHTINGS}, got {self.mbr_weighting!r}")
 
 
+class EncoderFitMismatch(ValueError):
+    """The checkpoint trained on features of other fitted models than this code's encoder uses."""
+
+
 def check_encoder_fit(model: LLark) -> None:
     """Refuse to encode audio for a checkpoint that trained on features of other fitted models (a refit of
     llark/encoders/beat_level.json since): it would hear other rhythm features than it learnt from.
@@ -73,9 +77,16 @@ def check_encoder_fit(model: LLark) -> None:
     encoder = model.run_config.encoder
     recorded, current = getattr(model, "encoder_fitted", None), fitted_models(encoder.name, encoder.settings)
     if recorded is not None and recorded != current:
-        raise ValueError(f"the checkpoint trained on features of the fitted models {recorded or '(none)'}, but this "
-                         f"code's encoder {encoder.name} uses {current}: encode audio with the code it trained with, "
-                         "or train again on features of this fit")
+        raise EncoderFitMismatch(f"the checkpoint trained on features of the fitted models {recorded or '(none)'}, but "
+                                 f"this code's encoder {encoder.name} uses {current}: encode audio with the code it "
+                                 "trained with, or train again on features of this fit")
+
+
+def check_encoder_fit_for(model: LLark, items: list[dict[str, Any]]) -> None:
+    """`check_encoder_fit` once for a batch, before any item, when some item would be encoded from its audio
+    (every such item would fail alike, and a run that records failures per item would hide why)."""
+    if any(item.get("audio") and not item.get("features") and item.get("modality") != "text" for item in items):
+        check_encoder_fit(model)
 
 
 @dataclass
@@ -278,6 +289,7 @@ def failures_path(out_path: str | Path) -> Path:
 def answer_manifest(answerer: Answerer, manifest: str | Path, out: str | Path) -> tuple[int, int]:
     """Answer every line of `manifest` into `out`; returns (answered, failed)."""
     items = read_manifest(manifest)
+    check_encoder_fit_for(answerer.model, items)
     ready, numbers, failures = [], [], []
     for item in items:
         try:

@@ -527,12 +527,16 @@ class LLark(nn.Module):
         return self.config.lm.source == "scratch" or trainable.lm == "full" or trainable.lm_embeddings
 
     def save_pretrained(
-        self, directory: str | Path, run_config: Config, tokenizer, state_dict: dict[str, torch.Tensor] | None = None
+        self, directory: str | Path, run_config: Config, tokenizer, state_dict: dict[str, torch.Tensor] | None = None,
+        encoder_fitted: dict[str, str] | None = None,
     ) -> None:
         """Write config.json, projector, new-token embeddings, LM weights or adapter, tokenizer.
 
         `state_dict` lets a sharded (FSDP2) run pass the gathered full state dict; by default the
-        module's own. The caller makes the write atomic (see llark/checkpoint.py).
+        module's own. `encoder_fitted`: the fitted models (the beat-level fit) the training features were
+        made with (their encoder record's, train.py), kept in config.json so audio is never encoded for it
+        with another fit (llark/inference.py: check_encoder_fit); None where unknown. The caller makes the
+        write atomic (see llark/checkpoint.py).
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -550,12 +554,9 @@ class LLark(nn.Module):
             base = {_hf_name(k): v for k, v in lm_tensors.items() if "lora_" not in k}
             save_file(base, directory / "lm" / "model.safetensors", metadata={"format": "pt"})
         tokenizer.save_pretrained(directory / "tokenizer")
-        from llark.encoders import fitted_models  # the encoders import librosa: only when saving
-
-        # The fitted models (the beat-level fit) of the encoder it trained with: train.py refuses features of
-        # another fit, so these are its features'; the Answerer refuses to encode audio with another.
-        meta = {"format": CHECKPOINT_FORMAT, "base_vocab_size": self.ids.base_vocab_size, "num_tokens": len(tokenizer),
-                "encoder_fitted": fitted_models(run_config.encoder.name, run_config.encoder.settings)}
+        meta = {"format": CHECKPOINT_FORMAT, "base_vocab_size": self.ids.base_vocab_size, "num_tokens": len(tokenizer)}
+        if encoder_fitted is not None:
+            meta["encoder_fitted"] = encoder_fitted
         (directory / "config.json").write_text(json.dumps({**config_to_dict(run_config), "llark": meta}, indent=2))
 
     @classmethod
@@ -602,7 +603,7 @@ class LLark(nn.Module):
             model.load_state_dict(adapter, strict=False)
         model.run_config = run_config
         model.tokenizer = tokenizer
-        model.encoder_fitted = meta.get("encoder_fitted")  # None: saved before checkpoints recorded it
+        model.encoder_fitted = meta.get("encoder_fitted")  # None: unknown (no encoder record, or saved before)
         return model.to(device).eval()
 
 

@@ -67,7 +67,8 @@ def test_a_data_folder_of_another_encoder_stops_the_demo_first(tmp_path):
         check_features(tmp_path / "data", encoder)
     assert json.loads((features / "encoder.json").read_text()) == older  # nothing touched
     # the same settings with another fit of the beat-level model (llark/encoders/beat_level.json refitted)
-    levelled = EncoderConfig(name="mir", settings={**encoder.settings, "n_mels": 64, "rhythm": True, "beat_level": True})
+    levelled = EncoderConfig(name="mir", settings={**encoder.settings, "n_mels": 64, "rhythm": True,
+                                                   "beat_level": True})
     refitted = encoder_record(build_encoder(levelled))
     assert refitted["fitted"] == {"beat_level": BeatLevelModel.load().fingerprint()}
     refitted["fitted"] = {"beat_level": "0123456789abcdef"}

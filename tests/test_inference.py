@@ -195,21 +195,33 @@ def test_ask_takes_the_task_whose_numbers_exact_mbr_chooses_from(trained_probe_c
 
 def test_audio_is_not_encoded_for_a_checkpoint_of_another_beat_level_fit(trained_probe_checkpoint, tmp_path):
     # The checkpoint records its encoder's fitted models; audio is refused with another fit of them, before encoding.
-    from llark.inference import Answerer
+    from llark.audio import AudioError
+    from llark.inference import Answerer, EncoderFitMismatch, answer_manifest
     from llark.model import LLark
 
     checkpoint = tmp_path / "ckpt"
     shutil.copytree(trained_probe_checkpoint[1], checkpoint)
-    assert LLark.from_pretrained(checkpoint).encoder_fitted == {}  # the probe has no encoder, so nothing fitted
+    assert LLark.from_pretrained(checkpoint).encoder_fitted is None  # the probe's shards carry no encoder record
     raw = json.loads((checkpoint / "config.json").read_text())
     raw["encoder"] = {"name": "mir", "settings": {"rhythm": True, "beat_level": True}}
     raw["llark"]["encoder_fitted"] = {"beat_level": "0123456789abcdef"}
     (checkpoint / "config.json").write_text(json.dumps(raw))
     answerer = Answerer(LLark.from_pretrained(checkpoint))
-    with pytest.raises(ValueError, match=r"the checkpoint trained on features of the fitted models \{'beat_level': "
-                                         r"'0123456789abcdef'\}, but this code's encoder mir uses \{'beat_level': '[0-9a-f]{16}'\}"):
+    mismatch = (r"the checkpoint trained on features of the fitted models \{'beat_level': '0123456789abcdef'\}, "
+                r"but this code's encoder mir uses \{'beat_level': '[0-9a-f]{16}'\}")
+    with pytest.raises(EncoderFitMismatch, match=mismatch):
         answerer.features_for({"question": "Key?", "audio": str(tmp_path / "never-read.wav")})
-    del raw["llark"]["encoder_fitted"]  # saved before checkpoints recorded it: not checked (the missing file is next)
+    # a batch is refused as a whole, before any item, not item by item (which would only count failures)
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "a", "question": "Key?", "audio": "never-read.wav"}) + "\n")
+    with pytest.raises(EncoderFitMismatch, match=mismatch):
+        answer_manifest(answerer, tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    (tmp_path / "eval.jsonl").write_text(json.dumps({"id": "a", "question": "Key?", "task": "key", "gold": "C major",
+                                                     "audio": "never-read.wav"}) + "\n")
+    evaluated = subprocess.run([sys.executable, str(REPO / "evaluate.py"), "--checkpoint", str(checkpoint), "--manifest",
+                                str(tmp_path / "eval.jsonl"), "--out", str(tmp_path / "eval")], capture_output=True, text=True)
+    assert evaluated.returncode == 1 and "ckpt: the checkpoint trained on features of the fitted models" in evaluated.stderr
+    del raw["llark"]["encoder_fitted"]  # which fit it trained on is unknown: not checked (the missing file is next)
     (checkpoint / "config.json").write_text(json.dumps(raw))
-    with pytest.raises(Exception, match="never-read.wav"):
-        Answerer(LLark.from_pretrained(checkpoint)).features_for({"question": "Key?", "audio": str(tmp_path / "never-read.wav")})
+    with pytest.raises(AudioError, match="never-read.wav: audio file not found"):
+        Answerer(LLark.from_pretrained(checkpoint)).features_for({"question": "Key?",
+                                                                  "audio": str(tmp_path / "never-read.wav")})

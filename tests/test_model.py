@@ -489,6 +489,16 @@ def test_grouped_projector_sums_one_mlp_per_family_and_reloads(tmp_path):
         Projector("grouped_mlp2", 16, 8, families=[list(range(15))])
 
 
+def test_the_checkpoint_keeps_the_fitted_models_its_features_were_made_with(tmp_path):
+    # train.py passes the shards' record (the beat-level fit); None, where unknown, is not written
+    model = tiny_model(seed=4)
+    model.save_pretrained(tmp_path / "known", Config(model=model.config), model.tokenizer,
+                          encoder_fitted={"beat_level": "0123456789abcdef"})
+    assert LLark.from_pretrained(tmp_path / "known").encoder_fitted == {"beat_level": "0123456789abcdef"}
+    model.save_pretrained(tmp_path / "unknown", Config(model=model.config), model.tokenizer)
+    assert LLark.from_pretrained(tmp_path / "unknown").encoder_fitted is None
+
+
 def test_standardized_projector_keeps_its_statistics_in_the_checkpoint(tmp_path):
     from llark.config import ModelConfig
 

@@ -318,11 +318,12 @@ def test_the_shards_encoder_must_be_the_configs(tmp_path):
     cfg.encoder.settings, cfg.model.audio_dim = levelled, 342
     (tmp_path / "manifest.json").write_text(json.dumps({"encoder": {**record, "settings": levelled,
                                                                      "fitted": MIRFeatureEncoder.fitted(levelled)}}))
-    train.check_encoder(cfg, shards)  # this fit: accepted
+    assert train.check_encoder(cfg, shards) == MIRFeatureEncoder.fitted(levelled)  # this fit: accepted, kept
     (tmp_path / "manifest.json").write_text(json.dumps({"encoder": {**record, "settings": levelled,
                                                                      "fitted": {"beat_level": "0123456789abcdef"}}}))
     with pytest.raises(ValueError, match=r"manifest.json: features come from the fitted models \{'beat_level': "
-                                         r"'0123456789abcdef'\}, but this code's encoder uses \{'beat_level': '[0-9a-f]{16}'\}"):
+                                         r"'0123456789abcdef'\}, but this code's encoder uses "
+                                         r"\{'beat_level': '[0-9a-f]{16}'\}"):
         train.check_encoder(cfg, shards)
 
 

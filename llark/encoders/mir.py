@@ -205,6 +205,7 @@ class MIRFeatureEncoder:
         cqt = self._cqt(wave, magnitude)  # shared by the chroma and interval groups
         chroma = self._chroma(cqt)
         decibels = self._decibels(mel_power)  # shared by the log-mel and timbre groups
+        # every other fine frame, copied into the row-major order the mel at the spectral hop would have
         onset_mel = None if fine_onset_mel is None else np.ascontiguousarray(fine_onset_mel[:, ::2])
         groups = [self._log_mel(decibels), chroma, *self._onset_and_level(wave, magnitude, onset_mel)]
         fine_onset = None if fine_onset_mel is None else self._fine_onset(fine_onset_mel)

@@ -101,7 +101,8 @@ def load_span(item: dict, sample_rate: int = 22050) -> tuple[np.ndarray, int]:
     from llark.audio import CLIP_SECONDS, load_audio
 
     start = float(item.get("start", 0.0))
-    return load_audio(item["audio"], sample_rate, start=start, end=float(item.get("end", start + CLIP_SECONDS))), sample_rate
+    end = float(item.get("end", start + CLIP_SECONDS))
+    return load_audio(item["audio"], sample_rate, start=start, end=end), sample_rate
 
 
 def _estimate(estimate, load_wave, item: dict) -> Any:
@@ -110,6 +111,10 @@ def _estimate(estimate, load_wave, item: dict) -> Any:
 
 
 def _one_thread() -> None:
+    import os
+
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"  # for the libraries a task loads later (scipy's BLAS, with librosa)
+    threadpool_limits(1)  # for those already loaded (numpy's)
