@@ -1,5 +1,5 @@
 # make demo   set up .venv (once) and run the main job on the embedded default: corpus -> features -> Q/A ->
-#             shards -> train tiny (two stages) -> evaluate -> answer questions (~19-21 min on 2 cores)
+#             shards -> train tiny (two stages) -> evaluate -> answer questions (~20-25 min on 2 cores)
 # make test   set up .venv (once) and run the whole test suite (what CI runs)
 # make test-fast   the same without the slow end-to-end tests (pytest -m "not slow")
 # make demo-soundfont   make demo, then also the test pieces rendered with another soundfont (FluidR3_GM, fetched
