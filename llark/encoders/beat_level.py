@@ -41,6 +41,7 @@ from llark.jsonl import write_json_atomic
 LEVEL_RATIOS = (1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 4 / 3, 3 / 2, 2.0, 3.0)
 LEVEL_TOLERANCE = 0.04  # a clip whose labelled tempo is within 4 % of a ratio of the tracked one teaches that ratio
 SHIPPED = Path(__file__).with_name("beat_level.json")
+REGULARIZATION = 0.15  # scikit-learn's C for `fit`, cross-validated on the shipped fit's corpus
 
 
 class BeatLevelError(ValueError):
@@ -111,7 +112,7 @@ def level_of(labelled_bpm: float, tracked_bpm: float) -> int | None:
     return best if errors[best] < np.log1p(LEVEL_TOLERANCE) else None
 
 
-def fit(descriptors: np.ndarray, levels: np.ndarray, regularization: float = 0.15,
+def fit(descriptors: np.ndarray, levels: np.ndarray, regularization: float = REGULARIZATION,
         provenance: dict[str, Any] | None = None) -> BeatLevelModel:
     """A multinomial logistic regression (scikit-learn, L2 with inverse strength `regularization`) from rhythm
     descriptors [clips, features] to level indices [clips] into LEVEL_RATIOS."""

@@ -113,8 +113,8 @@ def _estimate(estimate, load_wave, item: dict) -> Any:
 def _one_thread() -> None:
     import os
 
-    from threadpoolctl import threadpool_limits
+    from llark.extraction import limit_threads
 
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"  # for the libraries a task loads later (scipy's BLAS, with librosa)
-    threadpool_limits(1)  # for those already loaded (numpy's)
+    limit_threads(1)  # for those already loaded (numpy's)
