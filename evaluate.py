@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from llark.evaluation import get_task, number_answer
+from llark.evaluation import get_task, item_counts, number_answer
 from llark.evaluation.baselines import classic_estimates, classic_pool, constant, load_span, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.tasks.abc_generation import AbcGenerationTask
@@ -74,7 +74,7 @@ def ablate(features: list[np.ndarray | None], condition: str, seed: int) -> list
 
 def with_intervals(task, predicted: list, gold: list, samples: int, seed: int) -> dict[str, dict[str, float]]:
     values = task.metrics(predicted, gold)
-    intervals = bootstrap(task.metrics, predicted, gold, samples=samples, seed=seed)
+    intervals = bootstrap(task.metrics, predicted, gold, samples=samples, seed=seed, counts=item_counts(task))
     intervals = {m: intervals.get(m, (v, v)) for m, v in values.items()}  # --bootstrap 0: no interval
     return {m: {"value": v, "low": intervals[m][0], "high": intervals[m][1]} for m, v in values.items()}
 

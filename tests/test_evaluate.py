@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evaluate import ablate
-from llark.evaluation import get_task
+from llark.evaluation import get_task, item_counts
 from llark.evaluation.baselines import classic_estimates, classic_pool, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.instruments import instrument_class, instrument_classes
@@ -175,6 +175,40 @@ def test_bootstrap_intervals_cover_the_value_and_narrow_with_n():
 
     assert with_intervals(task, predicted, gold, samples=0, seed=0) == {"accuracy": {"value": 0.75, "low": 0.75,
                                                                                      "high": 0.75}}
+
+
+@pytest.mark.parametrize("name", ["key", "tempo", "meter", "instruments"])
+def test_bootstrap_of_summed_counts_matches_scoring_every_resample(name):
+    # The same draws scored both ways give the same interval ends; answers with unparseable ones, keys
+    # spelled enharmonically, instrument sets whose classes some resamples lack (macro-F1's class list).
+    rng = np.random.default_rng(7)
+    task = get_task(name)
+    pools = {"key": (["C major", "A minor", "F# minor", "Gb minor", "Eb major", None], ["C major", "A minor", "F# minor"]),
+             "tempo": ([60.0, 61.0, 120.0, 90.0, 45.0, None], [60.0, 90.0, 120.0]),
+             "meter": (["4/4", "3/4", "6/8", None], ["4/4", "3/4", "6/8"]),
+             "instruments": ([frozenset({"piano"}), frozenset({"piano", "bass"}), frozenset({"harp"}), None],
+                             [frozenset({"piano"}), frozenset({"bass", "drums"}), frozenset({"flute"})])}
+    answers, labels = pools[name]
+    predicted = [answers[i] for i in rng.integers(0, len(answers), 40)]
+    gold = [labels[i] for i in rng.integers(0, len(labels), 40)]
+    counts = item_counts(task)
+    assert counts is not None and item_counts(get_task("caption")) is None
+    scored = bootstrap(task.metrics, predicted, gold, samples=300, seed=5)
+    summed = bootstrap(task.metrics, predicted, gold, samples=300, seed=5, counts=counts)
+    assert scored.keys() == summed.keys() == task.metrics(predicted, gold).keys()
+    for metric in scored:
+        assert summed[metric] == pytest.approx(scored[metric], abs=1e-12)
+        assert scored[metric][0] < scored[metric][1]  # a real spread: the check is not of two constants
+
+
+def test_instrument_f1_counts_only_the_classes_named():
+    task = get_task("instruments")
+    gold = [frozenset({"piano"}), frozenset({"bass"})]
+    # piano: F1 1; bass: missed (F1 0); harp: named and wrong (F1 0); flute, in no answer or label, does not count.
+    result = task.metrics([frozenset({"piano"}), frozenset({"harp"})], gold)
+    assert result == {"micro_f1": pytest.approx(2 / 4), "macro_f1": pytest.approx(1 / 3)}
+    assert task.metrics([None, None], gold) == {"micro_f1": 0.0, "macro_f1": 0.0}
+    assert task.metrics([], []) == {"micro_f1": 1.0, "macro_f1": 0.0}  # nothing named, nothing missed
 
 
 def test_shuffled_ablation_is_a_seeded_derangement():

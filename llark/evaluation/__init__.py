@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
+import numpy as np
+
 
 class Task(Protocol):
     name: str
@@ -20,6 +22,9 @@ class Task(Protocol):
     # Optional (read with number_answer(task)): for a task whose answer is one number (tempo), the numbers it
     # may be and where an answer states it (GenerationOptions.exact_number_mbr).
     # number_answer: NumberAnswer
+    # Optional (read with item_counts(task)): for a task whose metrics are functions of counts summed over the
+    # items, those counts (the bootstrap then resamples them instead of scoring every resample again).
+    # item_counts: ItemCounts
 
     def parse(self, answer: str) -> Any | None:
         """The value a free-text answer states, or None when it states none."""
@@ -45,6 +50,39 @@ class NumberAnswer:
 
     values: Sequence[int]
     locate: Callable[[str], tuple[int, int] | None]
+
+
+@dataclass(frozen=True)
+class ItemCounts:
+    """A task whose metrics are functions of counts summed over its items (an accuracy: right answers and
+    items; an F1: true positives, false positives, false negatives): each item's counts, and the metrics
+    of their sums. The task's `metrics` is `summed_metrics` of them, and the bootstrap
+    (llark/evaluation/bootstrap.py) sums each resample's counts in one matrix product rather than
+    scoring its answers again.
+
+        ItemCounts(lambda p, g: np.array([[a == b, 1] for a, b in zip(p, g)], float),
+                   lambda sums: {"accuracy": sums[..., 0] / sums[..., 1]})
+    """
+
+    counts: Callable[[list, list], np.ndarray]  # (predicted, gold) -> [n items, k]
+    of_sums: Callable[[np.ndarray], dict[str, np.ndarray]]  # [..., k] sums over items -> {metric: [...]}
+
+
+def summed_metrics(counts: ItemCounts, predicted: list, gold: list) -> dict[str, float]:
+    """The metrics of the items' summed counts."""
+    sums = counts.counts(predicted, gold).sum(axis=0)
+    return {name: float(value) for name, value in counts.of_sums(sums).items()}
+
+
+def fraction(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """part / whole elementwise; nan where whole is 0 (no items: the mean of none)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(part, dtype=float) / whole
+
+
+def item_counts(task: Task) -> ItemCounts | None:
+    """The task's ItemCounts, or None for a task whose metrics do not sum over items (captions, ABC)."""
+    return getattr(task, "item_counts", None)
 
 
 def number_answer(task: Task) -> NumberAnswer | None:

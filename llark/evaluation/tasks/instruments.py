@@ -7,20 +7,38 @@ empty set (every gold instrument a false negative).
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
+from llark.evaluation import ItemCounts, fraction, summed_metrics
 from llark.evaluation.instruments import instrument_class, instrument_classes
 
 
-def _f1(tp: int, fp: int, fn: int) -> float:
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+def _instrument_counts(predicted: list[frozenset[str] | None], gold: list[frozenset[str]]) -> np.ndarray:
+    """[n, 3 * classes]: each item's (TP, FP, FN) for each class named in any predicted or gold set."""
+    predicted = [p or frozenset() for p in predicted]
+    classes = sorted(frozenset().union(*predicted, *gold))
+    counts = [[(name in p and name in g, name in p and name not in g, name in g and name not in p) for name in classes]
+              for p, g in zip(predicted, gold)]
+    return np.array(counts, dtype=float).reshape(len(gold), 3 * len(classes))
+
+
+def _instrument_metrics(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Micro and macro F1 of summed (TP, FP, FN) per class; macro over the classes with any count (those
+    a resample's answers or labels name), micro 1 where nothing was named or missed at all."""
+    tp, fp, fn = np.moveaxis(sums.reshape(*sums.shape[:-1], -1, 3), -1, 0)  # each [..., classes]
+    named = tp + fp + fn > 0
+    per_class = np.where(named, fraction(2 * tp, 2 * tp + fp + fn), 0.0)
+    classes = named.sum(-1)
+    macro = np.where(classes > 0, fraction(per_class.sum(-1), classes), 0.0)
+    micro_tp, micro_errors = tp.sum(-1), (fp + fn).sum(-1)
+    micro = np.where(micro_tp + micro_errors > 0, fraction(2 * micro_tp, 2 * micro_tp + micro_errors), 1.0)
+    return {"micro_f1": micro, "macro_f1": macro}
 
 
 class InstrumentsTask:
     name = "instruments"
     constant = ["Acoustic Grand Piano"]
+    item_counts = ItemCounts(_instrument_counts, _instrument_metrics)
 
     def parse(self, answer: str) -> frozenset[str] | None:
         classes = instrument_classes(answer)
@@ -34,12 +52,4 @@ class InstrumentsTask:
         return classes
 
     def metrics(self, predicted, gold) -> dict[str, float]:
-        tp, fp, fn = Counter(), Counter(), Counter()  # per class, over the items
-        for p, g in zip(predicted, gold):
-            p = p or frozenset()
-            tp.update(p & g)
-            fp.update(p - g)
-            fn.update(g - p)
-        per_class = [_f1(tp[name], fp[name], fn[name]) for name in sorted(tp.keys() | fp.keys() | fn.keys())]
-        micro = _f1(sum(tp.values()), sum(fp.values()), sum(fn.values()))
-        return {"micro_f1": micro, "macro_f1": float(np.mean(per_class)) if per_class else 0.0}
+        return summed_metrics(self.item_counts, predicted, gold)
