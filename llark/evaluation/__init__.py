@@ -80,6 +80,24 @@ def fraction(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
         return np.asarray(part, dtype=float) / whole
 
 
+def mean_over_items(names: Sequence[str], values: Callable[[list, list], np.ndarray]) -> ItemCounts:
+    """ItemCounts of metrics that are means over the items of per-item values (an accuracy, a mean score):
+    `values(predicted, gold)` gives each item's [n, len(names)] values; a count of items is summed beside them.
+
+        mean_over_items(["accuracy"], lambda p, g: [[a == b] for a, b in zip(p, g)])
+    """
+    width = len(names)
+
+    def counts(predicted: list, gold: list) -> np.ndarray:
+        per_item = np.asarray(values(predicted, gold), dtype=float).reshape(len(gold), width)
+        return np.concatenate([per_item, np.ones((len(gold), 1))], axis=1)
+
+    def of_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: fraction(sums[..., column], sums[..., width]) for column, name in enumerate(names)}
+
+    return ItemCounts(counts, of_sums)
+
+
 def item_counts(task: Task) -> ItemCounts | None:
     """The task's ItemCounts, or None for a task whose metrics do not sum over items (captions, ABC)."""
     return getattr(task, "item_counts", None)

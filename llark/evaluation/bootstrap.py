@@ -49,8 +49,8 @@ def bootstrap(
             for name, values in counts.of_sums(times @ per_item).items():
                 draws.setdefault(name, []).append(np.asarray(values, dtype=float))
     tail = (1 - level) / 2 * 100
-    return {name: (float(np.percentile(np.concatenate(v), tail)), float(np.percentile(np.concatenate(v), 100 - tail)))
-            for name, v in draws.items()}
+    ends = {name: np.percentile(np.concatenate(values), [tail, 100 - tail]) for name, values in draws.items()}
+    return {name: (float(low), float(high)) for name, (low, high) in ends.items()}
 
 
 def resampled_items(n: int, samples: int, seed: int) -> Iterator[np.ndarray]:

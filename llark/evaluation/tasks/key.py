@@ -5,26 +5,21 @@ from __future__ import annotations
 from functools import lru_cache
 
 import mir_eval
-import numpy as np
 
-from llark.evaluation import ItemCounts, fraction, summed_metrics
+from llark.evaluation import mean_over_items, summed_metrics
 from llark.evaluation.parsing import parse_key
 
 
-def _key_counts(predicted: list[str | None], gold: list[str]) -> np.ndarray:
-    """[n, 3]: each item's MIREX score, whether it is the same key, and 1 (the item)."""
+def _key_scores(predicted: list[str | None], gold: list[str]) -> list[tuple[float, bool]]:
+    """Each item's MIREX score and whether it is the same key (a score of 1: enharmonic spellings too)."""
     scores = [_weighted_score(g, p) if p else 0.0 for p, g in zip(predicted, gold)]
-    return np.array([(s, s == 1.0, 1.0) for s in scores], dtype=float).reshape(-1, 3)  # 1.0: enharmonics too
-
-
-def _key_metrics(sums: np.ndarray) -> dict[str, np.ndarray]:
-    return {"mirex": fraction(sums[..., 0], sums[..., 2]), "accuracy": fraction(sums[..., 1], sums[..., 2])}
+    return [(score, score == 1.0) for score in scores]
 
 
 class KeyTask:
     name = "key"
     constant = "C major"
-    item_counts = ItemCounts(_key_counts, _key_metrics)
+    item_counts = mean_over_items(("mirex", "accuracy"), _key_scores)
 
     def parse(self, answer: str) -> str | None:
         return parse_key(answer)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from llark.evaluation import ItemCounts, NumberAnswer, fraction, summed_metrics
+from llark.evaluation import NumberAnswer, mean_over_items, summed_metrics
 from llark.evaluation.parsing import parse_tempo, tempo_span
 
 TOLERANCE = 0.04
@@ -15,14 +13,10 @@ def within(predicted: float, gold: float, factor: float = 1.0) -> bool:
     return abs(predicted - gold * factor) <= TOLERANCE * gold * factor
 
 
-def _tempo_counts(predicted: list[float | None], gold: list[float]) -> np.ndarray:
-    """[n, 3]: whether each item is right within 4 %, whether at one of OCTAVE_FACTORS, and 1 (the item)."""
-    return np.array([(p is not None and within(p, g), p is not None and any(within(p, g, f) for f in OCTAVE_FACTORS), 1)
-                     for p, g in zip(predicted, gold)], dtype=float).reshape(-1, 3)
-
-
-def _tempo_metrics(sums: np.ndarray) -> dict[str, np.ndarray]:
-    return {"acc1": fraction(sums[..., 0], sums[..., 2]), "acc2": fraction(sums[..., 1], sums[..., 2])}
+def _tempo_hits(predicted: list[float | None], gold: list[float]) -> list[tuple[bool, bool]]:
+    """Whether each item is right within 4 % (Acc1), and at one of OCTAVE_FACTORS of the truth (Acc2)."""
+    return [(p is not None and within(p, g), p is not None and any(within(p, g, f) for f in OCTAVE_FACTORS))
+            for p, g in zip(predicted, gold)]
 
 
 class TempoTask:
@@ -30,7 +24,7 @@ class TempoTask:
     constant = 120.0
     # The whole-number BPMs an answer may state, scored one by one with --exact-number-mbr (llark/inference.py).
     number_answer = NumberAnswer(range(30, 301), tempo_span)
-    item_counts = ItemCounts(_tempo_counts, _tempo_metrics)
+    item_counts = mean_over_items(("acc1", "acc2"), _tempo_hits)
 
     def parse(self, answer: str) -> float | None:
         return parse_tempo(answer)
