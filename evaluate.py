@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from llark.evaluation import get_task, item_counts, number_answer
+from llark.evaluation import get_task, item_counts
 from llark.evaluation.baselines import classic_estimates, classic_pool, constant, load_span, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.tasks.abc_generation import AbcGenerationTask
@@ -163,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         print("[evaluate] text-only manifest: no audio to ablate", file=sys.stderr)
         conditions = ["audio"]
     answers = {}
-    numbers = [number_answer(get_task(item["task"])) for item in items]  # used with --exact-number-mbr
+    tasks = [get_task(item["task"]) for item in items]  # MBR by each task's score; --exact-number-mbr, --head-weight
     for condition in conditions:
         answers[condition] = answerer.answer([i["question"] for i in items], ablate(features, condition, args.seed),
-                                             number_answers=numbers)
+                                             tasks=tasks)
         print(f"[evaluate] answered {len(items)} questions ({condition})", file=sys.stderr)
 
     # --- score each task: model, ablations, baselines ------------------------------------------

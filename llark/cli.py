@@ -45,6 +45,10 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
                        help="for a question whose task answers with one number (a manifest line's \"task\": "
                        "\"tempo\"; llark ask --task), restate the answer's number as the one most likely within "
                        "--mbr-number-tolerance of the truth, every number the task allows scored in the answer's words")
+    group.add_argument("--head-weight", type=float, default=0.0,
+                       help="with --mbr-samples, for a question of a known task with a label head: weigh the sampled "
+                       "answers against the head's reading of the clip as well, the truth taken as (1 - W) x the "
+                       "answers + W x the head (llark/mbr.py); 0: the answers alone")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -52,7 +56,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
 GENERATION_FLAGS = {"max_new_tokens": "--max-new-tokens", "do_sample": "--sample", "temperature": "--temperature",
                     "top_k": "--top-k", "top_p": "--top-p", "repetition_penalty": "--repetition-penalty",
                     "seed": "--seed", "mbr_samples": "--mbr-samples", "mbr_number_tolerance": "--mbr-number-tolerance",
-                    "mbr_weighting": "--mbr-weighting", "exact_number_mbr": "--exact-number-mbr"}
+                    "mbr_weighting": "--mbr-weighting", "exact_number_mbr": "--exact-number-mbr",
+                    "head_weight": "--head-weight"}
 
 
 def generation_options(args: argparse.Namespace):
@@ -88,7 +93,7 @@ def build_answerer(args: argparse.Namespace):
     return Answerer(model, generation_options(args), batch_size=args.batch_size)
 
 
-def stream_answer(answerer, question: str, features, number=None) -> None:
+def stream_answer(answerer, question: str, features, task=None) -> None:
     """Prints one answer as it is generated; a decoded prefix that changes (or a number restated by
     --exact-number-mbr) is reprinted on a new line."""
     printed = ""
@@ -99,7 +104,7 @@ def stream_answer(answerer, question: str, features, number=None) -> None:
         sys.stdout.flush()
         printed = text
 
-    answerer.answer([question], [features], on_text=show, number_answers=[number])
+    answerer.answer([question], [features], on_text=show, tasks=[task])
     print()
 
 
@@ -121,9 +126,10 @@ def ask(argv: list[str]) -> int:
                         "which is encoded once (the answers are printed as 'Q: ...' / 'A: ...' pairs)")
     parser.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     parser.add_argument("--task", action="append",
-                        help="with --question and --exact-number-mbr: the evaluation task a question asks about "
-                        "(tempo), whose range of numbers its answer's number is chosen from; once for every "
-                        "question, or once per --question in their order (a manifest line names its own \"task\")")
+                        help="with --question: the evaluation task a question asks about (key, tempo, meter, "
+                        "instruments), which MBR decoding chooses by (its score, --head-weight, --exact-number-mbr); "
+                        "once for every question, or once per --question in their order (a manifest line names its "
+                        "own \"task\")")
     add_generation_arguments(parser)
     args = parser.parse_args(argv)
     if args.manifest:
@@ -132,7 +138,7 @@ def ask(argv: list[str]) -> int:
     elif not (args.audio or args.features) or not args.question:
         parser.error("give --manifest and --out, or --audio/--features with --question")
 
-    from llark.evaluation import get_task, number_answer
+    from llark.evaluation import get_task
     from llark.inference import EncoderFitMismatch, answer_manifest, failures_path
 
     tasks = args.task or [None]
@@ -141,7 +147,7 @@ def ask(argv: list[str]) -> int:
     if args.question and len(tasks) != len(args.question):
         parser.error(f"{len(args.task)} --task for {len(args.question)} --question: give one, or one per question")
     try:
-        numbers = [number_answer(get_task(task)) if task else None for task in tasks]
+        tasks = [get_task(task) if task else None for task in tasks]
     except KeyError as err:
         parser.error(str(err))
     answerer = build_answerer(args)
@@ -165,12 +171,12 @@ def ask(argv: list[str]) -> int:
         return 2
     questions = args.question
     if args.stream:
-        for question, number in zip(questions, numbers):
+        for question, task in zip(questions, tasks):
             if len(questions) > 1:
                 print(f"Q: {question}\nA: ", end="")
-            stream_answer(answerer, question, features, number)
+            stream_answer(answerer, question, features, task)
     else:
-        answers = answerer.answer(questions, [features] * len(questions), number_answers=numbers)
+        answers = answerer.answer(questions, [features] * len(questions), tasks=tasks)
         for question, answer in zip(questions, answers):
             print(answer if len(questions) == 1 else f"Q: {question}\nA: {answer}")
     return 0

@@ -25,9 +25,10 @@ import torch
 from llark.audio import CLIP_SECONDS
 from llark.data import ExampleBuilder, ExampleTooLong, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file, fitted_models
-from llark.evaluation import NumberAnswer, get_task, number_answer
+from llark.evaluation import NumberAnswer, Task, answer_agreement, get_task, number_answer
 from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
-from llark.mbr import MBR_WEIGHTINGS, choose_answer, most_probable_number
+from llark.label_targets import head_belief
+from llark.mbr import MBR_WEIGHTINGS, Belief, choose_answer, choose_by_agreement, most_probable_number
 from llark.model import LLark
 from llark.templates import get_template
 from llark.tokenizer import IGNORE_INDEX
@@ -51,11 +52,16 @@ class GenerationOptions:
     # How MBR weighs each distinct sampled answer: "count" (how often it was sampled) or "probability"
     # (the model's probability of it; llark/mbr.py: choose_answer).
     mbr_weighting: str = "count"
-    # For a question whose answer states one number from a known range (a tempo: `number_answers` in
+    # For a question whose answer states one number from a known range (a tempo: its task in
     # Answerer.answer), restate the chosen answer's number as the one most likely right (within
     # mbr_number_tolerance of the truth) under the model's probability of every number of the range
     # (llark/mbr.py: most_probable_number); sampled answers only estimate that probability.
     exact_number_mbr: bool = False
+    # For a question of a known task with a label head (key, tempo, meter, instruments), MBR takes the truth
+    # as distributed like (1 - head_weight) x the model's answers + head_weight x what the head reads of the
+    # clip (llark/label_targets.py: head_belief); 0: the answers alone. Needs mbr_samples and a checkpoint
+    # with label heads.
+    head_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mbr_samples < 0:
@@ -64,6 +70,10 @@ class GenerationOptions:
             raise ValueError(f"mbr_number_tolerance must be in [0, 1), got {self.mbr_number_tolerance}")
         if self.mbr_weighting not in MBR_WEIGHTINGS:
             raise ValueError(f"mbr_weighting must be one of {MBR_WEIGHTINGS}, got {self.mbr_weighting!r}")
+        if not 0.0 <= self.head_weight <= 1.0:
+            raise ValueError(f"head_weight must be in [0, 1], got {self.head_weight}")
+        if self.head_weight > 0 and self.mbr_samples == 0:
+            raise ValueError("head_weight weighs sampled answers: it needs mbr_samples > 0")
 
 
 class EncoderFitMismatch(ValueError):
@@ -106,6 +116,13 @@ class Answerer:
                                       audio_position="before", system=cfg.model.system_prompt,
                                       audio_pool=cfg.model.audio_pool)
         self.device = next(self.model.parameters()).device
+        if self.options.head_weight > 0 and not self.model.label_heads:
+            raise ValueError("head_weight > 0 needs a checkpoint with label heads (trained with model.label_loss_weight > 0)")
+
+    @property
+    def decodes_by_task(self) -> bool:
+        """Whether a question's task changes how it is decoded (MBR by its score, exact number MBR)."""
+        return self.options.mbr_samples > 0 or self.options.exact_number_mbr
 
     def features_for(self, item: dict[str, Any]) -> np.ndarray | None:
         """Features of a manifest item: from its `features` .npy, or by encoding its `audio`; None for
@@ -183,7 +200,7 @@ class Answerer:
             (tails["labels"] != IGNORE_INDEX).to(self.device)).cpu().numpy()
 
     def with_most_probable_number(self, question: str, features: np.ndarray | None, answer: str,
-                                  number: NumberAnswer) -> str:
+                                  number: NumberAnswer, belief: Belief | None = None) -> str:
         """`answer` with its number (where `number.locate` finds it) restated as the one of `number.values`
         most likely right within `options.mbr_number_tolerance` under the model's probability of each
         (`number_log_probs`; llark/mbr.py: most_probable_number); unchanged where it states none.
@@ -192,13 +209,16 @@ class Answerer:
         every N in place of 112): the words are the same for every N, so the scores compare the numbers. The
         words stay as sampled, so a restated number may sit beside a word chosen for the old one ("fairly fast").
         One fixed wording for every answer ("The tempo is about N BPM.") read within 3 of 196 val questions
-        of this, either way, and would tie the task to the training answers' wordings (README).
+        of this, either way, and would tie the task to the training answers' wordings (README). With a
+        `belief` (the tempo head's), the truth is the mixture `options.head_weight` says.
         """
         log_probs = self.number_log_probs(question, features, answer, number)
         if log_probs is None:
             return answer
         start, end = number.locate(answer)
-        chosen = number.values[most_probable_number(np.asarray(number.values), log_probs, self.options.mbr_number_tolerance)]
+        weight = self.options.head_weight if belief else 0.0
+        chosen = number.values[most_probable_number(np.asarray(number.values), log_probs, self.options.mbr_number_tolerance,
+                                                    belief, weight)]
         return f"{answer[:start]}{chosen}{answer[end:]}"
 
     def _cut_at_stop(self, text: str) -> str:
@@ -206,19 +226,34 @@ class Answerer:
             text = text.split(stop, 1)[0]
         return text.strip()
 
+    def head_beliefs(self, batch: dict[str, torch.Tensor], tasks: list[Task | None]) -> list[Belief | None]:
+        """For each prompt of a collated batch whose task has a label head, that head's reading of its audio
+        as a belief over the task's values (llark/label_targets.py: head_belief); None for the others."""
+        heads = self.model.label_heads
+        if not any(task is not None and task.name in heads for task in tasks):
+            return [None] * len(tasks)
+        probabilities = self.model.label_probabilities(batch["input_ids"], batch["attention_mask"], batch["audio"],
+                                                       batch["audio_lengths"])
+        return [head_belief(task.name, probabilities[task.name][row].cpu().numpy())
+                if task is not None and task.name in heads and batch["audio_lengths"][row] > 0 else None
+                for row, task in enumerate(tasks)]
+
     def answer(
         self, questions: list[str], features: list[np.ndarray | None], on_text: Callable[[str], None] | None = None,
-        number_answers: list[NumberAnswer | None] | None = None,
+        tasks: list[Task | None] | None = None,
     ) -> list[str]:
         """Answers for parallel lists of questions and [T, D] features, `batch_size` at a time.
 
         `on_text` (single-question streaming) receives the decoded text as it grows; with MBR
-        decoding (`options.mbr_samples`), the chosen answer once. `number_answers` (parallel to
-        `questions`): for a question whose answer is one number, its task's NumberAnswer (None otherwise);
-        with `options.exact_number_mbr`, each such answer's number is restated (`with_most_probable_number`).
+        decoding (`options.mbr_samples`), the chosen answer once. `tasks` (parallel to `questions`): the
+        evaluation task a question asks about, or None. With MBR, a task's sampled answers are chosen by its
+        own per-item score (`agreement`: llark/mbr.py, choose_by_agreement; the shared words otherwise), with
+        `options.head_weight` weighed against its label head's reading of the clip too; with
+        `options.exact_number_mbr`, a one-number answer's number is restated (`with_most_probable_number`).
         """
-        if number_answers is not None and len(number_answers) != len(questions):
-            raise ValueError(f"{len(number_answers)} number answers for {len(questions)} questions")
+        if tasks is not None and len(tasks) != len(questions):
+            raise ValueError(f"{len(tasks)} tasks for {len(questions)} questions")
+        tasks = tasks if tasks is not None else [None] * len(questions)
         tokenizer = self.model.tokenizer
         options = self.options
         samples = max(1, options.mbr_samples)  # rows per question
@@ -227,10 +262,15 @@ class Answerer:
         stops = self.template.stop_strings
         streaming = on_text is not None and len(questions) == 1 and options.mbr_samples == 0
         answers: list[str] = []
+        beliefs: list[Belief | None] = []
         for start in range(0, len(questions), self.batch_size):
             chunk = list(zip(questions[start : start + self.batch_size], features[start : start + self.batch_size]))
             prompts = [self.prompt(q, f) for q, f in chunk]
             batch = {k: v.to(self.device) for k, v in collate(prompts, self.model.ids.pad, left_pad=True).items()}
+            chunk_tasks = tasks[start : start + self.batch_size]
+            chunk_beliefs = (self.head_beliefs(batch, chunk_tasks) if options.head_weight > 0
+                             else [None] * len(chunk_tasks))
+            beliefs += chunk_beliefs
             streamed: list[int] = []
 
             def stream(tokens: torch.Tensor) -> None:
@@ -253,14 +293,23 @@ class Answerer:
                 log_probs=log_probs,
             )
             texts = [self._cut_at_stop(tokenizer.decode(tokens, skip_special_tokens=True)) for tokens in outputs]
-            for first in range(0, len(texts), samples):
+            for row, first in enumerate(range(0, len(texts), samples)):
                 candidates = texts[first : first + samples]
                 weights = log_probs[first : first + samples] if log_probs is not None else None
-                answers.append(candidates[choose_answer(candidates, options.mbr_number_tolerance, weights)])
-        if options.exact_number_mbr and number_answers is not None:
-            for i, number in enumerate(number_answers):
+                task, belief = chunk_tasks[row], chunk_beliefs[row]
+                agreement = answer_agreement(task) if task is not None and samples > 1 else None
+                chosen = None
+                if agreement is not None:  # the task's own score; the words where no sample parses
+                    chosen = choose_by_agreement([task.parse(c) for c in candidates], agreement, belief,
+                                                 options.head_weight if belief else 0.0, weights)
+                if chosen is None:
+                    chosen = choose_answer(candidates, options.mbr_number_tolerance, weights)
+                answers.append(candidates[chosen])
+        if options.exact_number_mbr:
+            for i, task in enumerate(tasks):
+                number = number_answer(task) if task is not None else None
                 if number is not None:
-                    answers[i] = self.with_most_probable_number(questions[i], features[i], answers[i], number)
+                    answers[i] = self.with_most_probable_number(questions[i], features[i], answers[i], number, beliefs[i])
         if on_text is not None and (not streaming or options.exact_number_mbr) and len(answers) == 1:
             on_text(answers[0])
         return answers
@@ -290,20 +339,19 @@ def answer_manifest(answerer: Answerer, manifest: str | Path, out: str | Path) -
     """Answer every line of `manifest` into `out`; returns (answered, failed)."""
     items = read_manifest(manifest)
     check_encoder_fit_for(answerer.model, items)
-    ready, numbers, failures = [], [], []
+    ready, tasks, failures = [], [], []
     for item in items:
         try:
             features = answerer.checked_features(item)
-            # With exact number MBR, a line naming its task (an evaluation manifest's "task": "tempo") has its
-            # number chosen as the task's NumberAnswer says; an unknown task fails the line.
-            number = (number_answer(get_task(item["task"]))
-                      if answerer.options.exact_number_mbr and item.get("task") else None)
+            # A line naming its task (an evaluation manifest's "task": "tempo") is decoded as the task says
+            # (Answerer.answer: MBR by its score, exact number MBR); an unknown task fails the line.
+            task = get_task(item["task"]) if item.get("task") and answerer.decodes_by_task else None
         except Exception as err:  # recorded per line, the batch goes on
             failures.append({"id": item["id"], "question": item["question"], "error": f"{type(err).__name__}: {err}"})
             continue
         ready.append((item, features))
-        numbers.append(number)
-    answers = answerer.answer([item["question"] for item, _ in ready], [f for _, f in ready], number_answers=numbers)
+        tasks.append(task)
+    answers = answerer.answer([item["question"] for item, _ in ready], [f for _, f in ready], tasks=tasks)
     write_jsonl_atomic(out, ({"id": item["id"], "question": item["question"], "answer": answer}
                              for (item, _), answer in zip(ready, answers)))
     if failures:

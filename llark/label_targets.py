@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from llark.corpus.theory import TheoryError, parse_key
+from llark.corpus.theory import MAJOR_TONICS, MINOR_TONICS, TheoryError, parse_key
 from llark.evaluation.instruments import CLASSES, instrument_class
 
 MIN_BPM, MAX_BPM = 30.0, 300.0
@@ -27,6 +27,8 @@ INSTRUMENT_CLASSES = tuple(sorted(CLASSES))
 # head name -> number of outputs; single-label heads use cross-entropy, "instruments" is multi-label.
 HEAD_SIZES = {"key": 24, "tempo": TEMPO_CLASSES, "meter": len(METERS), "instruments": len(INSTRUMENT_CLASSES)}
 TARGET_KEYS = tuple(f"target_{name}" for name in HEAD_SIZES)
+MULTI_LABEL_HEADS = ("instruments",)  # a sigmoid per class (binary cross-entropy); the others a softmax
+BELIEF_DRAWS = 128  # sets drawn from the instrument head's per-class probabilities (head_belief)
 MISSING = -1
 
 
@@ -62,3 +64,27 @@ def encode_label_targets(labels: dict[str, Any]) -> dict[str, Any]:
                 instruments[INSTRUMENT_CLASSES.index(found)] = 1.0
     targets["target_instruments"] = instruments
     return targets
+
+
+def head_belief(name: str, probabilities: np.ndarray, draws: int = BELIEF_DRAWS, seed: int = 0) -> list[tuple[Any, float]]:
+    """The head's reading of one clip as values of its evaluation task (what the task's `parse` gives) and
+    the probability of each: MBR decoding weighs sampled answers against it (llark/mbr.py, `head_weight`).
+
+    probabilities: the head's softmax (key, tempo, meter) or per-class sigmoid (instruments). A tempo class
+    stands for its centre BPM; the instruments' are `draws` sets drawn with those per-class probabilities
+    (each 1/draws; seeded, so the same clip gets the same belief).
+
+        head_belief("meter", np.array([0, 0.1, 0.9, 0, 0, 0, 0, 0, 0, 0]))   -> [("2/2", 0.0), ("2/4", 0.1), ("3/4", 0.9), ...]
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    if probabilities.shape != (HEAD_SIZES[name],):
+        raise ValueError(f"the {name} head has {HEAD_SIZES[name]} classes, got probabilities of shape {probabilities.shape}")
+    if name == "key":
+        names = [f"{MAJOR_TONICS[pc]} major" for pc in range(12)] + [f"{MINOR_TONICS[pc]} minor" for pc in range(12)]
+        return list(zip(names, probabilities.tolist()))
+    if name == "tempo":
+        return [(MIN_BPM * TEMPO_BIN_RATIO ** c, p) for c, p in enumerate(probabilities.tolist())]
+    if name == "meter":
+        return list(zip(METERS, probabilities.tolist()))
+    drawn = np.random.default_rng(seed).random((draws, len(probabilities))) < probabilities
+    return [(frozenset(INSTRUMENT_CLASSES[i] for i in np.flatnonzero(row)), 1.0 / draws) for row in drawn]

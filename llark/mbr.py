@@ -30,6 +30,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -110,7 +111,51 @@ def choose_answer(candidates: list[str], number_tolerance: float = 0.04, log_pro
     return max(range(len(candidates)), key=lambda i: (totals[candidates[i]], -i))
 
 
-def most_probable_number(values: np.ndarray, log_probs: np.ndarray, tolerance: float) -> int:
+# A belief about the truth: values it may be (in a task's parsed form) and the probability of each.
+Belief = list[tuple[Any, float]]
+
+
+def choose_by_agreement(values: list[Any | None], agreement: Callable[[Any, Any], float],
+                        belief: Belief | None = None, belief_weight: float = 0.0,
+                        log_probs: list[float] | None = None) -> int | None:
+    """Index of the sampled answer with the highest expected score under the task's own per-item metric, or
+    None when no answer parses: MBR with the metric as its utility, where `choose_answer` counts shared words.
+
+    values: each sampled answer parsed by the task (None: unparseable; never chosen, and no truth to others).
+    The truth is taken as distributed like the samples (each 1/n, or given `log_probs` as the model's
+    probability of each, as in `choose_answer`), or with `belief` (a label head's reading of the clip:
+    llark/label_targets.py, head_belief) as the mixture (1 - belief_weight) x samples + belief_weight x
+    belief. The first on a tie.
+
+        choose_by_agreement(["3/4", "6/8", "6/8"], MeterTask.agreement)                                -> 1
+        choose_by_agreement(["3/4", "6/8", "6/8"], MeterTask.agreement, [("3/4", 0.9), ("6/8", 0.1)], 0.5) -> 0
+    """
+    if not 0.0 <= belief_weight <= 1.0:
+        raise ValueError(f"belief_weight must be in [0, 1], got {belief_weight}")
+    if belief_weight > 0 and not belief:
+        raise ValueError("belief_weight > 0 needs a belief")
+    if all(v is None for v in values):
+        return None
+    if log_probs is None:
+        shares = np.full(len(values), 1.0 / len(values))
+    else:
+        if len(log_probs) != len(values):
+            raise ValueError(f"{len(log_probs)} log-probabilities for {len(values)} answers")
+        shares = np.exp(np.asarray(log_probs, dtype=float) - max(log_probs))
+        shares /= shares.sum()
+    truths = [(v, (1.0 - belief_weight) * share) for v, share in zip(values, shares.tolist()) if v is not None]
+    if belief_weight > 0:
+        total = sum(w for _, w in belief)
+        truths += [(v, belief_weight * w / total) for v, w in belief]
+    expected: dict[int, float] = {}
+    for i, value in enumerate(values):
+        if value is not None and not any(value == values[j] for j in expected):  # each distinct answer once
+            expected[i] = sum(w * agreement(value, truth) for truth, w in truths if w)
+    return max(expected, key=lambda i: (expected[i], -i))
+
+
+def most_probable_number(values: np.ndarray, log_probs: np.ndarray, tolerance: float,
+                         belief: Belief | None = None, belief_weight: float = 0.0) -> int:
     """Index of the value most likely to be right, taking the model's distribution over the values as the
     truth's and an answer as right within `tolerance` of the truth, relative to the truth (tempo Acc1:
     |answer - gold| <= 0.04 gold): the exact MBR choice, where sampled answers only estimate it (the first
@@ -119,10 +164,22 @@ def most_probable_number(values: np.ndarray, log_probs: np.ndarray, tolerance: f
 
     values: [n] the numbers an answer may state; log_probs: [n] the model's log-probability of stating each.
         most_probable_number(np.array([100, 103, 130]), np.log([0.3, 0.3, 0.4]), 0.04)  -> 0 (0.6 within 4 %)
+
+    With `belief` (numbers the truth may be and their probabilities: the tempo head's classes), the truth is
+    taken as distributed like the mixture (1 - belief_weight) x the model's answers + belief_weight x belief.
     """
     values, log_probs = np.asarray(values, dtype=float), np.asarray(log_probs, dtype=float)
     if values.shape != log_probs.shape or values.ndim != 1 or not len(values):
         raise ValueError(f"need matching 1-D values and log-probabilities, got {values.shape} and {log_probs.shape}")
+    if not 0.0 <= belief_weight <= 1.0:
+        raise ValueError(f"belief_weight must be in [0, 1], got {belief_weight}")
     probabilities = np.exp(log_probs - log_probs.max())
-    right = np.abs(values[:, None] - values[None, :]) <= tolerance * values[None, :]  # [answer, truth]
-    return int((right @ probabilities).argmax())
+    truths, weights = values, probabilities / probabilities.sum()
+    if belief_weight > 0:
+        if not belief:
+            raise ValueError("belief_weight > 0 needs a belief")
+        believed = np.array([w for _, w in belief], dtype=float)
+        truths = np.concatenate([values, [float(v) for v, _ in belief]])
+        weights = np.concatenate([(1.0 - belief_weight) * weights, belief_weight * believed / believed.sum()])
+    right = np.abs(values[:, None] - truths[None, :]) <= tolerance * truths[None, :]  # [answer, truth]
+    return int((right @ weights).argmax())

@@ -24,7 +24,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from llark.config import Config, LMConfig, ModelConfig, config_from_dict, config_to_dict
-from llark.label_targets import HEAD_SIZES
+from llark.label_targets import HEAD_SIZES, MULTI_LABEL_HEADS
 from llark.tokenizer import IGNORE_INDEX, SpecialIds, special_ids
 
 log = logging.getLogger(__name__)
@@ -353,6 +353,26 @@ class LLark(nn.Module):
             else:
                 loss = loss + F.cross_entropy(logits, target[known])
         return loss
+
+    @torch.no_grad()
+    def label_probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, audio: torch.Tensor,
+                            audio_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the label heads read of each row's audio, as in training (the hidden states of `label_layer`
+        averaged over the row's audio positions): {head: [B, classes]}, a softmax for key, tempo and meter, a
+        sigmoid per class for instruments. One prompt per row, as data.collate gives them (any padding).
+        MBR decoding weighs sampled answers against them (GenerationOptions.head_weight)."""
+        if not self.label_heads:
+            raise ValueError("this checkpoint has no label heads (trained with model.label_loss_weight 0)")
+        hidden = self.embed(input_ids, audio, audio_lengths)
+        if self.label_layer() > 0:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # left-padded prompts (generate)
+            hidden = self.base_lm().get_decoder()(inputs_embeds=hidden, attention_mask=attention_mask, position_ids=position_ids,
+                                                  output_hidden_states=True).hidden_states[self.label_layer()]
+        at_audio = input_ids == self.ids.audio_patch
+        row_of = torch.arange(len(input_ids), device=input_ids.device)[:, None].expand_as(input_ids)
+        pooled, _ = mean_by_owner(hidden[at_audio], row_of[at_audio], len(input_ids))
+        logits = {name: head(pooled.float()) for name, head in self.label_heads.items()}
+        return {name: torch.sigmoid(x) if name in MULTI_LABEL_HEADS else x.softmax(-1) for name, x in logits.items()}
 
     @torch.no_grad()
     def answer_logprobs(

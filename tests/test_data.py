@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from llark.data import ExampleBuilder, ShardDataset, grouped_by_length, collate, expand_shard_patterns, load_features
 from llark.distributed import DistEnv
-from llark.label_targets import (INSTRUMENT_CLASSES, MAX_BPM, METERS, MIN_BPM, MISSING, TEMPO_BIN_RATIO,
+from llark.label_targets import (HEAD_SIZES, INSTRUMENT_CLASSES, MAX_BPM, METERS, MIN_BPM, MISSING, TEMPO_BIN_RATIO,
                                  encode_label_targets, tempo_class)
 from llark.shards import ClipRecord, clip_id_from_key, clip_key, write_shards
 from llark.synthetic import probe_records
@@ -324,6 +324,30 @@ def test_clip_labels_become_class_targets():
     missing = encode_label_targets({"key": "H major", "meter": "11/16"})
     assert {missing[name] for name in ("target_key", "target_tempo", "target_meter")} == {MISSING}
     assert (missing["target_instruments"] == MISSING).all()
+
+
+def test_a_heads_reading_becomes_a_belief_over_its_tasks_values():
+    from llark.evaluation import get_task
+    from llark.label_targets import head_belief
+
+    for name in ("key", "tempo", "meter"):
+        probabilities = np.random.default_rng(0).dirichlet(np.ones(HEAD_SIZES[name]))
+        belief = head_belief(name, probabilities)
+        task = get_task(name)
+        assert [w for _, w in belief] == pytest.approx(probabilities.tolist())
+        # Each class is a value the task's parser gives back unchanged, in the order of the head's classes.
+        assert all(task.parse_gold(value) == value for value, _ in belief)
+        targets = [encode_label_targets({name: value})[f"target_{name}"] for value, _ in belief]
+        assert targets == list(range(HEAD_SIZES[name]))
+    # Instruments: sets drawn with the per-class probabilities; the same clip, the same draws.
+    probabilities = np.zeros(len(INSTRUMENT_CLASSES))
+    probabilities[INSTRUMENT_CLASSES.index("drums")], probabilities[INSTRUMENT_CLASSES.index("flute")] = 1.0, 0.25
+    belief = head_belief("instruments", probabilities, draws=400)
+    assert belief == head_belief("instruments", probabilities, draws=400) and sum(w for _, w in belief) == pytest.approx(1)
+    assert all("drums" in value and value <= {"drums", "flute"} for value, _ in belief)
+    assert 0.18 < sum("flute" in value for value, _ in belief) / 400 < 0.32
+    with pytest.raises(ValueError, match="the meter head has 10 classes"):
+        head_belief("meter", np.ones(4) / 4)
 
 
 def test_dataset_attaches_each_clips_label_targets_only_when_asked(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evaluate import ablate
-from llark.evaluation import get_task, item_counts
+from llark.evaluation import answer_agreement, get_task, item_counts
 from llark.evaluation.baselines import classic_estimates, classic_pool, majority, uniform_random
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.instruments import instrument_class, instrument_classes
@@ -389,3 +389,25 @@ def test_the_projector_probe_trains_the_configs_projector_and_heads(tmp_path, ca
     with pytest.raises(SystemExit):
         projector_probe.main([*base, "model.label_loss_weight=0"])
     assert "model.label_loss_weight is 0: there are no label heads to probe with" in capsys.readouterr().err
+
+
+def test_a_tasks_agreement_is_its_score_of_one_item():
+    # MBR decoding (llark/mbr.py: choose_by_agreement) scores a sampled answer against another as the task
+    # scores an answer against its truth: the first metric of the one-item list.
+    cases = {
+        "key": ["C major", "G major", "A minor", "C minor", "F major", "Db major", "C# major"],
+        "tempo": [120.0, 124.0, 125.0, 60.0, 240.0, 80.0],
+        "meter": ["3/4", "6/8", "4/4", "2/4"],
+        "instruments": [frozenset(), frozenset({"piano"}), frozenset({"piano", "drums"}), frozenset({"bass", "drums", "organ"})],
+    }
+    for name, values in cases.items():
+        task = get_task(name)
+        for predicted in values:
+            for gold in values:
+                if name == "instruments" and not gold:
+                    continue  # a gold set names at least one instrument
+                first = next(iter(task.metrics([predicted], [gold]).values()))
+                assert task.agreement(predicted, gold) == pytest.approx(first), (name, predicted, gold)
+    assert get_task("key").agreement("G major", "C major") == 0.5  # a fifth above the truth
+    assert get_task("instruments").agreement(frozenset(), frozenset()) == 1.0
+    assert answer_agreement(get_task("caption")) is None and answer_agreement(get_task("meter")) is not None

@@ -164,9 +164,9 @@ def test_exact_number_mbr_applies_to_the_questions_given_numbers(trained_probe_c
     exact = Answerer(model, GenerationOptions(exact_number_mbr=True))
     tempo = number_answer(get_task("tempo"))
     assert number_answer(get_task("key")) is None and list(tempo.values) == list(range(30, 301))
-    assert exact.answer(questions, features, number_answers=[None, tempo]) == plain  # no number to restate
-    with pytest.raises(ValueError, match="1 number answers for 2 questions"):
-        exact.answer(questions, features, number_answers=[None])
+    assert exact.answer(questions, features, tasks=[None, get_task("tempo")]) == plain  # no number to restate
+    with pytest.raises(ValueError, match="1 tasks for 2 questions"):
+        exact.answer(questions, features, tasks=[None])
     data, _ = trained_probe_checkpoint
     item = read_manifest(data / "test.jsonl")[0]
     manifest = tmp_path / "in.jsonl"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from llark.inference import GenerationOptions
-from llark.mbr import Terms, agreement, answer_terms, choose_answer, most_probable_number
+from llark.evaluation import get_task
+from llark.mbr import Terms, agreement, answer_terms, choose_answer, choose_by_agreement, most_probable_number
 
 
 def test_terms_keep_sharps_meters_and_numbers_whole():
@@ -61,7 +62,10 @@ def test_reports_say_how_answers_were_decoded():
     assert decoding_summary(vars(GenerationOptions(do_sample=True, temperature=0.7, seed=3))) == (
         "sampled at temperature 0.7 (seed 3)")
     assert decoding_summary(vars(GenerationOptions(mbr_samples=16, temperature=0.5))) == (
-        "minimum Bayes risk over 16 samples at temperature 0.5 (numbers agree within 4%)")
+        "minimum Bayes risk over 16 samples at temperature 0.5 (a task's answers agree as the task scores them, other "
+        "answers by their words, numbers within 4%)")
+    assert decoding_summary(vars(GenerationOptions(mbr_samples=16, temperature=0.5, head_weight=0.5))).endswith(
+        "numbers within 4%, the label heads' reading weighed 0.5 beside the samples)")
     assert decoding_summary(vars(GenerationOptions(exact_number_mbr=True))) == (
         "greedy; a tempo's number: the BPM most likely within 4% of the truth, every BPM scored")
 
@@ -116,3 +120,85 @@ def test_most_probable_number_takes_the_mass_within_tolerance_not_the_peak():
     assert most_probable_number(np.array([120, 125, 129]), np.log([0.3, 0.1, 0.2]), 0.04) == 0
     with pytest.raises(ValueError, match="matching"):
         most_probable_number(values, np.zeros(2), 0.04)
+
+
+def test_a_tasks_own_score_chooses_where_shared_words_would_not():
+    # Word agreement counts "the time signature is" as agreement; the meter it states is what the task scores.
+    meter = get_task("meter")
+    samples = ["The time signature is 3/4.", "The time signature is 3/4.", "6/8.", "It is in 6/8.", "Compound duple, 6/8 time."]
+    assert choose_answer(samples) == 0
+    assert choose_by_agreement([meter.parse(s) for s in samples], meter.agreement) == 2
+
+
+def test_agreement_choice_skips_unparseable_answers_and_weighs_the_belief():
+    meter = get_task("meter")
+    values = [None, "3/4", "6/8", "6/8", None]
+    assert choose_by_agreement(values, meter.agreement) == 2  # first of the majority; None is never chosen
+    assert choose_by_agreement([None, None], meter.agreement) is None  # the Answerer falls back to the words
+    belief = [("3/4", 0.9), ("6/8", 0.1)]  # a head hearing 3/4
+    assert choose_by_agreement(values, meter.agreement, belief, 0.1) == 2  # 0.9 * 2/5 + 0.01 > 0.9 / 5 + 0.09
+    assert choose_by_agreement(values, meter.agreement, belief, 0.5) == 1  # 0.5 / 5 + 0.45 > 0.5 * 2/5 + 0.05
+    assert choose_by_agreement(values, meter.agreement, [("3/4", 9.0), ("6/8", 1.0)], 0.5) == 1  # normalised
+    # The head alone chooses among the sampled answers only: 2/4 was never sampled.
+    assert choose_by_agreement(values, meter.agreement, [("2/4", 1.0)], 1.0) == 1
+    # Weighed by the model's probability of each sample instead of counts.
+    assert choose_by_agreement(values, meter.agreement, log_probs=[0.0, -0.1, -2.0, -2.0, 0.0]) == 1
+    with pytest.raises(ValueError, match="belief_weight must be in"):
+        choose_by_agreement(values, meter.agreement, belief, 1.5)
+    with pytest.raises(ValueError, match="needs a belief"):
+        choose_by_agreement(values, meter.agreement, None, 0.5)
+    # The key's MIREX weights: with a head hearing G major, D major (a fifth above it: 0.5) is chosen,
+    # though neither sample of it is G major; C major, the samples' majority, scores 0 against G major.
+    key = get_task("key")
+    values = ["C major", "C major", "A minor", "D major"]
+    assert choose_by_agreement(values, key.agreement) == 0
+    assert choose_by_agreement(values, key.agreement, [("G major", 1.0)], 0.9) == 3
+
+
+def test_the_numbers_belief_moves_the_most_probable_number():
+    values = np.array([100, 150])
+    log_probs = np.log([0.6, 0.4])
+    assert most_probable_number(values, log_probs, 0.04) == 0
+    belief = [(148.0, 0.8), (60.0, 0.2)]  # a tempo head reading about 150
+    assert most_probable_number(values, log_probs, 0.04, belief, 0.5) == 1  # 0.2 + 0.4 > 0.3
+    assert most_probable_number(values, log_probs, 0.04, belief, 0.1) == 0  # 0.54 > 0.36 + 0.08
+    with pytest.raises(ValueError, match="needs a belief"):
+        most_probable_number(values, log_probs, 0.04, None, 0.5)
+
+
+def test_head_weight_reads_each_prompts_heads_and_needs_them(tmp_path):
+    import torch
+
+    from llark.config import Config
+    from llark.data import collate
+    from llark.inference import Answerer
+    from llark.label_targets import head_belief
+    from llark.model import LLark
+    from tests.conftest import tiny_model
+
+    torch.manual_seed(0)
+    for name, weight in (("heads", 1.0), ("plain", 0.0)):
+        model = tiny_model(seed=2, label_loss_weight=weight)
+        model.save_pretrained(tmp_path / name, Config(model=model.config), model.tokenizer)
+    model = LLark.from_pretrained(tmp_path / "heads").eval()
+    with pytest.raises(ValueError, match="needs mbr_samples"):
+        GenerationOptions(head_weight=0.5)
+    options = GenerationOptions(mbr_samples=4, temperature=0.5, head_weight=0.5, max_new_tokens=6)
+    with pytest.raises(ValueError, match="needs a checkpoint with label heads"):
+        Answerer(LLark.from_pretrained(tmp_path / "plain"), options)
+    answerer = Answerer(model, options, batch_size=2)
+    rng = np.random.default_rng(0)
+    features = [rng.normal(size=(t, 16)).astype(np.float32) for t in (3, 5, 4)]
+    questions = ["What key is it in?", "What is the time signature?", "Describe the clip."]
+    tasks = [get_task("key"), get_task("meter"), None]
+    batch = collate([answerer.prompt(q, f) for q, f in zip(questions, features)], model.ids.pad, left_pad=True)
+    probabilities = model.label_probabilities(batch["input_ids"], batch["attention_mask"], batch["audio"],
+                                              batch["audio_lengths"])
+    beliefs = answerer.head_beliefs(batch, tasks)
+    assert beliefs[0] == head_belief("key", probabilities["key"][0].numpy())
+    assert beliefs[1] == head_belief("meter", probabilities["meter"][1].numpy()) and beliefs[2] is None
+    assert answerer.head_beliefs(batch, [None, None, get_task("caption")]) == [None] * 3  # no head for these
+    answers = answerer.answer(questions, features, tasks=tasks)
+    assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
+    with pytest.raises(ValueError, match="2 tasks for 3 questions"):
+        answerer.answer(questions, features, tasks=tasks[:2])

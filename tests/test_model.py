@@ -173,6 +173,29 @@ def test_label_layer_0_reads_the_projected_audio_tokens():
     torch.testing.assert_close(model(**packed), total)
 
 
+def test_label_probabilities_read_each_prompts_audio_as_training_pools_it():
+    # Left-padded prompts (as answers are generated), the heads at decoder layer 1: each row reads the mean
+    # of its own audio positions, as the same prompt alone; softmax per single-label head, sigmoid per class.
+    model = tiny_model(seed=5, label_loss_weight=1.0).eval()
+    batch = make_batch(model, frames=(2, 9), answers=(None, None), left_pad=True)
+    assert (batch["attention_mask"][:, 0] == 0).any()
+    read = model.label_probabilities(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"])
+    decoder = model.base_lm().get_decoder()
+    for row, frames in enumerate((2, 9)):
+        ids = batch["input_ids"][row : row + 1][:, batch["attention_mask"][row].bool()]
+        with torch.no_grad():
+            hidden = decoder(inputs_embeds=model.embed(ids, batch["audio"][row : row + 1, :frames], torch.tensor([frames])),
+                             output_hidden_states=True).hidden_states[1]
+            pooled = hidden[0, ids[0] == model.ids.audio_patch].mean(0)
+            for name, head in model.label_heads.items():
+                logits = head(pooled)
+                expected = torch.sigmoid(logits) if name == "instruments" else logits.softmax(-1)
+                torch.testing.assert_close(read[name][row], expected, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(read["key"].sum(-1), torch.ones(2)) and not torch.allclose(read["instruments"].sum(-1), torch.ones(2))
+    with pytest.raises(ValueError, match="no label heads"):
+        tiny_model().label_probabilities(batch["input_ids"], batch["attention_mask"], batch["audio"], batch["audio_lengths"])
+
+
 def test_pack_rows_is_first_fit_decreasing():
     assert pack_rows([5, 9, 4, 2, 9, 1], capacity=9) == [[1], [4], [0, 2], [3, 5]]
     with pytest.raises(ValueError, match="does not fit"):

@@ -25,6 +25,10 @@ class Task(Protocol):
     # Optional (read with item_counts(task)): for a task whose metrics are functions of counts summed over the
     # items, those counts (the bootstrap then resamples them instead of scoring every resample again).
     # item_counts: ItemCounts
+    # Optional (read with answer_agreement(task)): for a task whose answers are scored one by one, the score of
+    # one parsed answer against one parsed truth (key: the MIREX weight; tempo: within 4 %; meter: equal;
+    # instruments: the set F1). MBR decoding then chooses the sampled answer with the best expected score.
+    # agreement: Callable[[Any, Any], float]
 
     def parse(self, answer: str) -> Any | None:
         """The value a free-text answer states, or None when it states none."""
@@ -101,6 +105,11 @@ def mean_over_items(names: Sequence[str], values: Callable[[list, list], np.ndar
 def item_counts(task: Task) -> ItemCounts | None:
     """The task's ItemCounts, or None for a task whose metrics do not sum over items (captions, ABC)."""
     return getattr(task, "item_counts", None)
+
+
+def answer_agreement(task: Task) -> Callable[[Any, Any], float] | None:
+    """The task's per-item score of an answer against a truth (parsed values), or None for a task without one."""
+    return getattr(task, "agreement", None)
 
 
 def number_answer(task: Task) -> NumberAnswer | None:

@@ -40,6 +40,12 @@ class InstrumentsTask:
     constant = ["Acoustic Grand Piano"]
     item_counts = ItemCounts(_instrument_counts, _instrument_metrics)
 
+    @staticmethod
+    def agreement(predicted: frozenset[str], gold: frozenset[str]) -> float:
+        """The set F1 of one item (its micro-F1 alone); 1 for two empty sets."""
+        named = len(predicted) + len(gold)
+        return 2 * len(predicted & gold) / named if named else 1.0
+
     def parse(self, answer: str) -> frozenset[str] | None:
         classes = instrument_classes(answer)
         return frozenset(classes) if classes else None

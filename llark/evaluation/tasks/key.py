@@ -21,6 +21,10 @@ class KeyTask:
     constant = "C major"
     item_counts = mean_over_items(("mirex", "accuracy"), _key_scores)
 
+    @staticmethod
+    def agreement(predicted: str, gold: str) -> float:
+        return _weighted_score(gold, predicted)
+
     def parse(self, answer: str) -> str | None:
         return parse_key(answer)
 

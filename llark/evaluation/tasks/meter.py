@@ -11,6 +11,10 @@ class MeterTask:
     constant = "4/4"
     item_counts = mean_over_items(("accuracy",), lambda predicted, gold: [[p == g] for p, g in zip(predicted, gold)])
 
+    @staticmethod
+    def agreement(predicted: str, gold: str) -> float:
+        return float(predicted == gold)
+
     def parse(self, answer: str) -> str | None:
         return parse_meter(answer)
 

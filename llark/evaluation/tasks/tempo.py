@@ -26,6 +26,10 @@ class TempoTask:
     number_answer = NumberAnswer(range(30, 301), tempo_span)
     item_counts = mean_over_items(("acc1", "acc2"), _tempo_hits)
 
+    @staticmethod
+    def agreement(predicted: float, gold: float) -> float:
+        return float(within(predicted, gold))  # Acc1
+
     def parse(self, answer: str) -> float | None:
         return parse_tempo(answer)
 
