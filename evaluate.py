@@ -150,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown ablation {condition!r}; use {', '.join(ABLATIONS)} or none")
 
     # --- model, items and answers under each condition ---------------------------------------
-    answerer = build_answerer(args)
+    try:
+        answerer = build_answerer(args)
+    except ValueError as err:  # decoding options that do not go together, or with this checkpoint
+        parser.error(str(err))
     try:
         items, golds, features, failures = prepare_items(args.manifest, answerer)
     except EncoderFitMismatch as err:

@@ -150,7 +150,10 @@ def ask(argv: list[str]) -> int:
         tasks = [get_task(task) if task else None for task in tasks]
     except KeyError as err:
         parser.error(str(err))
-    answerer = build_answerer(args)
+    try:
+        answerer = build_answerer(args)
+    except ValueError as err:  # decoding options that do not go together, or with this checkpoint
+        parser.error(str(err))
     if args.manifest:
         try:
             answered, failed = answer_manifest(answerer, args.manifest, args.out)

@@ -191,6 +191,11 @@ def test_ask_takes_the_task_whose_numbers_exact_mbr_chooses_from(trained_probe_c
     assert both.returncode == 0 and both.stdout.count("Q: ") == 2
     miscounted = llark(*common, "--question", "a", "--question", "b", "--task", "key", "--task", "tempo")
     assert miscounted.returncode == 2 and "2 --task for 3 --question" in miscounted.stderr
+    # The label heads weigh sampled answers: without samples, or without heads (the probe's), a clear refusal.
+    unsampled = llark(*common, "--task", "key", "--head-weight", "0.5")
+    assert unsampled.returncode == 2 and "needs mbr_samples > 0" in unsampled.stderr
+    headless = llark(*common, "--task", "key", "--head-weight", "0.5", "--mbr-samples", "2")
+    assert headless.returncode == 2 and "needs a checkpoint with label heads" in headless.stderr
 
 
 def test_audio_is_not_encoded_for_a_checkpoint_of_another_beat_level_fit(trained_probe_checkpoint, tmp_path):
