@@ -46,7 +46,7 @@ from llark.evaluation.baselines import classic_estimates, classic_pool, constant
 from llark.evaluation.bootstrap import bootstrap
 from llark.evaluation.tasks.abc_generation import AbcGenerationTask
 from llark.evaluation.report import key_confusion_png, report_markdown, task_bars_png, tempo_scatter_png
-from llark.inference import EncoderFitMismatch, check_encoder_fit_for, read_manifest
+from llark.inference import DecodingOptionsError, EncoderFitMismatch, check_encoder_fit_for, read_manifest
 from llark.jsonl import file_sha256, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 ABLATIONS = ("zeroed", "shuffled")
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- model, items and answers under each condition ---------------------------------------
     try:
         answerer = build_answerer(args)
-    except ValueError as err:  # decoding options that do not go together, or with this checkpoint
+    except DecodingOptionsError as err:
         parser.error(str(err))
     try:
         items, golds, features, failures = prepare_items(args.manifest, answerer)

@@ -37,7 +37,9 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
                        help="sample N answers per question and return the one that agrees best with the rest "
                        "(minimum-Bayes-risk decoding, llark/mbr.py); 0: off")
     group.add_argument("--mbr-number-tolerance", type=float, default=0.04,
-                       help="with --mbr-samples: numbers within this relative difference agree (0.04: tempo Acc1)")
+                       help="with --mbr-samples, for a question of no known task: numbers within this relative "
+                       "difference agree (a known task's answers agree as the task scores them); and "
+                       "--exact-number-mbr's tolerance (0.04: tempo Acc1)")
     group.add_argument("--mbr-weighting", choices=MBR_WEIGHTINGS, default="count",
                        help="with --mbr-samples: weigh each distinct sampled answer by how often it was sampled "
                        "(count) or by the model's probability of it (probability)")
@@ -139,7 +141,7 @@ def ask(argv: list[str]) -> int:
         parser.error("give --manifest and --out, or --audio/--features with --question")
 
     from llark.evaluation import get_task
-    from llark.inference import EncoderFitMismatch, answer_manifest, failures_path
+    from llark.inference import DecodingOptionsError, EncoderFitMismatch, answer_manifest, failures_path
 
     tasks = args.task or [None]
     if len(tasks) == 1:
@@ -152,7 +154,7 @@ def ask(argv: list[str]) -> int:
         parser.error(str(err))
     try:
         answerer = build_answerer(args)
-    except ValueError as err:  # decoding options that do not go together, or with this checkpoint
+    except DecodingOptionsError as err:
         parser.error(str(err))
     if args.manifest:
         try:

@@ -44,12 +44,12 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Iterable
 
 from llark.cli import generation_arguments
-from llark.config import EncoderConfig, load_config
+from llark.config import Config, EncoderConfig, load_config
 from llark.encoders import build_encoder
 from llark.corpus.render import DEFAULT_SOUNDFONT
 from llark.evaluation.report import decoding_summary
@@ -91,7 +91,12 @@ def run(name: str, times: dict[str, float], *command: object, env: dict[str, str
     times[name] = times.get(name, 0.0) + time.perf_counter() - started
 
 
-def evaluated(out: Path, checkpoint: Path, manifest: Path) -> bool:
+def decoding_for(config: Config) -> GenerationOptions:
+    """The demo's DECODING, without the label heads for a config that trains none (model.label_loss_weight 0)."""
+    return DECODING if config.model.label_loss_weight > 0 else replace(DECODING, head_weight=0.0)
+
+
+def evaluated(out: Path, checkpoint: Path, manifest: Path, decoding: GenerationOptions) -> bool:
     """Whether out/results.json already scores this checkpoint on this manifest, as it now reads, with the
     demo's decoding: then a re-run (e.g. make demo-soundfont after make demo) reuses it. A rebuilt manifest
     (other questions, or groups it did not have) is scored again. Delete `out` to score again anyway."""
@@ -101,7 +106,7 @@ def evaluated(out: Path, checkpoint: Path, manifest: Path) -> bool:
     results = json.loads(path.read_text())
     return (results.get("checkpoint") == str(checkpoint) and results.get("manifest") == str(manifest)
             and manifest.is_file() and results.get("manifest_sha256") == file_sha256(manifest)
-            and results.get("decoding") == asdict(DECODING))  # every option: one added since is not assumed
+            and results.get("decoding") == asdict(decoding))  # every option: one added since is not assumed
 
 
 def check_recipe(run_dir: Path, recipe: dict) -> None:
@@ -224,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(REPO / args.config)
     if config.encoder.name != "mir":
         raise SystemExit(f"{args.config}: the demo encodes with the MIR encoder, but encoder.name is {config.encoder.name!r}")
+    decoding = decoding_for(config)
     stages = args.stage or [listening_stage(stage) for stage in LISTENING_STAGES]
     steps = args.steps or config.train.steps
     for folder in [data, *(soundfont_data(data, Path(soundfont)) for soundfont in args.soundfont_test)]:
@@ -261,9 +267,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def evaluate_once(name: str, manifest: Path, out: Path, ablations: str) -> None:
         """evaluate.py on `manifest` into `out`, unless `out` already scores this checkpoint that way."""
-        if not evaluated(out, checkpoint, manifest):
+        if not evaluated(out, checkpoint, manifest, decoding):
             run(name, times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", manifest, "--out", out,
-                "--bootstrap", 1000, "--ablations", ablations, *generation_arguments(DECODING), env=env)
+                "--bootstrap", 1000, "--ablations", ablations, *generation_arguments(decoding), env=env)
 
     evaluate_once("evaluate", data / "eval.jsonl", run_dir / "eval", "shuffled")
 
@@ -275,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     # One process: the checkpoint is loaded and the clip encoded once for all five questions.
     run("ask", times, "-m", "llark.cli", "ask", "--checkpoint", checkpoint, "--audio", audio,
         "--start", example.get("start", 0.0), "--end", example.get("end", 25.0),
-        *repeated("--question", questions.values()), *repeated("--task", questions), *generation_arguments(DECODING),
+        *repeated("--question", questions.values()), *repeated("--task", questions), *generation_arguments(decoding),
         env=env)
 
     for soundfont in map(Path, args.soundfont_test):
@@ -299,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
           + f"; total {sum(times.values()) / 60:.1f} min")
     print(f"[demo] report: {run_dir / 'eval' / 'report.md'} (plots beside it); checkpoint: {checkpoint}")
     print(f"[demo] try: llark ask --checkpoint {checkpoint} --audio any.wav --question \"What is the tempo in BPM?\" "
-          "--task tempo " + " ".join(generation_arguments(DECODING)))
+          "--task tempo " + " ".join(generation_arguments(decoding)))
     return 0
 
 

@@ -36,6 +36,11 @@ from llark.tokenizer import IGNORE_INDEX
 log = logging.getLogger(__name__)
 
 
+class DecodingOptionsError(ValueError):
+    """Decoding options that do not go together, or not with the checkpoint (llark ask and evaluate.py say so
+    as a usage error)."""
+
+
 @dataclass
 class GenerationOptions:
     max_new_tokens: int = 64
@@ -46,11 +51,13 @@ class GenerationOptions:
     repetition_penalty: float = 1.0
     seed: int = 0
     # > 0: sample this many answers per question (with the settings above) and return the one that
-    # agrees best with the others, numbers agreeing within mbr_number_tolerance (llark/mbr.py).
+    # agrees best with the others (llark/mbr.py): as the question's task scores answers where it is known
+    # (choose_by_agreement), otherwise by their words, numbers agreeing within mbr_number_tolerance
+    # (choose_answer; the tolerance also serves exact_number_mbr).
     mbr_samples: int = 0
     mbr_number_tolerance: float = 0.04
     # How MBR weighs each distinct sampled answer: "count" (how often it was sampled) or "probability"
-    # (the model's probability of it; llark/mbr.py: choose_answer).
+    # (the model's probability of it; llark/mbr.py: answer_weights).
     mbr_weighting: str = "count"
     # For a question whose answer states one number from a known range (a tempo: its task in
     # Answerer.answer), restate the chosen answer's number as the one most likely right (within
@@ -65,15 +72,17 @@ class GenerationOptions:
 
     def __post_init__(self) -> None:
         if self.mbr_samples < 0:
-            raise ValueError(f"mbr_samples must be >= 0, got {self.mbr_samples}")
+            raise DecodingOptionsError(f"mbr_samples (--mbr-samples) must be >= 0, got {self.mbr_samples}")
         if not 0.0 <= self.mbr_number_tolerance < 1.0:
-            raise ValueError(f"mbr_number_tolerance must be in [0, 1), got {self.mbr_number_tolerance}")
+            raise DecodingOptionsError(f"mbr_number_tolerance (--mbr-number-tolerance) must be in [0, 1), "
+                                       f"got {self.mbr_number_tolerance}")
         if self.mbr_weighting not in MBR_WEIGHTINGS:
-            raise ValueError(f"mbr_weighting must be one of {MBR_WEIGHTINGS}, got {self.mbr_weighting!r}")
+            raise DecodingOptionsError(f"mbr_weighting must be one of {MBR_WEIGHTINGS}, got {self.mbr_weighting!r}")
         if not 0.0 <= self.head_weight <= 1.0:
-            raise ValueError(f"head_weight must be in [0, 1], got {self.head_weight}")
+            raise DecodingOptionsError(f"head_weight (--head-weight) must be in [0, 1], got {self.head_weight}")
         if self.head_weight > 0 and self.mbr_samples == 0:
-            raise ValueError("head_weight weighs sampled answers: it needs mbr_samples > 0")
+            raise DecodingOptionsError("head_weight (--head-weight) weighs sampled answers: it needs mbr_samples > 0 "
+                                       "(--mbr-samples)")
 
 
 class EncoderFitMismatch(ValueError):
@@ -117,7 +126,8 @@ class Answerer:
                                       audio_pool=cfg.model.audio_pool)
         self.device = next(self.model.parameters()).device
         if self.options.head_weight > 0 and not self.model.label_heads:
-            raise ValueError("head_weight > 0 needs a checkpoint with label heads (trained with model.label_loss_weight > 0)")
+            raise DecodingOptionsError("head_weight (--head-weight) > 0 needs a checkpoint with label heads (trained with "
+                                       "model.label_loss_weight > 0)")
 
     @property
     def decodes_by_task(self) -> bool:
@@ -300,7 +310,7 @@ class Answerer:
                 agreement = answer_agreement(task) if task is not None and samples > 1 else None
                 chosen = None
                 if agreement is not None:  # the task's own score; the words where no sample parses
-                    chosen = choose_by_agreement([task.parse(c) for c in candidates], agreement, belief,
+                    chosen = choose_by_agreement(candidates, task.parse, agreement, belief,
                                                  options.head_weight if belief else 0.0, weights)
                 if chosen is None:
                     chosen = choose_answer(candidates, options.mbr_number_tolerance, weights)

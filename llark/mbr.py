@@ -22,6 +22,12 @@ Each distinct answer sampled weighs how often it was sampled ("count"), or the m
 it ("probability", `log_probs`). Sampled at a temperature below 1, the counts follow a sharpened
 distribution that overweighs the likeliest answer, which the expected agreement under the model's own
 distribution (the exact MBR choice) does not.
+
+Where the question's task is known (key, tempo, meter, instruments), agreement is the task's own score of
+an answer against a truth instead (`choose_by_agreement`: the MIREX weight of two keys, a tempo within 4 %,
+the same meter, the F1 of two sets of instrument classes), so "The time signature is 3/4." and "3/4." are
+one answer, and an answer that states nothing the task can read is never chosen. The truth they are
+weighed against can also mix in a label head's reading of the clip (`belief`; GenerationOptions.head_weight).
 """
 
 from __future__ import annotations
@@ -83,27 +89,32 @@ def agreement(a: Terms, b: Terms, number_tolerance: float) -> float:
     return 2.0 * matches / (len(a) + len(b))
 
 
+def answer_weights(candidates: list[str], log_probs: list[float] | None = None) -> dict[str, float]:
+    """How much each distinct sampled answer weighs: how often it was sampled, or given `log_probs` (each
+    candidate's log-probability under the model, `LLark.generate(log_probs=...)`) the model's probability of
+    it, relative to the likeliest (a text the model can spell two ways: the likelier spelling)."""
+    if not candidates:
+        raise ValueError("MBR needs at least one candidate answer")
+    if log_probs is None:
+        return {text: float(n) for text, n in Counter(candidates).items()}
+    if len(log_probs) != len(candidates):
+        raise ValueError(f"{len(log_probs)} log-probabilities for {len(candidates)} candidates")
+    best: dict[str, float] = {}
+    for text, log_prob in zip(candidates, log_probs):
+        best[text] = max(best.get(text, -math.inf), log_prob)
+    top = max(best.values())
+    return {text: math.exp(log_prob - top) for text, log_prob in best.items()}
+
+
 def choose_answer(candidates: list[str], number_tolerance: float = 0.04, log_probs: list[float] | None = None) -> int:
     """Index of the candidate with the highest total agreement with all candidates (the first on a tie).
 
     Samples often repeat an answer word for word, so each distinct answer is compared once and
-    weighted by how often it was sampled; or, given `log_probs` (each candidate's log-probability
-    under the model, `LLark.generate(log_probs=...)`), by the model's probability of it: the expected
-    agreement under the model's distribution restricted to the answers sampled, which sampling at a
-    low temperature would otherwise sharpen towards the likeliest one.
+    weighted by how often it was sampled; or, given `log_probs`, by the model's probability of it
+    (`answer_weights`): the expected agreement under the model's distribution restricted to the answers
+    sampled, which sampling at a low temperature would otherwise sharpen towards the likeliest one.
     """
-    if not candidates:
-        raise ValueError("MBR needs at least one candidate answer")
-    if log_probs is None:
-        weights = {text: float(n) for text, n in Counter(candidates).items()}
-    else:
-        if len(log_probs) != len(candidates):
-            raise ValueError(f"{len(log_probs)} log-probabilities for {len(candidates)} candidates")
-        best: dict[str, float] = {}  # a text the model can spell two ways: the likelier spelling
-        for text, log_prob in zip(candidates, log_probs):
-            best[text] = max(best.get(text, -math.inf), log_prob)
-        top = max(best.values())
-        weights = {text: math.exp(log_prob - top) for text, log_prob in best.items()}
+    weights = answer_weights(candidates, log_probs)
     distinct = list(weights)
     terms = [Terms.of(c) for c in distinct]
     totals = {text: sum(weights[other] * agreement(t, u, number_tolerance) for other, u in zip(distinct, terms))
@@ -115,43 +126,42 @@ def choose_answer(candidates: list[str], number_tolerance: float = 0.04, log_pro
 Belief = list[tuple[Any, float]]
 
 
-def choose_by_agreement(values: list[Any | None], agreement: Callable[[Any, Any], float],
+def choose_by_agreement(candidates: list[str], parse: Callable[[str], Any | None], agreement: Callable[[Any, Any], float],
                         belief: Belief | None = None, belief_weight: float = 0.0,
                         log_probs: list[float] | None = None) -> int | None:
-    """Index of the sampled answer with the highest expected score under the task's own per-item metric, or
-    None when no answer parses: MBR with the metric as its utility, where `choose_answer` counts shared words.
+    """Index of the candidate with the highest expected score under a task's own per-item metric, or None
+    when no candidate parses: MBR with the metric as its utility, where `choose_answer` counts shared words.
 
-    values: each sampled answer parsed by the task (None: unparseable; never chosen, and no truth to others).
-    The truth is taken as distributed like the samples (each 1/n, or given `log_probs` as the model's
-    probability of each, as in `choose_answer`), or with `belief` (a label head's reading of the clip:
-    llark/label_targets.py, head_belief) as the mixture (1 - belief_weight) x samples + belief_weight x
+    `parse` gives a candidate's value (None: it states none; never chosen, and no evidence of the truth);
+    `agreement(value, truth)` scores it. The truth is taken as distributed like the candidates that parse,
+    each distinct one weighed as `answer_weights` says, or with `belief` (a label head's reading of the
+    clip: llark/label_targets.py, head_belief) as the mixture (1 - belief_weight) x those + belief_weight x
     belief. The first on a tie.
 
-        choose_by_agreement(["3/4", "6/8", "6/8"], MeterTask.agreement)                                -> 1
-        choose_by_agreement(["3/4", "6/8", "6/8"], MeterTask.agreement, [("3/4", 0.9), ("6/8", 0.1)], 0.5) -> 0
+        choose_by_agreement(["3/4.", "6/8.", "In 6/8."], MeterTask().parse, MeterTask.agreement)         -> 1
+        choose_by_agreement(["3/4.", "6/8.", "In 6/8."], MeterTask().parse, MeterTask.agreement,
+                            [("3/4", 0.9), ("6/8", 0.1)], 0.5)                                             -> 0
     """
     if not 0.0 <= belief_weight <= 1.0:
         raise ValueError(f"belief_weight must be in [0, 1], got {belief_weight}")
     if belief_weight > 0 and not belief:
         raise ValueError("belief_weight > 0 needs a belief")
-    if all(v is None for v in values):
+    weights = answer_weights(candidates, log_probs)
+    values = {text: parse(text) for text in weights}
+    stated = {text: weight for text, weight in weights.items() if values[text] is not None}
+    if not stated:
         return None
-    if log_probs is None:
-        shares = np.full(len(values), 1.0 / len(values))
-    else:
-        if len(log_probs) != len(values):
-            raise ValueError(f"{len(log_probs)} log-probabilities for {len(values)} answers")
-        shares = np.exp(np.asarray(log_probs, dtype=float) - max(log_probs))
-        shares /= shares.sum()
-    truths = [(v, (1.0 - belief_weight) * share) for v, share in zip(values, shares.tolist()) if v is not None]
+    total = sum(stated.values())
+    truths = [(values[text], (1.0 - belief_weight) * weight / total) for text, weight in stated.items()]
     if belief_weight > 0:
-        total = sum(w for _, w in belief)
-        truths += [(v, belief_weight * w / total) for v, w in belief]
-    expected: dict[int, float] = {}
-    for i, value in enumerate(values):
-        if value is not None and not any(value == values[j] for j in expected):  # each distinct answer once
-            expected[i] = sum(w * agreement(value, truth) for truth, w in truths if w)
-    return max(expected, key=lambda i: (expected[i], -i))
+        believed = sum(w for _, w in belief)
+        truths += [(value, belief_weight * w / believed) for value, w in belief]
+    expected: dict[Any, float] = {}  # each distinct value once, however many texts state it
+    for text in stated:
+        if values[text] not in expected:
+            expected[values[text]] = sum(w * agreement(values[text], truth) for truth, w in truths if w)
+    return max((i for i, text in enumerate(candidates) if text in stated),
+               key=lambda i: (expected[values[candidates[i]]], -i))
 
 
 def most_probable_number(values: np.ndarray, log_probs: np.ndarray, tolerance: float,

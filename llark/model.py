@@ -367,7 +367,7 @@ class LLark(nn.Module):
         if self.label_layer() > 0:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # left-padded prompts (generate)
             hidden = self.base_lm().get_decoder()(inputs_embeds=hidden, attention_mask=attention_mask, position_ids=position_ids,
-                                                  output_hidden_states=True).hidden_states[self.label_layer()]
+                                                  use_cache=False, output_hidden_states=True).hidden_states[self.label_layer()]
         at_audio = input_ids == self.ids.audio_patch
         row_of = torch.arange(len(input_ids), device=input_ids.device)[:, None].expand_as(input_ids)
         pooled, _ = mean_by_owner(hidden[at_audio], row_of[at_audio], len(input_ids))

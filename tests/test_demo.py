@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -105,7 +105,7 @@ def test_a_rerun_reuses_stages_only_of_the_same_recipe(tmp_path):
 def test_a_finished_evaluation_is_reused_only_for_the_same_checkpoint_manifest_and_decoding(tmp_path):
     checkpoint, manifest = tmp_path / "run" / "checkpoints" / "step-000600", tmp_path / "eval.jsonl"
     manifest.write_text('{"id": "a", "task": "key", "gold": "C major", "groups": ["tunes"]}\n')
-    assert not evaluated(tmp_path / "eval", checkpoint, manifest)  # nothing there yet
+    assert not evaluated(tmp_path / "eval", checkpoint, manifest, DECODING)  # nothing there yet
     decoding = asdict(DECODING)
     scored = hashlib.sha256(manifest.read_bytes()).hexdigest()
     for changed, reused in (({}, True), ({"checkpoint": "other"}, False), ({"manifest": "other.jsonl"}, False),
@@ -114,12 +114,23 @@ def test_a_finished_evaluation_is_reused_only_for_the_same_checkpoint_manifest_a
                             ({"decoding": {**decoding, "mbr_samples": 0}}, False),
                             ({"decoding": {**decoding, "temperature": 1.0}}, False),
                             ({"decoding": {**decoding, "mbr_weighting": "probability"}}, False),
+                            ({"decoding": {**decoding, "head_weight": 0.0}}, False),
                             ({"decoding": {k: v for k, v in decoding.items() if k != "exact_number_mbr"}}, False)):
         results = {"checkpoint": str(checkpoint), "manifest": str(manifest), "manifest_sha256": scored,
                    "decoding": decoding} | changed
         (tmp_path / "eval").mkdir(exist_ok=True)
         (tmp_path / "eval" / "results.json").write_text(json.dumps(results))
-        assert evaluated(tmp_path / "eval", checkpoint, manifest) is reused, changed
+        assert evaluated(tmp_path / "eval", checkpoint, manifest, DECODING) is reused, changed
+
+
+def test_the_demo_decodes_with_the_label_heads_only_where_the_config_trains_them():
+    from llark.config import load_config
+    from llark.demo import decoding_for
+
+    config = load_config(REPO / "configs" / "tiny.yaml")
+    assert config.model.label_loss_weight > 0 and decoding_for(config) == DECODING and DECODING.head_weight == 0.5
+    config.model.label_loss_weight = 0.0  # a --config without heads: the same decoding otherwise
+    assert decoding_for(config).head_weight == 0.0 and replace(decoding_for(config), head_weight=0.5) == DECODING
 
 
 @pytest.mark.slow

@@ -127,32 +127,38 @@ def test_a_tasks_own_score_chooses_where_shared_words_would_not():
     meter = get_task("meter")
     samples = ["The time signature is 3/4.", "The time signature is 3/4.", "6/8.", "It is in 6/8.", "Compound duple, 6/8 time."]
     assert choose_answer(samples) == 0
-    assert choose_by_agreement([meter.parse(s) for s in samples], meter.agreement) == 2
+    assert choose_by_agreement(samples, meter.parse, meter.agreement) == 2
 
 
 def test_agreement_choice_skips_unparseable_answers_and_weighs_the_belief():
     meter = get_task("meter")
-    values = [None, "3/4", "6/8", "6/8", None]
-    assert choose_by_agreement(values, meter.agreement) == 2  # first of the majority; None is never chosen
-    assert choose_by_agreement([None, None], meter.agreement) is None  # the Answerer falls back to the words
-    belief = [("3/4", 0.9), ("6/8", 0.1)]  # a head hearing 3/4
-    assert choose_by_agreement(values, meter.agreement, belief, 0.1) == 2  # 0.9 * 2/5 + 0.01 > 0.9 / 5 + 0.09
-    assert choose_by_agreement(values, meter.agreement, belief, 0.5) == 1  # 0.5 / 5 + 0.45 > 0.5 * 2/5 + 0.05
-    assert choose_by_agreement(values, meter.agreement, [("3/4", 9.0), ("6/8", 1.0)], 0.5) == 1  # normalised
+    choose = lambda texts, *rest, **named: choose_by_agreement(texts, meter.parse, meter.agreement, *rest, **named)  # noqa: E731
+    texts = ["No idea.", "3/4.", "6/8.", "In 6/8.", "Hard to say."]
+    assert choose(texts) == 2  # the first of the majority; an answer stating no meter is never chosen
+    assert choose(["No idea.", "Hard to say."]) is None  # the Answerer falls back to the words
+    belief = [("3/4", 0.9), ("6/8", 0.1)]  # a head hearing 3/4; of the samples that state a meter, 1/3 say 3/4
+    assert choose(texts, belief, 0.2) == 2  # 0.8 * 2/3 + 0.02 > 0.8 / 3 + 0.18
+    assert choose(texts, belief, 0.5) == 1  # 0.5 / 3 + 0.45 > 0.5 * 2/3 + 0.05
+    assert choose(texts, [("3/4", 9.0), ("6/8", 1.0)], 0.5) == 1  # the belief is normalised
+    # Unparseable samples are no evidence: the samples that state a meter keep their (1 - w) whatever
+    # their number (counted as truths that score 0, ten of them would hand the choice to the head's 3/4:
+    # 0.9 / 13 + 0.09 > 0.9 * 2/13 + 0.01).
+    assert choose(texts + ["Unclear."] * 10, belief, 0.1) == 2  # 0.9 * 2/3 + 0.01 > 0.9 / 3 + 0.09
     # The head alone chooses among the sampled answers only: 2/4 was never sampled.
-    assert choose_by_agreement(values, meter.agreement, [("2/4", 1.0)], 1.0) == 1
-    # Weighed by the model's probability of each sample instead of counts.
-    assert choose_by_agreement(values, meter.agreement, log_probs=[0.0, -0.1, -2.0, -2.0, 0.0]) == 1
+    assert choose(texts, [("2/4", 1.0)], 1.0) == 1
+    # Weighed by the model's probability of each distinct answer, once however often it was sampled.
+    assert choose(["3/4."] * 3 + ["6/8."], log_probs=[-1.0, -1.0, -1.0, -0.2]) == 3
+    assert choose(["3/4."] * 3 + ["6/8."]) == 0  # by counts
     with pytest.raises(ValueError, match="belief_weight must be in"):
-        choose_by_agreement(values, meter.agreement, belief, 1.5)
+        choose(texts, belief, 1.5)
     with pytest.raises(ValueError, match="needs a belief"):
-        choose_by_agreement(values, meter.agreement, None, 0.5)
+        choose(texts, None, 0.5)
     # The key's MIREX weights: with a head hearing G major, D major (a fifth above it: 0.5) is chosen,
-    # though neither sample of it is G major; C major, the samples' majority, scores 0 against G major.
+    # though no sample is G major; C major, the samples' majority, scores 0 against G major.
     key = get_task("key")
-    values = ["C major", "C major", "A minor", "D major"]
-    assert choose_by_agreement(values, key.agreement) == 0
-    assert choose_by_agreement(values, key.agreement, [("G major", 1.0)], 0.9) == 3
+    texts = ["C major.", "It is in C major.", "A minor.", "D major."]
+    assert choose_by_agreement(texts, key.parse, key.agreement) == 0
+    assert choose_by_agreement(texts, key.parse, key.agreement, [("G major", 1.0)], 0.9) == 3
 
 
 def test_the_numbers_belief_moves_the_most_probable_number():
@@ -202,3 +208,30 @@ def test_head_weight_reads_each_prompts_heads_and_needs_them(tmp_path):
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
     with pytest.raises(ValueError, match="2 tasks for 3 questions"):
         answerer.answer(questions, features, tasks=tasks[:2])
+
+
+def test_the_heads_belief_decides_between_a_tasks_sampled_answers(tmp_path, monkeypatch):
+    # The model's sampling replaced by fixed samples: a meter question whose samples mostly say 6/8, and a
+    # question of no task. With the head hearing 3/4 at weight 0.5, the meter answer is the sample saying so.
+    from llark.config import Config
+    from llark.inference import Answerer
+    from llark.model import LLark
+    from tests.conftest import tiny_model
+
+    model = tiny_model(seed=2, label_loss_weight=1.0)
+    model.save_pretrained(tmp_path / "ckpt", Config(model=model.config), model.tokenizer)
+    model = LLark.from_pretrained(tmp_path / "ckpt").eval()
+    samples = {0: ["It is 3/4.", "6/8.", "In 6/8.", "6/8."], 1: ["The cello.", "The organ.", "The cello.", "No."]}
+
+    def generate(input_ids, *args, samples_per_prompt=1, **kwargs):
+        assert samples_per_prompt == 4
+        return [model.tokenizer.encode(text, add_special_tokens=False) for row in range(len(input_ids)) for text in samples[row]]
+
+    monkeypatch.setattr(model, "generate", generate)
+    answerer = Answerer(model, GenerationOptions(mbr_samples=4, temperature=0.5, head_weight=0.5), batch_size=2)
+    features = [np.zeros((3, 16), np.float32)] * 2
+    questions, tasks = ["What is the time signature?", "Which instrument?"], [get_task("meter"), None]
+    beliefs = {"3/4": [[("3/4", 1.0)], None], "none": [None, None]}
+    for heard, expected in (("3/4", "It is 3/4."), ("none", "6/8.")):
+        monkeypatch.setattr(answerer, "head_beliefs", lambda batch, chunk_tasks: beliefs[heard])
+        assert answerer.answer(questions, features, tasks=tasks) == [expected, "The cello."], heard
