@@ -24,7 +24,7 @@ import torch
 
 from llark.data import ExampleBuilder, ShardDataset, collate
 from llark.evaluation.instruments import CLASSES
-from llark.model import LLark, mean_by_owner
+from llark.model import LLark
 from llark.templates import get_template
 
 
@@ -47,27 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     if not examples:
         raise SystemExit(f"{args.shards}: no clips with a key question")
     batch = collate(examples, model.ids.pad)
-    with torch.no_grad():
-        embeds = model.embed(batch["input_ids"], batch["audio"], batch["audio_lengths"])
-        hidden = model.base_lm().get_decoder()(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
-                                               output_hidden_states=True).hidden_states[model.label_layer()]
-        at_audio = hidden[batch["input_ids"] == model.ids.audio_patch]
-        pooled, _ = mean_by_owner(at_audio, batch["frame_owner"], len(examples))  # as LLark.label_loss pools
-        logits = {name: head(pooled) for name, head in model.label_heads.items()}
+    # As LLark.label_loss pools: each clip's hidden states at model.label_layer averaged over its audio positions.
+    probabilities = model.label_probabilities(batch["input_ids"], batch["attention_mask"], batch["audio"],
+                                              batch["audio_lengths"])
 
     print(f"[heads] {args.checkpoint}: {len(examples)} clips of {args.shards}, layer {model.label_layer()}")
     print("| head | figure | value | clips |\n|---|---|---|---|")
     for name in ("key", "tempo", "meter"):
         gold = batch[f"target_{name}"]
         known = gold >= 0
-        predicted = logits[name].argmax(1)[known]
+        predicted = probabilities[name].argmax(1)[known]
         print(f"| {name} | accuracy | {(predicted == gold[known]).float().mean():.3f} | {int(known.sum())} |")
         if name == "tempo":
             near = (predicted - gold[known]).abs() <= 1
             print(f"| tempo | within one 4 % class | {near.float().mean():.3f} | {int(known.sum())} |")
     gold = batch["target_instruments"]
     known = gold[:, 0] >= 0
-    predicted, present = logits["instruments"][known] > 0, gold[known] > 0.5
+    predicted, present = probabilities["instruments"][known] > 0.5, gold[known] > 0.5
     hits = int((predicted & present).sum())
     f1 = 2 * hits / max(1, int(predicted.sum()) + int(present.sum()))
     print(f"| instruments | micro-F1 over {len(CLASSES)} classes | {f1:.3f} | {int(known.sum())} |")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from llark.corpus.theory import MAJOR_TONICS, MINOR_TONICS, TheoryError, parse_key
+from llark.corpus.theory import KEYS_24, TheoryError, parse_key
 from llark.evaluation.instruments import CLASSES, instrument_class
 
 MIN_BPM, MAX_BPM = 30.0, 300.0
@@ -80,8 +80,7 @@ def head_belief(name: str, probabilities: np.ndarray, draws: int = BELIEF_DRAWS,
     if probabilities.shape != (HEAD_SIZES[name],):
         raise ValueError(f"the {name} head has {HEAD_SIZES[name]} classes, got probabilities of shape {probabilities.shape}")
     if name == "key":
-        names = [f"{MAJOR_TONICS[pc]} major" for pc in range(12)] + [f"{MINOR_TONICS[pc]} minor" for pc in range(12)]
-        return list(zip(names, probabilities.tolist()))
+        return [(key.name, p) for key, p in zip(KEYS_24, probabilities.tolist())]  # the order of key_class
     if name == "tempo":
         return [(MIN_BPM * TEMPO_BIN_RATIO ** c, p) for c, p in enumerate(probabilities.tolist())]
     if name == "meter":
