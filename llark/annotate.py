@@ -50,15 +50,13 @@ import numpy as np
 import soxr
 
 from llark.audio import peak_normalise
+from llark.corpus.theory import KEYS_24  # C..B major, then C..B minor, spelled as usual (Db major, C# minor)
 
 SAMPLE_RATE = 22050  # librosa's defaults (hop, CQT range, tempo prior) are tuned for this rate
 HOP = 512  # 23 ms frames
 TOOL = "llark.annotate/librosa"
 
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-# Key tonics as they are usually spelled (Db major, but C# minor); mir_eval treats enharmonics alike.
-MAJOR_TONICS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MINOR_TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
 
 # (major, minor) weights of the 12 pitch classes from the tonic up, as published.
 KEY_PROFILES = {
@@ -317,8 +315,7 @@ def key_from_chroma(mean_chroma: np.ndarray, profile: str = DEFAULT_PROFILE) -> 
     names = list(KEY_PROFILES) if profile == "ensemble" else [profile]
     score = sum(key_correlations(mean_chroma, name) for name in names) / len(names)
     best = int(np.argmax(score))
-    name = f"{MAJOR_TONICS[best]} major" if best < 12 else f"{MINOR_TONICS[best - 12]} minor"
-    return name, float(score[best])
+    return KEYS_24[best].name, float(score[best])
 
 
 # ---- chords --------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ import pretty_midi
 import pytest
 import soundfile
 
-from llark.annotate import (KEY_PROFILES, MAJOR_TONICS, MINOR_TONICS, annotate, classic_key, classic_tempo,
+from llark.annotate import (KEY_PROFILES, annotate, classic_key, classic_tempo,
                             key_from_chroma, viterbi_sticky)
 from llark.audio import AudioError
+from llark.corpus.theory import MAJOR_TONICS, MINOR_TONICS
 from tests.conftest import REPO, load_script
 
 SR = 22050
