@@ -210,12 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=0, help="the last stage's steps, every family (0: the config's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--config", default="configs/tiny.yaml")
+    parser.add_argument("--train-soundfont", action="append", default=[], metavar="SF2",
+                        help="another soundfont a train piece may be rendered with, drawn per piece (repeatable; "
+                        "make_corpus.py --train-soundfont)")
     parser.add_argument("--soundfont-test", action="append", default=[], metavar="SF2",
                         help="also evaluate on the test split rendered with this soundfont (repeatable)")
     args = parser.parse_args(argv)
     for soundfont in args.soundfont_test:
         if not Path(soundfont).is_file():
             parser.error(f"--soundfont-test {soundfont}: file not found (make demo-soundfont fetches FluidR3_GM)")
+    for soundfont in args.train_soundfont:
+        if not Path(soundfont).is_file():
+            parser.error(f"--train-soundfont {soundfont}: file not found")
     data, run_dir = Path(args.data), Path(args.run)
     times: dict[str, float] = {}
     # librosa's own disk cache of its filter banks (LIBROSA_CACHE_DIR, read when librosa is imported), for the
@@ -234,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or config.train.steps
     for folder in [data, *(soundfont_data(data, Path(soundfont)) for soundfont in args.soundfont_test)]:
         check_features(folder, config.encoder)
-    check_recipe(run_dir, {"config": asdict(config), "corpus": {"generated": args.generated, "tunes": args.tunes},
+    corpus = {"generated": args.generated, "tunes": args.tunes}
+    if args.train_soundfont:  # only then, so the recipe of a run made before the option still matches
+        corpus["train_soundfonts"] = [Path(soundfont).name for soundfont in args.train_soundfont]
+    check_recipe(run_dir, {"config": asdict(config), "corpus": corpus,
                            "stages": stages, "listening_overrides": list(LISTENING_OVERRIDES), "steps": steps})
     # The features must be the ones the config's encoder makes: train.py checks, and `llark ask` encodes so.
     settings = repeated("--setting", [f"{key}={json.dumps(value)}" for key, value in config.encoder.settings.items()])
@@ -249,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             "--features", out / "features", "--split", "test", "--tasks", "key,tempo,meter,instruments",
             "--out", out / "eval.jsonl")
 
-    corpus_and_manifest(("pipeline", "eval manifest"), data)
+    corpus_and_manifest(("pipeline", "eval manifest"), data,
+                        *repeated("--train-soundfont", [Path(s).resolve() for s in args.train_soundfont]))
     shards = f"data.train_shards=[{data}/shards/train-*.tar]"
     previous: list[str] = []  # train.init_from of the next stage
     for number, (topics, stage_steps) in enumerate(stages, start=1):

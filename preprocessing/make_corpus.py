@@ -6,6 +6,8 @@
     python preprocessing/make_corpus.py --out data/essen --generated 0 --tunes 300 --enable-essen  # non-commercial only
     python preprocessing/make_corpus.py --out data/demo-fluid --generated 1800 --tunes 300 --augment --splits test \
         --soundfont data/soundfonts/FluidR3_GM.sf2       # the demo's test pieces, other instrument samples
+    python preprocessing/make_corpus.py --out data/corpus-2sf --generated 400 --tunes 200 --augment \
+        --train-soundfont data/soundfonts/sf_GMbank.sf2  # train pieces in either soundfont; val, test in TimGM6mb
 
 Writes {out}/audio/{track_id}.flac, {out}/midi/{track_id}.mid, {out}/tracks.jsonl (one line per track,
 docs/data-formats.md), {out}/failures.jsonl (each tune that could not be used and each render error,
@@ -25,6 +27,12 @@ Every track gets a fresh synthesizer, so it renders the same whatever was render
 one, even after tinysoundfont's reset, did not: released voices leave state behind). A large soundfont
 therefore pays its load on every track: 0.01 s for TimGM6mb, 0.2 s for FluidR3_GM (141 MB) and 1.8 s
 for MuseScore_General_Lite.sf3 (its samples are Ogg-compressed), against about 0.1 s of rendering.
+
+--train-soundfont (repeatable) renders each train-split piece with one of --soundfont and these, drawn by
+its track id: the model hears every instrument in more than one set of samples, and learns less of one
+soundfont's sound. Val and test pieces keep --soundfont, byte for byte as without the option, so the
+held-out splits measure the same audio; a piece rendered with the primary soundfont is the same bytes
+either way. Each line's "render" names the soundfont its audio came from.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ class Settings:
     seconds: float = 30.0
     augment: bool = False
     soundfont: str = str(DEFAULT_SOUNDFONT)
+    train_soundfonts: tuple[str, ...] = ()  # more soundfonts a train-split piece may be rendered with
     enable_essen: bool = False
     generator: str = GENERATOR_VERSION
 
@@ -76,8 +85,18 @@ def encode_flac(wave: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
+def soundfont_for(track_id: str, split: str, settings: Settings) -> str:
+    """The soundfont a track is rendered with: --soundfont, or for a train-split piece one of it and
+    --train-soundfont's, drawn with a generator of its own (the other draws of a track do not move)."""
+    if split != "train" or not settings.train_soundfonts:
+        return settings.soundfont
+    choices = (settings.soundfont, *settings.train_soundfonts)
+    rng = np.random.default_rng([settings.seed, zlib.crc32(track_id.encode()), 13])
+    return choices[int(rng.integers(len(choices)))]
+
+
 def track_row(track_id: str, piece: Piece, source: TuneSource | None, settings: Settings, seconds: float,
-              applied: dict | None) -> dict[str, Any]:
+              applied: dict | None, soundfont: str) -> dict[str, Any]:
     if source is None:
         origin, licence = "generated", GENERATED_LICENCE
         provenance = f"{GENERATOR_VERSION}, seed {settings.seed}, piece {int(track_id.split('-')[1])}"
@@ -87,7 +106,7 @@ def track_row(track_id: str, piece: Piece, source: TuneSource | None, settings: 
     row = {"track_id": track_id, "audio": f"audio/{track_id}.flac", "midi": f"midi/{track_id}.mid",
            "split": split_of(track_id, piece.title), "source": origin, "licence": licence, "provenance": provenance,
            "duration": round(seconds, 6), "sample_rate": settings.sample_rate, "labels": piece.labels,
-           "render": {"soundfont": Path(settings.soundfont).name}}
+           "render": {"soundfont": Path(soundfont).name}}
     if applied is not None:
         row["augment"] = applied
     return row
@@ -104,9 +123,10 @@ def build_track(task: tuple[int | TuneSource, Piece | None, Settings]) -> dict[s
             piece = tune_piece(source, settings.seed, settings.seconds) if source else \
                 generate_piece(item, settings.seed, settings.seconds)
         stage = "render"
+        soundfont = soundfont_for(track_id, split_of(track_id, piece.title), settings)
         rng = np.random.default_rng([settings.seed, zlib.crc32(track_id.encode()), 11])
         tuning = float(rng.uniform(-15, 15)) if settings.augment else 0.0  # A4 = 436..444 Hz: the key is unchanged
-        wave = peak_normalise(render_midi(piece.midi, settings.sample_rate, settings.soundfont, tail=TAIL_SECONDS,
+        wave = peak_normalise(render_midi(piece.midi, settings.sample_rate, soundfont, tail=TAIL_SECONDS,
                                           tuning_cents=tuning))
         applied = None
         if settings.augment:
@@ -114,7 +134,7 @@ def build_track(task: tuple[int | TuneSource, Piece | None, Settings]) -> dict[s
             applied["tuning_cents"] = round(tuning, 2)
         midi = io.BytesIO()
         piece.midi.write(midi)
-        row = track_row(track_id, piece, source, settings, wave.size / settings.sample_rate, applied)
+        row = track_row(track_id, piece, source, settings, wave.size / settings.sample_rate, applied, soundfont)
         return {"row": row, "flac": encode_flac(wave, settings.sample_rate), "midi": midi.getvalue()}
     except Exception as err:  # a batch job: recorded with its reason, and the run goes on
         return {"failure": failure_row(track_id, source, stage, f"{type(err).__name__}: {err}")}
@@ -149,11 +169,19 @@ def read_rows(path: Path) -> dict[str, dict]:
 
 
 def fingerprint(settings: Settings) -> dict[str, Any]:
-    """The settings as recorded in corpus.json; the soundfont by name and content, not by path."""
+    """The settings as recorded in corpus.json; soundfonts by name and content, not by path. Without
+    --train-soundfont the record has no such key, as before the option existed (older folders still match)."""
     record = asdict(settings)
-    soundfont = Path(settings.soundfont)
-    record["soundfont"] = f"{soundfont.name} sha256:{hashlib.sha256(soundfont.read_bytes()).hexdigest()[:16]}"
+    record["soundfont"] = soundfont_fingerprint(Path(settings.soundfont))
+    if settings.train_soundfonts:
+        record["train_soundfonts"] = [soundfont_fingerprint(Path(s)) for s in settings.train_soundfonts]
+    else:
+        del record["train_soundfonts"]
     return record
+
+
+def soundfont_fingerprint(soundfont: Path) -> str:
+    return f"{soundfont.name} sha256:{hashlib.sha256(soundfont.read_bytes()).hexdigest()[:16]}"
 
 
 def check_settings(out: Path, settings: Settings) -> None:
@@ -243,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--enable-essen", action="store_true",
                         help="also draw tunes from the Essen collection (non-commercial research use only)")
     parser.add_argument("--soundfont", default=str(DEFAULT_SOUNDFONT), help="General MIDI .sf2 (default: TimGM6mb)")
+    parser.add_argument("--train-soundfont", action="append", default=[], metavar="SF2",
+                        help="another General MIDI .sf2 a train-split piece may be rendered with, drawn per piece "
+                        "among it and --soundfont (repeatable; val and test keep --soundfont)")
     parser.add_argument("--workers", type=int, default=1, help="processes (output is identical for any number)")
     parser.add_argument("--splits", default="", help="render only these splits, e.g. test or val,test (default: all)")
     parser.add_argument("--no-progress", action="store_true")
@@ -253,11 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--splits {args.splits}: each must be one of {', '.join(names)}")
     if args.generated < 0 or args.tunes < 0 or args.seconds <= 0 or args.sample_rate <= 0:
         parser.error("--generated/--tunes must be >= 0, --seconds and --sample-rate > 0")
-    if not Path(args.soundfont).is_file():
-        parser.error(f"--soundfont {args.soundfont}: file not found")
+    for flag, path in [("--soundfont", args.soundfont), *(("--train-soundfont", s) for s in args.train_soundfont)]:
+        if not Path(path).is_file():
+            parser.error(f"{flag} {path}: file not found")
 
     settings = Settings(seed=args.seed, sample_rate=args.sample_rate, seconds=args.seconds, augment=args.augment,
-                        soundfont=str(Path(args.soundfont).resolve()), enable_essen=args.enable_essen)
+                        soundfont=str(Path(args.soundfont).resolve()),
+                        train_soundfonts=tuple(str(Path(s).resolve()) for s in args.train_soundfont),
+                        enable_essen=args.enable_essen)
     summary = build_corpus(args.out, args.generated, args.tunes, settings, workers=args.workers,
                            progress=not args.no_progress, splits=splits)
     print(json.dumps(summary), file=sys.stderr)

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="track length; at most ~24 s keeps each track (and a tune's ABC) inside one 25 s clip")
     parser.add_argument("--augment", action="store_true", help="gain, reverb, noise and EQ on the rendered audio")
     parser.add_argument("--soundfont", default="", help="General MIDI .sf2 to render with (default: make_corpus's TimGM6mb)")
+    parser.add_argument("--train-soundfont", action="append", default=[], metavar="SF2",
+                        help="another .sf2 a train-split piece may be rendered with (make_corpus.py; repeatable)")
     parser.add_argument("--splits", default="", help="build only these splits, e.g. test (default: all)")
     parser.add_argument("--workers", type=int, default=1, help="processes for rendering and encoding")
     parser.add_argument("--no-annotate", action="store_true", help="skip estimating labels with the annotator")
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = ["--out", out / "corpus", "--generated", args.generated, "--tunes", args.tunes, "--seed", args.seed,
               "--seconds", args.seconds, "--workers", args.workers]
     corpus += ["--soundfont", args.soundfont] if args.soundfont else []
+    corpus += [part for soundfont in args.train_soundfont for part in ("--train-soundfont", soundfont)]
     corpus += ["--splits", args.splits] if args.splits else []
     times = {"corpus": stage("corpus", "make_corpus.py", *corpus, *(["--augment"] if args.augment else []))}
     times["crop"] = stage("crop", "crop_clips.py", "--tracks", out / "corpus" / "tracks.jsonl", "--out", out / "clips.jsonl")
