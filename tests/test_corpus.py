@@ -300,6 +300,46 @@ def test_make_corpus_renders_only_the_chosen_splits(tmp_path):
         make_corpus.main(["--out", str(tmp_path / "c"), "--generated", "1", "--splits", "testing"])
 
 
+def negated_soundfont(path: Path) -> Path:
+    """A copy of TimGM6mb whose samples (the sdta list's smpl chunk, 16-bit) are negated: a soundfont that
+    renders every score as the inverted wave, so which of two soundfonts rendered a track shows in its bytes."""
+    data = bytearray(make_corpus.DEFAULT_SOUNDFONT.read_bytes())
+    start = data.index(b"smpl") + 8
+    size = int.from_bytes(data[start - 4: start], "little")
+    samples = np.frombuffer(bytes(data[start: start + size]), dtype="<i2").astype(np.int32)
+    data[start: start + size] = np.clip(-samples, -32768, 32767).astype("<i2").tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_make_corpus_train_soundfonts(tmp_path):
+    # Train pieces in either soundfont, drawn per piece; val and test pieces, and the train pieces that drew
+    # the primary soundfont, the same bytes as a run without the option.
+    other = negated_soundfont(tmp_path / "Negated.sf2")
+    plain = make_corpus.Settings(seed=0, sample_rate=16000, seconds=6.0)
+    mixed = make_corpus.Settings(seed=0, sample_rate=16000, seconds=6.0, train_soundfonts=(str(other),))
+    make_corpus.build_corpus(tmp_path / "plain", 20, 0, plain, progress=False)
+    make_corpus.build_corpus(tmp_path / "mixed", 20, 0, mixed, progress=False)
+    rows = {name: {r["track_id"]: r for r in map(json.loads, (tmp_path / name / "tracks.jsonl").read_text().splitlines())}
+            for name in ("plain", "mixed")}
+    used = Counter()
+    for track_id, row in rows["mixed"].items():
+        font = row["render"]["soundfont"]
+        same = (tmp_path / "mixed" / row["audio"]).read_bytes() == (tmp_path / "plain" / row["audio"]).read_bytes()
+        assert rows["plain"][track_id]["render"]["soundfont"] == "TimGM6mb.sf2"
+        assert font == "TimGM6mb.sf2" if row["split"] != "train" else font in ("TimGM6mb.sf2", "Negated.sf2")
+        assert same == (font == "TimGM6mb.sf2"), (track_id, font)
+        assert row["labels"] == rows["plain"][track_id]["labels"]
+        used[font] += row["split"] == "train"
+    assert used["TimGM6mb.sf2"] > 0 and used["Negated.sf2"] > 0
+    assert "train_soundfonts" not in json.loads((tmp_path / "plain" / "corpus.json").read_text())
+    assert json.loads((tmp_path / "mixed" / "corpus.json").read_text())["train_soundfonts"][0].startswith("Negated.sf2 sha256:")
+    with pytest.raises(SystemExit, match="other settings"):  # the folder's audio would not match
+        make_corpus.build_corpus(tmp_path / "plain", 20, 0, mixed, progress=False)
+    with pytest.raises(SystemExit):
+        make_corpus.main(["--out", str(tmp_path / "c"), "--generated", "1", "--train-soundfont", str(tmp_path / "none.sf2")])
+
+
 def test_make_corpus_cli_with_augmentation(tmp_path, capsys):
     with pytest.raises(SystemExit):
         make_corpus.main(["--help"])
