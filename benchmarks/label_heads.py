@@ -13,7 +13,7 @@ Set beside evaluate.py's figures for the same checkpoint, this separates what th
 what it says: a head that reads a label the answers get wrong means the answer path has not learned to
 use it yet. On the demo corpus, a model trained 700 steps on every family with the heads read tempo
 within one class for 0.77 of the val clips and meter for 0.68, while its answers scored tempo Acc1 0.10
-and meter 0.36 (README, "How the recipe was chosen").
+and meter 0.36 (docs/demo-experiments.md, "How the recipe was chosen").
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ state (the words around it are the same for every N, so they cancel). Prints tem
 - MBR over n numbers sampled at temperature T, which `--mbr-samples n --temperature T` approximates
   (llark/mbr.py; the mean of 5 draws);
 and the mean probability within 4 % of the gold tempo, and on the likeliest number alone.
-On the demo's val split with row 24's checkpoint (README, "How the recipe was chosen") the likeliest
+On the demo's val split with row 24's checkpoint (docs/demo-experiments.md, "How the recipe was chosen") the likeliest
 number scored Acc1 0.587, the exact MBR choice 0.699 and 16 samples at T=0.5 0.669, while 0.52 of the
 probability lay within 4 % of the gold tempo.
 About 1.2 s per question on 2 cores when every answer was read whole; the prompt is now read

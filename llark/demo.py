@@ -23,7 +23,7 @@ Every stage trains with the config as it is apart from the questions it reads: p
 (train.loss_per_example). In the last stage the token mean would let the captions, half of the answer
 tokens, outweigh the MIR answers; in the listening stage, the instrument lists (the longest answers
 there) the tempo. Without the instrument questions in the listening stage, the answers named fewer of
-the instruments the audio tokens carried (README, "How the recipe was chosen", rows 45-50).
+the instruments the audio tokens carried (docs/demo-experiments.md, "How the recipe was chosen", rows 45-50).
 
 With --soundfont-test, the test split's pieces are also rendered with another General MIDI soundfont
 (other instrument samples; `make demo-soundfont` fetches FluidR3_GM) and the model is evaluated on them
@@ -67,10 +67,11 @@ LISTENING_OVERRIDES = ("data.families=[mir_qa]",)
 # How the demo's answers are decoded, in evaluation and questions alike: the answer that agrees best with
 # 16 sampled at temperature 0.5 (minimum Bayes risk, llark/mbr.py), agreement as the question's task scores
 # answers. The small model spreads a tempo over neighbouring numbers, and greedy decoding picks a noisy one of
-# them (README, "How the recipe was chosen"). A tempo answer's number is then restated as the BPM most likely
-# right, every BPM from 30 to 300 scored in the answer's words (exact_number_mbr; README, "What these runs
-# showed"). The truth is taken as half what the answers say and half what the label heads read of the clip
-# (head_weight): the heads and the answers err on different clips (README, "Decoding with the label heads").
+# them (docs/demo-experiments.md, "How the recipe was chosen"). A tempo answer's number is then restated as the
+# BPM most likely right, every BPM from 30 to 300 scored in the answer's words (exact_number_mbr; the same file,
+# "What these runs showed"). The truth is taken as half what the answers say and half what the label heads read of
+# the clip (head_weight): the heads and the answers err on different clips (the same file, "Decoding with the label
+# heads").
 DECODING = GenerationOptions(mbr_samples=16, temperature=0.5, exact_number_mbr=True, head_weight=0.5)
 TARGETS = {("key", "mirex"): 0.85, ("tempo", "acc1"): 0.70, ("tempo", "acc2"): 0.90, ("meter", "accuracy"): 0.90,
            ("instruments", "micro_f1"): 0.70}

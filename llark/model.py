@@ -95,8 +95,8 @@ class GroupedMLP(nn.Module):
     Trained alone with the four label heads on the demo corpus (benchmarks/projector_probe.py, val and
     test, 387 clips, three seeds), families of sound, chroma and rhythm read key 0.88-0.89 against
     0.82-0.85 and instruments micro-F1 0.60-0.62 against 0.52-0.54 for one MLP over all 402 channels,
-    meter 0.72-0.75 against 0.70-0.75; trained in full, val meter 0.781 twice against 0.709 (README,
-    "How the recipe was chosen", rows 40-42).
+    meter 0.72-0.75 against 0.70-0.75; trained in full, val meter 0.781 twice against 0.709
+    (docs/demo-experiments.md, "How the recipe was chosen", rows 40-42).
     """
 
     def __init__(self, families: list[list[int]], audio_dim: int, hidden_size: int):
@@ -336,8 +336,9 @@ class LLark(nn.Module):
         at_audio: [F, H] the hidden states at the batch's audio placeholders, in order; frame_owner: [F]
         the example of each. Key, tempo and meter: cross-entropy; instruments: binary cross-entropy summed
         over the classes, times `label_instruments_weight` (the mean over 46 classes left the instruments
-        unheard; the plain sum outweighed the other three heads, README). Each is averaged over the examples
-        that have the label; text-only examples and missing labels (-1) add nothing."""
+        unheard; the plain sum outweighed the other three heads: docs/demo-experiments.md, rows 15 and 23-24).
+        Each is averaged over the examples that have the label; text-only examples and missing labels (-1) add
+        nothing."""
         pooled, counts = mean_by_owner(at_audio, frame_owner, examples)
         pooled = pooled.float()
         loss = pooled.new_zeros(())

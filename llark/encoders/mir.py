@@ -83,7 +83,7 @@ plays; the correlation, taken before any averaging, keeps it. It reuses the chro
 octave from C1, 7 octaves), so it costs two FFTs per frame. benchmarks/feature_probe.py's logistic
 probes on the demo corpus's clip means and spreads (val, 196 clips) read instrument micro-F1 0.681
 with 120 lags next to the 402 channels and 0.632 without them (macro-F1 0.425 and 0.377); the
-trained model gained less (README, "How the recipe was chosen", rows 36-39).
+trained model gained less (docs/demo-experiments.md, "How the recipe was chosen", rows 36-39).
 
     encoder = MIRFeatureEncoder()                      # 22.05 kHz, 64 mels, 96 tempo bins: dim 174
     features = encoder.encode(wave)                    # [round(25 * seconds), 174]
