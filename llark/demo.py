@@ -217,12 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soundfont-test", action="append", default=[], metavar="SF2",
                         help="also evaluate on the test split rendered with this soundfont (repeatable)")
     args = parser.parse_args(argv)
-    for soundfont in args.soundfont_test:
-        if not Path(soundfont).is_file():
-            parser.error(f"--soundfont-test {soundfont}: file not found (make demo-soundfont fetches FluidR3_GM)")
-    for soundfont in args.train_soundfont:
-        if not Path(soundfont).is_file():
-            parser.error(f"--train-soundfont {soundfont}: file not found")
+    for flag, soundfonts in (("--soundfont-test", args.soundfont_test), ("--train-soundfont", args.train_soundfont)):
+        for soundfont in soundfonts:
+            if not Path(soundfont).is_file():
+                parser.error(f"{flag} {soundfont}: file not found (make demo-soundfont fetches FluidR3_GM)")
     data, run_dir = Path(args.data), Path(args.run)
     times: dict[str, float] = {}
     # librosa's own disk cache of its filter banks (LIBROSA_CACHE_DIR, read when librosa is imported), for the

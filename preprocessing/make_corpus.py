@@ -95,7 +95,7 @@ def soundfont_for(track_id: str, split: str, settings: Settings) -> str:
     return choices[int(rng.integers(len(choices)))]
 
 
-def track_row(track_id: str, piece: Piece, source: TuneSource | None, settings: Settings, seconds: float,
+def track_row(track_id: str, split: str, piece: Piece, source: TuneSource | None, settings: Settings, seconds: float,
               applied: dict | None, soundfont: str) -> dict[str, Any]:
     if source is None:
         origin, licence = "generated", GENERATED_LICENCE
@@ -104,7 +104,7 @@ def track_row(track_id: str, piece: Piece, source: TuneSource | None, settings: 
         origin, licence = source.collection, COLLECTIONS[source.collection][1]
         provenance = f"{COLLECTIONS[source.collection][2]}: {source.where}" + (f' "{piece.title}"' if piece.title else "")
     row = {"track_id": track_id, "audio": f"audio/{track_id}.flac", "midi": f"midi/{track_id}.mid",
-           "split": split_of(track_id, piece.title), "source": origin, "licence": licence, "provenance": provenance,
+           "split": split, "source": origin, "licence": licence, "provenance": provenance,
            "duration": round(seconds, 6), "sample_rate": settings.sample_rate, "labels": piece.labels,
            "render": {"soundfont": Path(soundfont).name}}
     if applied is not None:
@@ -123,7 +123,8 @@ def build_track(task: tuple[int | TuneSource, Piece | None, Settings]) -> dict[s
             piece = tune_piece(source, settings.seed, settings.seconds) if source else \
                 generate_piece(item, settings.seed, settings.seconds)
         stage = "render"
-        soundfont = soundfont_for(track_id, split_of(track_id, piece.title), settings)
+        split = split_of(track_id, piece.title)
+        soundfont = soundfont_for(track_id, split, settings)
         rng = np.random.default_rng([settings.seed, zlib.crc32(track_id.encode()), 11])
         tuning = float(rng.uniform(-15, 15)) if settings.augment else 0.0  # A4 = 436..444 Hz: the key is unchanged
         wave = peak_normalise(render_midi(piece.midi, settings.sample_rate, soundfont, tail=TAIL_SECONDS,
@@ -134,7 +135,7 @@ def build_track(task: tuple[int | TuneSource, Piece | None, Settings]) -> dict[s
             applied["tuning_cents"] = round(tuning, 2)
         midi = io.BytesIO()
         piece.midi.write(midi)
-        row = track_row(track_id, piece, source, settings, wave.size / settings.sample_rate, applied, soundfont)
+        row = track_row(track_id, split, piece, source, settings, wave.size / settings.sample_rate, applied, soundfont)
         return {"row": row, "flac": encode_flac(wave, settings.sample_rate), "midi": midi.getvalue()}
     except Exception as err:  # a batch job: recorded with its reason, and the run goes on
         return {"failure": failure_row(track_id, source, stage, f"{type(err).__name__}: {err}")}
