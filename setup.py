@@ -15,7 +15,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["llark", "llark.*"]),
-    package_data={"llark.encoders": ["beat_level.json"]},  # the MIR encoder's fitted beat-level model
+    # the MIR encoder's fitted beat-level model and instrument tagger
+    package_data={"llark.encoders": ["beat_level.json", "instrument_tagger.safetensors"]},
     py_modules=["train", "evaluate", "evaluate_theory"],  # `llark train` / `llark evaluate[-theory]` run these
     install_requires=[
         "torch>=2.6",

@@ -8,6 +8,8 @@
     python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156 --librosa-cache /tmp/lc   # as the demo encodes
     python benchmarks/encode.py --rhythm --timbre --tempo-bins 0 --clip-tempo-bins 156 --interval-bins 120   # with the interval group
     python benchmarks/encode.py --clips-file data/demo/clips.jsonl --clips 200 --rhythm --timbre   # the demo's clips
+    python benchmarks/encode.py --clips-file data/demo/clips.jsonl --clips 60 --rhythm --timbre --tempo-bins 0 \
+        --clip-tempo-bins 156 --beat-level --instrument-tags --librosa-cache data/demo/librosa-cache   # the demo's encoder
 
 Pins BLAS/OpenMP to one thread before numpy loads, so the figure is per core; also prints the
 share of time each channel group takes. `--librosa-cache DIR` sets LIBROSA_CACHE_DIR before librosa
@@ -49,6 +51,8 @@ def main() -> None:
     parser.add_argument("--tempo-bins", type=int, default=96, help="the local tempogram's BPM values (0: none)")
     parser.add_argument("--clip-tempo-bins", type=int, default=0, help="the clip tempogram's BPM values (0: none)")
     parser.add_argument("--interval-bins", type=int, default=0, help="the interval group's lags (0: none)")
+    parser.add_argument("--beat-level", action="store_true", help="the rhythm group at the fitted beat level")
+    parser.add_argument("--instrument-tags", action="store_true", help="with the instrument tagger's group (+46 dims)")
     parser.add_argument("--librosa-cache", metavar="DIR", help="librosa's disk cache of filter banks (LIBROSA_CACHE_DIR)")
     parser.add_argument("--clips-file", metavar="CLIPS_JSONL", help="encode the first --clips clips of a clips.jsonl "
                         "(e.g. data/demo/clips.jsonl) instead of generated ones")
@@ -58,7 +62,8 @@ def main() -> None:
     from llark.encoders.mir import MIRFeatureEncoder
 
     encoder = MIRFeatureEncoder(rhythm=args.rhythm, timbre=args.timbre, tempo_bins=args.tempo_bins,
-                                clip_tempo_bins=args.clip_tempo_bins, interval_bins=args.interval_bins)
+                                clip_tempo_bins=args.clip_tempo_bins, interval_bins=args.interval_bins,
+                                beat_level=args.beat_level, instrument_tags=args.instrument_tags)
     if args.clips_file:
         from llark.extraction import jobs_from_clips, load_clip
 
@@ -89,6 +94,9 @@ def main() -> None:
         groups["timbre"] = lambda w: encoder._timbre(magnitudes[id(w)], encoder._decibels(shared[id(w)][0]))
     if args.interval_bins:
         groups["intervals"] = lambda w: encoder._intervals(cqts[id(w)])
+    if args.instrument_tags:  # the tagger on the log-mel group at 25 fps, which encode() has already pooled
+        log_mels = {id(w): encoder.log_mel_frames(w) for w in waves[1:]}
+        groups["instrument tags"] = lambda w: encoder._instrument_tags(log_mels[id(w)])
     group_seconds = {name: 0.0 for name in groups}
     started = time.perf_counter()
     for wave in waves[1:]:

@@ -217,7 +217,7 @@ def encoder_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
         return f"changed: {', '.join(changed)}"
     if a.get("fitted", {}) != b.get("fitted", {}):
         return (f"another fit of its fitted models ({a.get('fitted') or 'none recorded'}, not "
-                f"{b.get('fitted') or 'none'}: e.g. llark/encoders/beat_level.json refitted)")
+                f"{b.get('fitted') or 'none'}: e.g. llark/encoders/beat_level.json or instrument_tagger.safetensors refitted)")
     return f"{a['dim']} dims at {a['frame_rate']} fps, not {b['dim']} at {b['frame_rate']}"
 
 

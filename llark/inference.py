@@ -91,7 +91,8 @@ class EncoderFitMismatch(ValueError):
 
 def check_encoder_fit(model: LLark) -> None:
     """Refuse to encode audio for a checkpoint that trained on features of other fitted models (a refit of
-    llark/encoders/beat_level.json since): it would hear other rhythm features than it learnt from.
+    llark/encoders/beat_level.json or instrument_tagger.safetensors since): it would hear other rhythm
+    features or instrument tags than it learnt from.
     Checkpoints saved before they recorded their encoder's fits are not checked."""
     encoder = model.run_config.encoder
     recorded, current = getattr(model, "encoder_fitted", None), fitted_models(encoder.name, encoder.settings)

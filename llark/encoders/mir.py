@@ -108,6 +108,8 @@ from scipy.ndimage import uniform_filter1d
 from llark.annotate import MIN_BARS, TempoPrior, phase_contrasts, zscore
 from llark.encoders import FRAME_RATE, frames_for, pool_to_frames
 from llark.encoders.beat_level import load_shipped as load_beat_level
+from llark.encoders.instrument_tagger import load_shipped as load_instrument_tagger
+from llark.label_targets import INSTRUMENT_CLASSES
 
 BEAT_MULTIPLES = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2, 3, 4, 6, 8)
 BAR_BEATS = (2, 3, 4, 6)  # bar lengths, in tracked beats, whose accent contrast is measured
@@ -139,6 +141,7 @@ class MIRFeatureEncoder:
     clip_tempo_bins: int = 0  # the clip tempogram group (0: none); 156 puts its BPM values 1.5 % apart
     interval_bins: int = 0  # the interval group (0: none): lags 1..interval_bins of 1/36 octave; 120 spans 3.3 octaves
     beat_level: bool = False  # the rhythm group at the beat level llark/encoders/beat_level.json names, not librosa's
+    instrument_tags: bool = False  # the instrument tagger's class probabilities (llark/encoders/instrument_tagger.py)
 
     name = "mir"
     frame_rate = FRAME_RATE
@@ -160,6 +163,10 @@ class MIRFeatureEncoder:
                 raise ValueError(f"the beat-level model (llark/encoders/beat_level.json) was fitted on descriptors of "
                                  f"{fitted_on}, not sample_rate={self.sample_rate}, n_mels={self.n_mels}: refit it "
                                  f"(preprocessing/fit_beat_level.py) or set beat_level=False")
+        if self.instrument_tags and load_instrument_tagger().n_mels != self.n_mels:
+            raise ValueError(f"the instrument tagger (llark/encoders/instrument_tagger.safetensors) reads "
+                             f"{load_instrument_tagger().n_mels} mel bands, not n_mels={self.n_mels}: refit it "
+                             f"(preprocessing/fit_instrument_tagger.py) or set instrument_tags=False")
 
     @property
     def dim(self) -> int:
@@ -170,7 +177,8 @@ class MIRFeatureEncoder:
         model.audio_group_gains names."""
         widths = {"log_mel": self.n_mels, "chroma": 12, "onset": 1, "rms": 1, "tempogram": self.tempo_bins,
                   "rhythm": RHYTHM_DIM if self.rhythm else 0, "timbre": self.n_mels + CONTRAST_BANDS + 2 if self.timbre else 0,
-                  "clip_tempogram": self.clip_tempo_bins, "intervals": self.interval_bins}
+                  "clip_tempogram": self.clip_tempo_bins, "intervals": self.interval_bins,
+                  "instrument_tags": len(INSTRUMENT_CLASSES) if self.instrument_tags else 0}
         bounds, start = {}, 0
         for name, width in widths.items():
             if width:
@@ -184,10 +192,14 @@ class MIRFeatureEncoder:
     @staticmethod
     def fitted(settings: dict[str, Any]) -> dict[str, str]:
         """The fitted models the features of these settings depend on, by fingerprint: {"beat_level": ...}
-        with `beat_level` (the shipped fit: llark/encoders/beat_level.json), else nothing. A refit changes
-        the rhythm group with the settings unchanged, so encoder records keep this beside them
-        (llark.encoders.fitted_models), and features of two fits are refused as another encoder's."""
-        return {"beat_level": load_beat_level().fingerprint()} if settings.get("beat_level") else {}
+        with `beat_level` (the shipped fit: llark/encoders/beat_level.json), {"instrument_tagger": ...} with
+        `instrument_tags` (llark/encoders/instrument_tagger.safetensors). A refit changes a group with the
+        settings unchanged, so encoder records keep this beside them (llark.encoders.fitted_models), and
+        features of two fits are refused as another encoder's."""
+        fitted = {"beat_level": load_beat_level().fingerprint()} if settings.get("beat_level") else {}
+        if settings.get("instrument_tags"):
+            fitted["instrument_tagger"] = load_instrument_tagger().fingerprint()
+        return fitted
 
     def encode(self, wave: np.ndarray) -> np.ndarray:
         wave = np.asarray(wave, dtype=np.float32)
@@ -219,7 +231,17 @@ class MIRFeatureEncoder:
             groups.append(self._clip_tempogram(fine_onset))
         if self.interval_bins:
             groups.append(self._intervals(cqt))
-        return np.concatenate([pool_to_frames(g, frames) for g in groups], axis=1)
+        features = np.concatenate([pool_to_frames(g, frames) for g in groups], axis=1)
+        if self.instrument_tags:  # read off the log-mel group as the LM would see it, at 25 fps
+            features = np.concatenate([features, self._instrument_tags(features[:, : self.n_mels])], axis=1)
+        return features
+
+    def log_mel_frames(self, wave: np.ndarray) -> np.ndarray:
+        """[frames, n_mels]: the log-mel group alone at 25 fps, the same numbers as `encode`'s first n_mels
+        channels: what the instrument tagger reads (preprocessing/fit_instrument_tagger.py fits it on these)."""
+        wave = np.asarray(wave, dtype=np.float32)
+        log_mel = self._log_mel(self._decibels(self._mel_power(self._magnitude(wave))))
+        return pool_to_frames(log_mel, frames_for(len(wave), self.sample_rate))
 
     def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         return [self.encode(wave) for wave in waves]
@@ -325,6 +347,13 @@ class MIRFeatureEncoder:
         segment = max(1, int(round(self.rhythm_seconds * rate)))
         bounds = np.linspace(0, count, max(1, -(-count // segment)) + 1).round().astype(int)
         return list(zip(bounds[:-1], bounds[1:]))
+
+    def _instrument_tags(self, log_mel: np.ndarray) -> np.ndarray:
+        """[frames, classes]: each segment's instrument probabilities (the shipped tagger) on each of its frames."""
+        rows = np.zeros((len(log_mel), len(INSTRUMENT_CLASSES)), np.float32)
+        for start, end in self._segments(len(log_mel), FRAME_RATE):
+            rows[start:end] = load_instrument_tagger().probabilities(log_mel[start:end])
+        return rows
 
     def _timbre(self, magnitude: np.ndarray, decibels: np.ndarray) -> np.ndarray:
         """[spectral frames, n_mels + 8]: log-mel spread over SPREAD_SECONDS, spectral contrast, log flatness."""
