@@ -25,8 +25,13 @@ Each group is computed at its own hop and pooled to exactly 25 frames per second
 |                              |           | correlated with itself shifted by 1..interval_bins thirds |
 |                              |           | of a semitone: which intervals its partials are apart,  |
 |                              |           | whatever the pitch (below): instruments                 |
+| then 46                      | instrument| opt-in (`instrument_tags=True`): the shipped CNN's       |
+|                              | tags      | probability of each instrument class, read off the      |
+|                              |           | log-mel group per segment (llark/encoders/              |
+|                              |           | instrument_tagger.py): instruments                      |
 
-`tempo_bins=0` leaves the local tempogram out, for the clip tempogram in its place (the demo's 402 dims, README).
+`tempo_bins=0` leaves the local tempogram out, for the clip tempogram in its place (the demo's 448 dims with the
+instrument tags, README).
 
 The tempogram says which periods are strong, but not which of them is the beat and which the bar: a
 6/8 and a 3/4 at the same eighth-note rate have the same peaks. The rhythm group tracks the beat
@@ -90,7 +95,9 @@ trained model gained less (docs/demo-experiments.md, "How the recipe was chosen"
     MIRFeatureEncoder(rhythm=True)                     # 270: the same 174 channels, then the rhythm group
     MIRFeatureEncoder(rhythm=True, timbre=True)        # 342: then the timbre group
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156)   # 402
-    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True)   # 402: the demo's
+    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True)   # 402
+    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True,
+                      instrument_tags=True)                                                           # 448: the demo's
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, interval_bins=120)   # 522
     MIRFeatureEncoder().groups()["chroma"]           # (64, 76): channels 64..75 (model.audio_group_gains)
     python benchmarks/encode.py                        # real-time factor per core
