@@ -9,8 +9,9 @@ second, each band's mean, and what tells a clarinet from a flute or a banjo from
 across bands and frames: partials above each note, how a note starts and decays. Linear probes on the
 clips' mean and spread of the other 402 channels read the demo corpus's instruments at micro-F1 0.61 (val)
 and 0.63 (test); the shipped CNN, fitted on another corpus, reads 0.77 and 0.80 (classes above 0.3;
-benchmarks/instrument_tagger.py, docs/demo-experiments.md rows 63-64). The encoder's `instrument_tags` group is its 46 class probabilities for
-each segment (the rhythm group's segments: one for a 25 s clip), repeated on every frame.
+benchmarks/instrument_tagger.py, docs/demo-experiments.md rows 63-64). The encoder's `instrument_tags`
+group is its 46 class probabilities for each segment (the rhythm group's segments: one for a 25 s clip),
+repeated on every frame.
 
 The CNN is four blocks of 3x3 convolutions (batch-normalized, ReLU) with 2x2 max pooling over (mel band,
 frame), 16 to 96 channels, then the mean over bands, the mean and the maximum over frames, and one linear
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -120,8 +121,6 @@ class InstrumentTagger:
         if not path.exists():
             raise InstrumentTaggerError(f"{path}: instrument tagger not found (preprocessing/fit_instrument_tagger.py writes it)")
         try:
-            from safetensors import safe_open
-
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
             tensors = load_file(str(path))
