@@ -7,8 +7,8 @@
 The MIR encoder's log-mel group (64 bands, 25 fps) holds the instruments, but the LM sees it one token per
 second, each band's mean, and what tells a clarinet from a flute or a banjo from a guitar is a pattern
 across bands and frames: partials above each note, how a note starts and decays. Linear probes on the
-clips' mean and spread of the other 402 channels read the demo corpus's instruments at micro-F1 0.61 (val)
-and 0.63 (test); the shipped CNN, fitted on another corpus, reads 0.77 and 0.80 (classes above 0.3;
+clips' mean and spread of the other 402 channels read the demo corpus's instruments at micro-F1 0.64 (val)
+and 0.64 (test); the shipped CNN, fitted on another corpus, reads 0.73 and 0.76 (0.77 and 0.80 above 0.3;
 benchmarks/instrument_tagger.py, docs/demo-experiments.md rows 63-64). The encoder's `instrument_tags`
 group is its 46 class probabilities for each segment (the rhythm group's segments: one for a 25 s clip),
 repeated on every frame.
