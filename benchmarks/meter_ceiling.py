@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import os
 from collections import Counter
-from multiprocessing import Pool
 
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(variable, "1")  # one thread per worker: --jobs sets the parallelism
@@ -46,6 +45,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "
 import numpy as np  # noqa: E402
 
 from llark.audio import load_audio  # noqa: E402
+from llark.clips import map_clips  # noqa: E402
 from llark.encoders.mir import TRACKED_TEMPO_AXIS, MIRFeatureEncoder  # noqa: E402
 from llark.jsonl import read_jsonl  # noqa: E402
 
@@ -96,12 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if not any(c["split"] == "train" for c in clips) or not any(c["split"] == args.split for c in clips):
         parser.error(f"{args.clips}: needs train and {args.split} clips with beats and a meter in their labels")
     print(f"{len(clips)} clips with gold beats and a meter; describing with {args.jobs} process(es)", flush=True)
-    with Pool(args.jobs) as pool:
-        described = pool.map(describe, [(root, c) for c in clips], chunksize=8)
-    failures = [d for d in described if isinstance(d, str)]
-    for message in failures:
-        print(f"  skipped: {message}")
-    rows = [(c, d) for c, d in zip(clips, described) if not isinstance(d, str)]
+    rows, failures = map_clips(describe, clips, root, args.jobs)
 
     for which, name in ((0, "tracked"), (1, "corrected")):
         levels = Counter(tracked_level(d[which], c["labels"]["tempo"]) for c, d in rows if c["split"] == "train")

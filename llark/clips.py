@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import sys
+from multiprocessing import Pool
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from llark.audio import CLIP_SECONDS, audio_info, clip_id, clip_windows
 from llark.jsonl import relative_path, resolve_path
@@ -61,3 +63,19 @@ def clips_of_track(
             "labels": crop_labels(labels, start, end, covers),
         })
     return clips
+
+
+def map_clips(worker: Callable[[tuple[str, dict]], Any], clips: list[dict], root: str,
+              jobs: int) -> tuple[list[tuple[dict, Any]], list[str]]:
+    """`worker((root, clip))` for every clip in `jobs` processes (the fit scripts' and benchmarks' loop over a
+    clips.jsonl); a worker returns a message string for a clip it could not read. Returns the (clip, result)
+    pairs that worked and the messages, each printed to stderr as "skipped: ..." so a batch goes on and counts.
+
+        rows, failures = map_clips(describe, clips, os.path.dirname(os.path.abspath(clips_path)), jobs=2)
+    """
+    with Pool(jobs) as pool:
+        results = pool.map(worker, [(root, clip) for clip in clips], chunksize=8)
+    failures = [result for result in results if isinstance(result, str)]
+    for message in failures:
+        print(f"  skipped: {message}", file=sys.stderr)
+    return [(clip, result) for clip, result in zip(clips, results) if not isinstance(result, str)], failures

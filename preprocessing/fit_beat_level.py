@@ -24,7 +24,6 @@ import argparse
 import os
 import sys
 from collections import Counter
-from multiprocessing import Pool
 from pathlib import Path
 
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
@@ -33,6 +32,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "
 import numpy as np  # noqa: E402
 
 from llark.audio import load_audio  # noqa: E402
+from llark.clips import map_clips  # noqa: E402
 from llark.encoders.beat_level import LEVEL_RATIOS, REGULARIZATION, SHIPPED, fit, level_of  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
 from llark.jsonl import read_jsonl  # noqa: E402
@@ -83,12 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         parser.error(f"{args.clips}: no clip has a labelled tempo")
     print(f"{len(clips)} clips with a labelled tempo; describing with {args.jobs} process(es)", flush=True)
-    with Pool(args.jobs) as pool:
-        described = pool.map(describe, [(root, c) for c in clips], chunksize=8)
-    failures = [d for d in described if isinstance(d, str)]
-    for message in failures:
-        print(f"  skipped: {message}", file=sys.stderr)
-    rows = [(c, d) for c, d in zip(clips, described) if not isinstance(d, str)]
+    rows, failures = map_clips(describe, clips, root, args.jobs)
     if not rows:
         print(f"error: none of the {len(clips)} clips could be described", file=sys.stderr)
         return 1

@@ -23,7 +23,6 @@ import os
 import sys
 import time
 import zlib
-from multiprocessing import Pool
 from pathlib import Path
 
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
@@ -33,6 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from llark.audio import load_audio  # noqa: E402
+from llark.clips import map_clips  # noqa: E402
 from llark.encoders.instrument_tagger import SHIPPED, fit, micro_f1  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
 from llark.jsonl import read_jsonl  # noqa: E402
@@ -73,14 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.clips}: no clip has labelled instruments")
     started = time.time()
     print(f"{len(clips)} clips with labelled instruments; log-mel with {args.jobs} process(es)", flush=True)
-    with Pool(args.jobs) as pool:
-        computed = pool.map(log_mel, [(root, c) for c in clips], chunksize=8)
-    failures = [m for m in computed if isinstance(m, str)]
-    for message in failures:
-        print(f"  skipped: {message}", file=sys.stderr)
-    rows = [(c, m) for c, m in zip(clips, computed) if not isinstance(m, str)]
-    targets = np.stack([encode_label_targets(c["labels"])["target_instruments"] for c, _ in rows]) if rows else np.zeros((0, 0))
-    known = (targets != MISSING).all(axis=1) if rows else np.zeros(0, bool)
+    rows, failures = map_clips(log_mel, clips, root, args.jobs)
+    if not rows:
+        print(f"error: none of the {len(clips)} clips could be read", file=sys.stderr)
+        return 1
+    targets = np.stack([encode_label_targets(c["labels"])["target_instruments"] for c, _ in rows])
+    known = (targets != MISSING).all(axis=1)
     held = np.array([held_out(c.get("track_id", c["clip_id"])) for c, _ in rows], dtype=bool)
     taught, scored = known & ~held, known & held
     if not taught.any() or not scored.any():
