@@ -4,6 +4,8 @@
     # seed 1, none of them in the demo's splits, and 491 train-split tunes), then
     python preprocessing/fit_instrument_tagger.py --clips data/levelfit/clips.jsonl --jobs 2
     python preprocessing/fit_instrument_tagger.py --clips data/x/clips.jsonl --out /tmp/tagger.safetensors --steps 200
+    # the same pieces rendered with two soundfonts (make_corpus.py --soundfont); a track is held out in both
+    python preprocessing/fit_instrument_tagger.py --clips data/levelfit/clips.jsonl --clips data/levelfit-gm/clips.jsonl
 
 For every clip with labelled instruments it computes the MIR encoder's log-mel group (64 bands, 25 fps:
 `MIRFeatureEncoder.log_mel_frames`), holds out a tenth of the tracks (by a hash of the track id), trains
@@ -57,7 +59,9 @@ def held_out(track_id: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", required=True, help="clips.jsonl with labels.instruments; audio paths are relative to its folder")
+    parser.add_argument("--clips", required=True, action="append",
+                        help="clips.jsonl with labels.instruments; audio paths are relative to its folder. Repeatable: "
+                             "the clips of every file are pooled, and a held-out track is held out in each")
     parser.add_argument("--out", default=str(SHIPPED), help="the tagger's safetensors (default: the shipped one)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for the log-mel")
     parser.add_argument("--steps", type=int, default=3000, help="training batches of 16 crops")
@@ -66,16 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")
     args = parser.parse_args(argv)
 
-    root = os.path.dirname(os.path.abspath(args.clips))
-    clips = [c for c in read_jsonl(args.clips) if (c.get("labels") or {}).get("instruments")]
-    clips = clips[: args.limit] if args.limit else clips
-    if not clips:
-        parser.error(f"{args.clips}: no clip has labelled instruments")
-    started = time.time()
-    print(f"{len(clips)} clips with labelled instruments; log-mel with {args.jobs} process(es)", flush=True)
-    rows, failures = map_clips(log_mel, clips, root, args.jobs)
+    started, rows, failures = time.time(), [], []
+    for path in args.clips:
+        clips = [c for c in read_jsonl(path) if (c.get("labels") or {}).get("instruments")]
+        clips = clips[: args.limit] if args.limit else clips
+        if not clips:
+            parser.error(f"{path}: no clip has labelled instruments")
+        print(f"{path}: {len(clips)} clips with labelled instruments; log-mel with {args.jobs} process(es)", flush=True)
+        read, unreadable = map_clips(log_mel, clips, os.path.dirname(os.path.abspath(path)), args.jobs)
+        rows, failures = rows + read, failures + unreadable
     if not rows:
-        print(f"error: none of the {len(clips)} clips could be read", file=sys.stderr)
+        print(f"error: none of the clips of {', '.join(args.clips)} could be read", file=sys.stderr)
         return 1
     targets = np.stack([encode_label_targets(c["labels"])["target_instruments"] for c, _ in rows])
     known = (targets != MISSING).all(axis=1)
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = {f"held_out_micro_f1_{threshold}": round(micro_f1(probabilities, targets[scored], threshold), 4)
               for threshold in (0.3, 0.5)}
     encoder = MIRFeatureEncoder()
-    tagger.provenance = {"clips": str(args.clips), "read": len(rows), "skipped": len(failures),
+    tagger.provenance = {"clips": ", ".join(args.clips), "read": len(rows), "skipped": len(failures),
                          "trained_on": int(taught.sum()), "held_out": int(scored.sum()), **scores,
                          "steps": args.steps, "seed": args.seed, "train_seconds": round(seconds),
                          "encoder": {"sample_rate": encoder.sample_rate, "n_mels": encoder.n_mels}}

@@ -128,29 +128,37 @@ def test_encoder_appends_each_segments_tags_read_off_its_own_log_mel(monkeypatch
 
 
 def test_fit_script_trains_holds_out_by_track_and_reports_skipped_clips(tmp_path, capsys):
+    """Two renderings of the same tracks (two clips.jsonl, audio beside each): a held-out track is held out in both."""
     script = load_script("preprocessing/fit_instrument_tagger.py")
     t = np.arange(int(4.0 * SR)) / SR
     tracks = [f"t{k}" for k in range(40)]
     held = [track for track in tracks if zlib.crc32(track.encode()) % 10 == 0]
     assert 0 < len(held) < len(tracks)
-    rows = []
-    for k, track in enumerate(tracks):
-        low, high = bool(k & 1), bool(k & 2)
-        wave = 0.3 * np.sin(2 * np.pi * 55 * t) * low + 0.3 * np.sin(2 * np.pi * 3520 * t) * high + 0.01 * np.sin(2 * np.pi * 440 * t)
-        soundfile.write(tmp_path / f"{track}.wav", wave.astype(np.float32), SR)
-        names = ["Tuba"] * low + ["Flute"] * high or ["Violin"]
-        rows.append({"clip_id": track, "track_id": track, "audio": f"{track}.wav", "start": 0.0, "end": 4.0,
-                     "labels": {"instruments": names}})
-    rows.append({"clip_id": "gone", "track_id": "gone", "audio": "missing.wav", "start": 0.0, "end": 4.0,
-                 "labels": {"instruments": ["Tuba"]}})
-    write_jsonl_atomic(tmp_path / "clips.jsonl", rows)
+    for rendering, partial in (("first", 2), ("second", 3)):  # the second plays other partials: other samples
+        folder = tmp_path / rendering
+        folder.mkdir()
+        rows = []
+        for k, track in enumerate(tracks):
+            low, high = bool(k & 1), bool(k & 2)
+            wave = (0.3 * np.sin(2 * np.pi * 55 * t) * low + 0.1 * np.sin(2 * np.pi * 55 * partial * t) * low
+                    + 0.3 * np.sin(2 * np.pi * 3520 * t) * high + 0.01 * np.sin(2 * np.pi * 440 * t))
+            soundfile.write(folder / f"{track}.wav", wave.astype(np.float32), SR)
+            names = ["Tuba"] * low + ["Flute"] * high or ["Violin"]
+            rows.append({"clip_id": track, "track_id": track, "audio": f"{track}.wav", "start": 0.0, "end": 4.0,
+                         "labels": {"instruments": names}})
+        if rendering == "second":
+            rows.append({"clip_id": "gone", "track_id": "gone", "audio": "missing.wav", "start": 0.0, "end": 4.0,
+                         "labels": {"instruments": ["Tuba"]}})
+        write_jsonl_atomic(folder / "clips.jsonl", rows)
     out = tmp_path / "tagger.safetensors"
-    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--out", str(out), "--steps", "8", "--threads", "1"]) == 0
+    assert script.main(["--clips", str(tmp_path / "first" / "clips.jsonl"), "--clips", str(tmp_path / "second" / "clips.jsonl"),
+                        "--out", str(out), "--steps", "8", "--threads", "1"]) == 0
     report = capsys.readouterr()
     assert "skipped: gone:" in report.err and "1 clip(s) skipped" in report.out and "held-out micro-F1" in report.out
     tagger = InstrumentTagger.load(out)
-    assert tagger.provenance["read"] == 40 and tagger.provenance["skipped"] == 1 and tagger.provenance["steps"] == 8
-    assert tagger.provenance["held_out"] == len(held) and tagger.provenance["trained_on"] == 40 - len(held)
+    assert tagger.provenance["read"] == 80 and tagger.provenance["skipped"] == 1 and tagger.provenance["steps"] == 8
+    assert tagger.provenance["held_out"] == 2 * len(held) and tagger.provenance["trained_on"] == 2 * (40 - len(held))
+    assert tagger.provenance["clips"] == f"{tmp_path / 'first' / 'clips.jsonl'}, {tmp_path / 'second' / 'clips.jsonl'}"
     assert 0.0 <= tagger.provenance["held_out_micro_f1_0.5"] <= 1.0
 
 
