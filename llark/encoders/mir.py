@@ -29,9 +29,13 @@ Each group is computed at its own hop and pooled to exactly 25 frames per second
 |                              | tags      | probability of each instrument class, read off the      |
 |                              |           | log-mel group per segment (llark/encoders/              |
 |                              |           | instrument_tagger.py): instruments                      |
+| then 10                      | meter tags| opt-in (`meter_tags=True`, with `beat_level`): the       |
+|                              |           | shipped trees' probability of each meter of             |
+|                              |           | label_targets.METERS, read off each segment's rhythm    |
+|                              |           | descriptors (llark/encoders/meter_model.py): meter      |
 
-`tempo_bins=0` leaves the local tempogram out, for the clip tempogram in its place (the demo's 448 dims with the
-instrument tags, README).
+`tempo_bins=0` leaves the local tempogram out, for the clip tempogram in its place (the demo's 458 dims with the
+instrument and meter tags, README).
 
 The tempogram says which periods are strong, but not which of them is the beat and which the bar: a
 6/8 and a 3/4 at the same eighth-note rate have the same peaks. The rhythm group tracks the beat
@@ -97,7 +101,9 @@ trained model gained less (docs/demo-experiments.md, "How the recipe was chosen"
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156)   # 402
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True)   # 402
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True,
-                      instrument_tags=True)                                                           # 448: the demo's
+                      instrument_tags=True)                                                           # 448
+    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True,
+                      instrument_tags=True, meter_tags=True)                                          # 458: the demo's
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, interval_bins=120)   # 522
     MIRFeatureEncoder().groups()["chroma"]           # (64, 76): channels 64..75 (model.audio_group_gains)
     python benchmarks/encode.py                        # real-time factor per core
@@ -116,7 +122,8 @@ from llark.annotate import MIN_BARS, TempoPrior, phase_contrasts, zscore
 from llark.encoders import FRAME_RATE, frames_for, pool_to_frames
 from llark.encoders.beat_level import load_shipped as load_beat_level
 from llark.encoders.instrument_tagger import load_shipped as load_instrument_tagger
-from llark.label_targets import INSTRUMENT_CLASSES
+from llark.encoders.meter_model import load_shipped as load_meter_model
+from llark.label_targets import INSTRUMENT_CLASSES, METERS
 
 BEAT_MULTIPLES = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2, 3, 4, 6, 8)
 BAR_BEATS = (2, 3, 4, 6)  # bar lengths, in tracked beats, whose accent contrast is measured
@@ -149,6 +156,7 @@ class MIRFeatureEncoder:
     interval_bins: int = 0  # the interval group (0: none): lags 1..interval_bins of 1/36 octave; 120 spans 3.3 octaves
     beat_level: bool = False  # the rhythm group at the beat level llark/encoders/beat_level.json names, not librosa's
     instrument_tags: bool = False  # the instrument tagger's class probabilities (llark/encoders/instrument_tagger.py)
+    meter_tags: bool = False  # the meter model's probabilities over the rhythm descriptors (llark/encoders/meter_model.py)
 
     name = "mir"
     frame_rate = FRAME_RATE
@@ -174,6 +182,15 @@ class MIRFeatureEncoder:
             raise ValueError(f"the instrument tagger (llark/encoders/instrument_tagger.safetensors) reads "
                              f"{load_instrument_tagger().n_mels} mel bands, not n_mels={self.n_mels}: refit it "
                              f"(preprocessing/fit_instrument_tagger.py) or set instrument_tags=False")
+        if self.meter_tags:
+            if not self.beat_level:
+                raise ValueError("meter_tags=True reads the rhythm descriptors at the fitted beat level, as the meter "
+                                 "model was fitted on them: it needs rhythm=True and beat_level=True")
+            fitted_on = load_meter_model().provenance.get("encoder")
+            if fitted_on != {"sample_rate": self.sample_rate, "n_mels": self.n_mels}:
+                raise ValueError(f"the meter model (llark/encoders/meter_model.json) was fitted on descriptors of "
+                                 f"{fitted_on}, not sample_rate={self.sample_rate}, n_mels={self.n_mels}: refit it "
+                                 f"(preprocessing/fit_meter_model.py) or set meter_tags=False")
 
     @property
     def dim(self) -> int:
@@ -185,7 +202,8 @@ class MIRFeatureEncoder:
         widths = {"log_mel": self.n_mels, "chroma": 12, "onset": 1, "rms": 1, "tempogram": self.tempo_bins,
                   "rhythm": RHYTHM_DIM if self.rhythm else 0, "timbre": self.n_mels + CONTRAST_BANDS + 2 if self.timbre else 0,
                   "clip_tempogram": self.clip_tempo_bins, "intervals": self.interval_bins,
-                  "instrument_tags": len(INSTRUMENT_CLASSES) if self.instrument_tags else 0}
+                  "instrument_tags": len(INSTRUMENT_CLASSES) if self.instrument_tags else 0,
+                  "meter_tags": len(METERS) if self.meter_tags else 0}
         bounds, start = {}, 0
         for name, width in widths.items():
             if width:
@@ -200,12 +218,15 @@ class MIRFeatureEncoder:
     def fitted(settings: dict[str, Any]) -> dict[str, str]:
         """The fitted models the features of these settings depend on, by fingerprint: {"beat_level": ...}
         with `beat_level` (the shipped fit: llark/encoders/beat_level.json), {"instrument_tagger": ...} with
-        `instrument_tags` (llark/encoders/instrument_tagger.safetensors). A refit changes a group with the
+        `instrument_tags` (llark/encoders/instrument_tagger.safetensors), {"meter_model": ...} with `meter_tags`
+        (llark/encoders/meter_model.json). A refit changes a group with the
         settings unchanged, so encoder records keep this beside them (llark.encoders.fitted_models), and
         features of two fits are refused as another encoder's."""
         fitted = {"beat_level": load_beat_level().fingerprint()} if settings.get("beat_level") else {}
         if settings.get("instrument_tags"):
             fitted["instrument_tagger"] = load_instrument_tagger().fingerprint()
+        if settings.get("meter_tags"):
+            fitted["meter_model"] = load_meter_model().fingerprint()
         return fitted
 
     def encode(self, wave: np.ndarray) -> np.ndarray:
@@ -230,8 +251,11 @@ class MIRFeatureEncoder:
         fine_onset = None if fine_onset_mel is None else self._fine_onset(fine_onset_mel)
         if self.tempo_bins:
             groups.append(self._tempogram(fine_onset))
+        meter_tags = None
         if self.rhythm:
             groups.append(self._rhythm(mel_power, chroma))
+            if self.meter_tags:
+                meter_tags = self._meter_tags(groups[-1])
         if self.timbre:
             groups.append(self._timbre(magnitude, decibels))
         if self.clip_tempo_bins:
@@ -241,6 +265,8 @@ class MIRFeatureEncoder:
         features = np.concatenate([pool_to_frames(g, frames) for g in groups], axis=1)
         if self.instrument_tags:  # read off the log-mel group as the LM would see it, at 25 fps
             features = np.concatenate([features, self._instrument_tags(features[:, : self.n_mels])], axis=1)
+        if meter_tags is not None:
+            features = np.concatenate([features, pool_to_frames(meter_tags, frames)], axis=1)
         return features
 
     def log_mel_frames(self, wave: np.ndarray) -> np.ndarray:
@@ -360,6 +386,14 @@ class MIRFeatureEncoder:
         rows = np.zeros((len(log_mel), len(INSTRUMENT_CLASSES)), np.float32)
         for start, end in self._segments(len(log_mel), FRAME_RATE):
             rows[start:end] = load_instrument_tagger().probabilities(log_mel[start:end])
+        return rows
+
+    def _meter_tags(self, rhythm: np.ndarray) -> np.ndarray:
+        """[spectral frames, len(METERS)]: each segment's meter probabilities (the shipped trees over the segment's
+        rhythm descriptors, `rhythm` as `_rhythm` returns them) on each of its frames."""
+        rows = np.zeros((len(rhythm), len(METERS)), np.float32)
+        for start, end in self._segments(len(rhythm), self.sample_rate / self.spectral_hop):
+            rows[start:end] = load_meter_model().probabilities(rhythm[start])
         return rows
 
     def _timbre(self, magnitude: np.ndarray, decibels: np.ndarray) -> np.ndarray:
