@@ -55,7 +55,7 @@ class MeterModel:
 
     def scores(self, descriptors: np.ndarray) -> np.ndarray:
         """[meters] raw scores (log-odds up to a constant) for one segment's descriptors."""
-        descriptors = np.asarray(descriptors, dtype=np.float64)
+        descriptors = np.asarray(descriptors, dtype=np.float32)  # scikit-learn's trees compare in float32
         if descriptors.shape != (self.features,):
             raise ValueError(f"expected {self.features} rhythm descriptors, got shape {descriptors.shape}")
         scores = self.initial.astype(np.float64).copy()
