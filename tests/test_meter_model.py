@@ -97,7 +97,7 @@ def test_bad_meter_model_files_name_the_file_and_the_problem(tmp_path):
             MeterModel.load(tmp_path / f"{name}.json")
 
 
-def test_the_shipped_meter_model_matches_the_encoder():
+def test_the_shipped_meter_model_matches_the_encoder(monkeypatch):
     model = MeterModel.load(SHIPPED)
     assert model.features == RHYTHM_DIM and set(model.meters) <= set(METERS)
     assert model.provenance["encoder"] == {"sample_rate": 22050, "n_mels": 64}
@@ -111,6 +111,11 @@ def test_the_shipped_meter_model_matches_the_encoder():
     assert "meter_model" not in MIRFeatureEncoder.fitted({"rhythm": True, "beat_level": True})
     with pytest.raises(ValueError, match="needs rhythm=True and beat_level=True"):
         MIRFeatureEncoder(rhythm=True, meter_tags=True)
+    stale = MeterModel(model.meters, model.initial, model.learning_rate, model.trees, model.features,
+                       {**model.provenance, "beat_level": "0" * 16})  # fitted at another beat-level fit
+    monkeypatch.setattr(mir, "load_meter_model", lambda: stale)
+    with pytest.raises(ValueError, match="another beat-level fit"):
+        MIRFeatureEncoder(rhythm=True, beat_level=True, meter_tags=True)
     assert meter_model.load_shipped() is meter_model.load_shipped()
 
 
@@ -124,7 +129,8 @@ def test_encoder_appends_each_segments_meter_read_off_its_rhythm_descriptors(mon
     wave = (clicks + 0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     x, meters = ring_meters(300, seed=5)
     trees = fit(np.concatenate([x, x[:, :1].repeat(RHYTHM_DIM - 6, axis=1)], axis=1), meters, trees=5,
-                provenance={"encoder": {"sample_rate": SR, "n_mels": 64}})
+                provenance={"encoder": {"sample_rate": SR, "n_mels": 64},
+                            "beat_level": MIRFeatureEncoder.fitted({"beat_level": True})["beat_level"]})
     monkeypatch.setattr(mir, "load_meter_model", lambda: trees)
     settings = dict(tempo_bins=0, rhythm=True, beat_level=True, rhythm_seconds=7.0)  # segments of at most 7 s
     plain = MIRFeatureEncoder(**settings).encode(wave)

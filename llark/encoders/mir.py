@@ -191,6 +191,10 @@ class MIRFeatureEncoder:
                 raise ValueError(f"the meter model (llark/encoders/meter_model.json) was fitted on descriptors of "
                                  f"{fitted_on}, not sample_rate={self.sample_rate}, n_mels={self.n_mels}: refit it "
                                  f"(preprocessing/fit_meter_model.py) or set meter_tags=False")
+            if load_meter_model().provenance.get("beat_level") != load_beat_level().fingerprint():
+                raise ValueError("the meter model (llark/encoders/meter_model.json) was fitted on descriptors at another "
+                                 "beat-level fit than llark/encoders/beat_level.json: refit it "
+                                 "(preprocessing/fit_meter_model.py) or set meter_tags=False")
 
     @property
     def dim(self) -> int:
