@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any, Callable
 
 from llark.audio import CLIP_SECONDS, audio_info, clip_id, clip_windows
-from llark.jsonl import relative_path, resolve_path
+from llark.jsonl import read_jsonl, relative_path, resolve_path
 
 # Labels that hold for the whole piece, so for any span of it.
 PIECE_LABELS = ("key", "tempo", "meter", "instruments", "genre", "dynamics", "melody_instrument")
@@ -79,3 +80,24 @@ def map_clips(worker: Callable[[tuple[str, dict]], Any], clips: list[dict], root
     for message in failures:
         print(f"  skipped: {message}", file=sys.stderr)
     return [(clip, result) for clip, result in zip(clips, results) if not isinstance(result, str)], failures
+
+
+def map_clip_files(worker: Callable[[tuple[str, dict]], Any], paths: list[str], wanted: Callable[[dict], bool],
+                   what: str, jobs: int, limit: int = 0) -> tuple[list[tuple[dict, Any]], list[str]]:
+    """`map_clips` over the clips of several clips.jsonl files that `wanted` keeps (at most `limit` of each, 0:
+    all), each file's audio relative to its own folder: the same pieces rendered with several soundfonts, say.
+    A file with no such clip raises ValueError naming it and `what` the clips should have.
+
+        rows, failures = map_clip_files(describe, ["a/clips.jsonl", "b/clips.jsonl"], has_meter, "a labelled meter", 2)
+    """
+    rows: list[tuple[dict, Any]] = []
+    failures: list[str] = []
+    for path in paths:
+        clips = [clip for clip in read_jsonl(path) if wanted(clip)]
+        clips = clips[:limit] if limit else clips
+        if not clips:
+            raise ValueError(f"{path}: no clip has {what}")
+        print(f"{path}: {len(clips)} clips with {what}; {jobs} process(es)", flush=True)
+        done, unreadable = map_clips(worker, clips, os.path.dirname(os.path.abspath(path)), jobs)
+        rows, failures = rows + done, failures + unreadable
+    return rows, failures

@@ -34,10 +34,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from llark.audio import load_audio  # noqa: E402
-from llark.clips import map_clips  # noqa: E402
+from llark.clips import map_clip_files  # noqa: E402
 from llark.encoders.instrument_tagger import SHIPPED, fit, micro_f1  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
-from llark.jsonl import read_jsonl  # noqa: E402
 from llark.label_targets import MISSING, encode_label_targets  # noqa: E402
 
 HELD_OUT_EVERY = 10  # one track in ten (by a hash of its id) is held out and scored
@@ -70,15 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")
     args = parser.parse_args(argv)
 
-    started, rows, failures = time.time(), [], []
-    for path in args.clips:
-        clips = [c for c in read_jsonl(path) if (c.get("labels") or {}).get("instruments")]
-        clips = clips[: args.limit] if args.limit else clips
-        if not clips:
-            parser.error(f"{path}: no clip has labelled instruments")
-        print(f"{path}: {len(clips)} clips with labelled instruments; log-mel with {args.jobs} process(es)", flush=True)
-        read, unreadable = map_clips(log_mel, clips, os.path.dirname(os.path.abspath(path)), args.jobs)
-        rows, failures = rows + read, failures + unreadable
+    started = time.time()
+    try:
+        rows, failures = map_clip_files(log_mel, args.clips, lambda c: bool((c.get("labels") or {}).get("instruments")),
+                                        "labelled instruments", args.jobs, args.limit)
+    except ValueError as err:
+        parser.error(str(err))
     if not rows:
         print(f"error: none of the clips of {', '.join(args.clips)} could be read", file=sys.stderr)
         return 1

@@ -31,10 +31,9 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "
 import numpy as np  # noqa: E402
 
 from llark.audio import load_audio  # noqa: E402
-from llark.clips import map_clips  # noqa: E402
+from llark.clips import map_clip_files  # noqa: E402
 from llark.encoders.meter_model import SHIPPED, TREES, fit  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
-from llark.jsonl import read_jsonl  # noqa: E402
 from llark.label_targets import METERS  # noqa: E402
 
 FOLDS = 5
@@ -75,15 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="at most this many clips of each file (0: all)")
     args = parser.parse_args(argv)
 
-    rows, failures = [], []
-    for path in args.clips:
-        clips = [c for c in read_jsonl(path) if (c.get("labels") or {}).get("meter") in METERS]
-        clips = clips[: args.limit] if args.limit else clips
-        if not clips:
-            parser.error(f"{path}: no clip has a labelled meter of label_targets.METERS")
-        print(f"{path}: {len(clips)} clips with a labelled meter; describing with {args.jobs} process(es)", flush=True)
-        described, unreadable = map_clips(describe, clips, os.path.dirname(os.path.abspath(path)), args.jobs)
-        rows, failures = rows + described, failures + unreadable
+    try:
+        rows, failures = map_clip_files(describe, args.clips, lambda c: (c.get("labels") or {}).get("meter") in METERS,
+                                        "a labelled meter of label_targets.METERS", args.jobs, args.limit)
+    except ValueError as err:
+        parser.error(str(err))
     if not rows:
         print(f"error: none of the clips of {', '.join(args.clips)} could be described", file=sys.stderr)
         return 1
