@@ -1,9 +1,10 @@
 """Fit the MIR encoder's meter model (llark/encoders/meter_model.py) on a corpus with labelled meters.
 
-    # the shipped fit: the beat-level model's corpus (fit_beat_level.py's docstring: 1800 generated pieces of
-    # seed 1, none of them in the demo's splits, and 491 train-split tunes), then
-    python preprocessing/fit_meter_model.py --clips data/levelfit/clips.jsonl --jobs 2
-    python preprocessing/fit_meter_model.py --clips data/x/clips.jsonl --out /tmp/meter.json --trees 20
+    # the shipped fit: the beat-level model's corpus (fit_beat_level.py's docstring: 7200 generated pieces of
+    # seeds 1 and 2, none of them in the demo's splits, and 1685 train-split tunes), then
+    python preprocessing/fit_meter_model.py --clips data/levelfit/clips.jsonl --clips data/levelfit2/clips.jsonl \
+        --clips data/tunes2/clips.jsonl --jobs 2
+    python preprocessing/fit_meter_model.py --clips data/x/clips.jsonl --out /tmp/meter.json --stages 20
 
 For every clip with a labelled meter (one of label_targets.METERS) it computes the rhythm group's
 descriptors as the MIR encoder does with `beat_level` (the beat tracked, corrected by the shipped
@@ -32,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from llark.audio import load_audio  # noqa: E402
 from llark.clips import map_clip_files  # noqa: E402
-from llark.encoders.meter_model import SHIPPED, TREES, fit  # noqa: E402
+from llark.encoders.meter_model import SHIPPED, STAGES, fit  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
 from llark.label_targets import METERS  # noqa: E402
 
@@ -50,7 +51,7 @@ def describe(job: tuple[str, dict]) -> np.ndarray | str:
     return encoder.rhythm_descriptors(wave).astype(np.float32)
 
 
-def cross_validated_meters(descriptors: np.ndarray, meters: np.ndarray, tracks: np.ndarray, trees: int) -> np.ndarray:
+def cross_validated_meters(descriptors: np.ndarray, meters: np.ndarray, tracks: np.ndarray, stages: int) -> np.ndarray:
     """Each clip's meter from trees fitted on the other folds (folds by track)."""
     unique = np.unique(tracks)
     fold_of_track = {track: k % FOLDS for k, track in enumerate(np.random.default_rng(0).permutation(unique))}
@@ -59,8 +60,8 @@ def cross_validated_meters(descriptors: np.ndarray, meters: np.ndarray, tracks: 
     for k in range(FOLDS):
         held, taught = folds == k, folds != k
         if held.any() and len(np.unique(meters[taught])) >= 2:
-            model = fit(descriptors[taught], list(meters[taught]), trees)
-            predicted[held] = [METERS[int(np.argmax(model.probabilities(d)))] for d in descriptors[held]]
+            model = fit(descriptors[taught], list(meters[taught]), stages)
+            predicted[held] = model.trees.predict(descriptors[held])
     return predicted
 
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="clips.jsonl with labels.meter; audio paths are relative to its folder (repeatable)")
     parser.add_argument("--out", default=str(SHIPPED), help="the model's JSON (default: the shipped one)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
-    parser.add_argument("--trees", type=int, default=TREES, help="boosting stages")
+    parser.add_argument("--stages", type=int, default=STAGES, help="boosting stages (one tree per meter each)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many clips of each file (0: all)")
     args = parser.parse_args(argv)
 
@@ -91,17 +92,17 @@ def main(argv: list[str] | None = None) -> int:
 
     tracks = np.array([c.get("track_id", c["clip_id"]) for c, _ in rows])
     generated = np.array([c.get("source") == "generated" for c, _ in rows])
-    right = cross_validated_meters(descriptors, meters, tracks, args.trees) == meters
+    right = cross_validated_meters(descriptors, meters, tracks, args.stages) == meters
     accuracy = {"all": right.mean(), "generated": right[generated].mean() if generated.any() else None,
                 "other sources": right[~generated].mean() if (~generated).any() else None}
     encoder = MIRFeatureEncoder(tempo_bins=0, rhythm=True, beat_level=True)
     provenance = {
         "clips": ", ".join(args.clips), "described": len(rows), "skipped": len(failures), "meters": dict(counts),
         "cross_validated_accuracy": {k: round(float(v), 4) for k, v in accuracy.items() if v is not None},
-        "trees": args.trees, "encoder": {"sample_rate": encoder.sample_rate, "n_mels": encoder.n_mels},
+        "stages": args.stages, "encoder": {"sample_rate": encoder.sample_rate, "n_mels": encoder.n_mels},
         "beat_level": encoder.fitted(encoder.settings())["beat_level"],
     }
-    model = fit(descriptors, list(meters), args.trees, provenance=provenance)
+    model = fit(descriptors, list(meters), args.stages, provenance=provenance)
     model.save(args.out)
     print("meters: " + ", ".join(f"{m} {n}" for m, n in sorted(counts.items())))
     print(f"meter accuracy (cross-validated, {FOLDS} folds by track): " + ", ".join(

@@ -7,7 +7,8 @@ import pytest
 import soundfile
 
 import llark.encoders.mir as mir
-from llark.encoders.beat_level import LEVEL_RATIOS, SHIPPED, BeatLevelError, BeatLevelModel, fit, level_of
+from llark.encoders.beat_level import LEVEL_NAMES, LEVEL_RATIOS, SHIPPED, BeatLevelError, BeatLevelModel, fit, level_of
+from llark.encoders.boosted_trees import BoostedTrees
 from llark.encoders.mir import RHYTHM_DIM, TRACKED_TEMPO_AXIS, MIRFeatureEncoder
 from llark.jsonl import write_jsonl_atomic
 from tests.conftest import load_script
@@ -37,7 +38,7 @@ def test_fit_learns_the_levels_it_was_taught_and_never_names_the_others(taught):
     held_out = np.array([taught[k % len(taught)] for k in range(30)])
     ratios = [model.ratio(d) for d in clustered(held_out, seed=1)]
     assert ratios == [LEVEL_RATIOS[level] for level in held_out]
-    assert model.provenance == {"clips": "x"} and model.coef.shape == (len(LEVEL_RATIOS), 6)
+    assert model.provenance == {"clips": "x"} and set(model.trees.classes) == {LEVEL_NAMES[level] for level in taught}
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -52,10 +53,11 @@ def test_save_and_load_round_trip(tmp_path):
         loaded.ratio(np.zeros(5))
     # the fingerprint follows the weights, not the provenance or the file's formatting
     assert loaded.fingerprint() == model.fingerprint() and len(model.fingerprint()) == 16
-    renamed = BeatLevelModel(model.ratios, model.mean, model.scale, model.coef, model.intercept, {"note": "other"})
+    renamed = BeatLevelModel(model.trees, {"note": "other"})
     assert renamed.fingerprint() == model.fingerprint()
-    refitted = BeatLevelModel(model.ratios, model.mean, model.scale, model.coef + 1e-9, model.intercept)
+    refitted = fit(clustered(levels, seed=5), levels)  # other clips: other trees
     assert refitted.fingerprint() != model.fingerprint()
+    assert [p.name for p in tmp_path.iterdir()] == ["level.json"]  # written atomically: no temporary file left
 
 
 def test_bad_model_files_name_the_file_and_the_problem(tmp_path):
@@ -64,18 +66,25 @@ def test_bad_model_files_name_the_file_and_the_problem(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(BeatLevelError, match="broken.json: not a beat-level model"):
         BeatLevelModel.load(tmp_path / "broken.json")
-    raw = {"ratios": [1.0, 2.0], "mean": [0.0] * 3, "scale": [1.0] * 3, "coef": [[0.0] * 3], "intercept": [0.0, 0.0]}
-    (tmp_path / "shapes.json").write_text(json.dumps(raw))
-    with pytest.raises(BeatLevelError, match=r"shapes.json: inconsistent shapes"):
-        BeatLevelModel.load(tmp_path / "shapes.json")
-    (tmp_path / "scale.json").write_text(json.dumps({**raw, "coef": [[0.0] * 3] * 2, "scale": [1.0, 0.0, 1.0]}))
-    with pytest.raises(BeatLevelError, match="scale.json: non-finite weights or a non-positive scale"):
-        BeatLevelModel.load(tmp_path / "scale.json")
+    levels = np.array([4, 7] * 20)
+    fit(clustered(levels), levels).save(tmp_path / "good.json")
+    good = json.loads((tmp_path / "good.json").read_text())
+    for name, change, message in (
+            ("ratio", lambda raw: raw.update(classes=["1", "5/2"]), r"ratios \['5/2'\] are not among LEVEL_NAMES"),
+            ("shapes", lambda raw: raw.update(initial=[0.0]), "inconsistent shapes"),
+            ("loop", lambda raw: raw["trees"][0][1]["right"].__setitem__(0, 0), "points outside it or back up it"),
+            ("nan", lambda raw: raw["trees"][0][1]["value"].__setitem__(-1, float("nan")), "non-finite leaf"),
+            ("old", lambda raw: raw.pop("trees"), "not a beat-level model")):  # the logistic fit's file of before
+        raw = json.loads(json.dumps(good))
+        change(raw)
+        (tmp_path / f"{name}.json").write_text(json.dumps(raw))
+        with pytest.raises(BeatLevelError, match=f"{name}.json: .*{message}"):
+            BeatLevelModel.load(tmp_path / f"{name}.json")
 
 
 def test_the_shipped_model_matches_the_encoder():
     model = BeatLevelModel.load(SHIPPED)
-    assert model.mean.shape == (RHYTHM_DIM,) and model.ratios == LEVEL_RATIOS
+    assert model.trees.features == RHYTHM_DIM and set(model.trees.classes) <= set(LEVEL_NAMES)
     assert model.provenance["encoder"] == {"sample_rate": 22050, "n_mels": 64}
     assert model.provenance["cross_validated_tempo_acc1"] > model.provenance["tracked_tempo_acc1"]
     MIRFeatureEncoder(rhythm=True, beat_level=True)  # the demo's settings accept it
@@ -89,11 +98,9 @@ def test_the_shipped_model_matches_the_encoder():
 
 
 def always(ratio: float) -> BeatLevelModel:
-    """A model that names `ratio` whatever it hears."""
-    intercept = np.where(np.isclose(LEVEL_RATIOS, ratio), 1.0, 0.0)
-    return BeatLevelModel(LEVEL_RATIOS, np.zeros(RHYTHM_DIM), np.ones(RHYTHM_DIM),
-                          np.zeros((len(LEVEL_RATIOS), RHYTHM_DIM)), intercept,
-                          {"encoder": {"sample_rate": SR, "n_mels": 64}})
+    """A model that names `ratio` whatever it hears: no trees, the highest initial score for `ratio`."""
+    initial = np.where(np.isclose(LEVEL_RATIOS, ratio), 1.0, 0.0)
+    return BeatLevelModel(BoostedTrees(LEVEL_NAMES, initial, [], RHYTHM_DIM), {"encoder": {"sample_rate": SR, "n_mels": 64}})
 
 
 @pytest.mark.parametrize("ratio", [1.0, 2.0, 0.5])  # levels a click track has a pulse at

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import soundfile
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 import llark.encoders.meter_model as meter_model
 import llark.encoders.mir as mir
@@ -30,7 +30,7 @@ def ring_meters(count: int, seed: int) -> tuple[np.ndarray, list[str]]:
 
 def test_fit_learns_a_meter_no_line_separates_and_applies_as_scikit_learn_does():
     x, meters = ring_meters(600, seed=0)
-    model = fit(x, meters, trees=60, provenance={"clips": "rings"})
+    model = fit(x, meters, stages=60, provenance={"clips": "rings"})
     held_x, held_meters = ring_meters(200, seed=1)
     probabilities = np.stack([model.probabilities(row) for row in held_x])
     assert probabilities.shape == (200, len(METERS)) and probabilities.dtype == np.float32
@@ -39,20 +39,21 @@ def test_fit_learns_a_meter_no_line_separates_and_applies_as_scikit_learn_does()
     assert (probabilities[:, others] == 0).all()  # meters it never saw
     named = [METERS[k] for k in probabilities.argmax(axis=1)]
     assert np.mean(np.array(named) == np.array(held_meters)) >= 0.85
-    booster = GradientBoostingClassifier(n_estimators=60, max_depth=3, learning_rate=0.1, subsample=0.8,
-                                         random_state=0).fit(x, np.asarray(meters))
+    booster = HistGradientBoostingClassifier(max_iter=60, max_leaf_nodes=15, learning_rate=0.1, early_stopping=False,
+                                             random_state=0).fit(x, np.asarray(meters))
     expected = booster.predict_proba(held_x)  # the same fit, applied by scikit-learn
     columns = [METERS.index(m) for m in booster.classes_]
     np.testing.assert_allclose(probabilities[:, columns], expected, atol=1e-5)
-    assert model.provenance == {"clips": "rings"} and model.features == 6
+    assert model.provenance == {"clips": "rings"} and model.trees.features == 6
 
 
 def test_two_meters_fit_as_one_tree_per_stage_and_apply_as_scikit_learn_does():
     x, meters = ring_meters(300, seed=2)
     two = ["6/8" if m in ("6/8", "2/4") else "3/4" for m in meters]
-    model = fit(x, two, trees=30)
-    booster = GradientBoostingClassifier(n_estimators=30, max_depth=3, learning_rate=0.1, subsample=0.8,
-                                         random_state=0).fit(x, np.asarray(two))
+    model = fit(x, two, stages=30)
+    assert [len(stage) for stage in model.trees.trees] == [2] * 30  # a one-leaf tree of 0 for the first meter
+    booster = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, learning_rate=0.1, early_stopping=False,
+                                             random_state=0).fit(x, np.asarray(two))
     probabilities = np.stack([model.probabilities(row) for row in x[:50]])
     np.testing.assert_allclose(probabilities[:, [METERS.index("3/4"), METERS.index("6/8")]],
                                booster.predict_proba(x[:50]), atol=1e-5)
@@ -64,13 +65,13 @@ def test_two_meters_fit_as_one_tree_per_stage_and_apply_as_scikit_learn_does():
 
 def test_save_and_load_round_trip_leaves_no_temporary_file(tmp_path):
     x, meters = ring_meters(200, seed=3)
-    model = fit(x, meters, trees=10, provenance={"clips": "rings"})
+    model = fit(x, meters, stages=10, provenance={"clips": "rings"})
     model.save(tmp_path / "meter.json")
     assert [p.name for p in tmp_path.iterdir()] == ["meter.json"]
     loaded = MeterModel.load(tmp_path / "meter.json")
     assert loaded.fingerprint() == model.fingerprint() and loaded.provenance == {"clips": "rings"}
     np.testing.assert_array_equal(loaded.probabilities(x[0]), model.probabilities(x[0]))
-    other = fit(x, meters, trees=11)
+    other = fit(x, meters, stages=11)
     assert other.fingerprint() != model.fingerprint()
     with pytest.raises(ValueError, match="expected 6 rhythm descriptors"):
         model.probabilities(np.zeros(5))
@@ -78,7 +79,7 @@ def test_save_and_load_round_trip_leaves_no_temporary_file(tmp_path):
 
 def test_bad_meter_model_files_name_the_file_and_the_problem(tmp_path):
     x, meters = ring_meters(200, seed=4)
-    fit(x, meters, trees=5).save(tmp_path / "good.json")
+    fit(x, meters, stages=5).save(tmp_path / "good.json")
     good = json.loads((tmp_path / "good.json").read_text())
     with pytest.raises(MeterModelError, match="missing.json: meter model not found"):
         MeterModel.load(tmp_path / "missing.json")
@@ -86,7 +87,8 @@ def test_bad_meter_model_files_name_the_file_and_the_problem(tmp_path):
     with pytest.raises(MeterModelError, match="text.json: not a meter model"):
         MeterModel.load(tmp_path / "text.json")
     for name, change, message in (
-            ("unknown", lambda raw: raw.update(meters=["3/4", "4/4", "6/8", "11/8"]), "not two or more distinct meters"),
+            ("unknown", lambda raw: raw.update(classes=["3/4", "4/4", "6/8", "11/8"]), r"\['11/8'\] are not in label_targets"),
+            ("twice", lambda raw: raw.update(classes=["3/4", "3/4", "6/8", "2/4"]), "not two or more distinct classes"),
             ("short", lambda raw: raw.update(initial=raw["initial"][:2]), "inconsistent shapes"),
             ("loop", lambda raw: raw["trees"][0][0]["left"].__setitem__(0, 0), "points outside it or back up it"),
             ("beyond", lambda raw: raw["trees"][0][0]["feature"].__setitem__(0, 6), "splits on a descriptor beyond 6")):
@@ -99,7 +101,7 @@ def test_bad_meter_model_files_name_the_file_and_the_problem(tmp_path):
 
 def test_the_shipped_meter_model_matches_the_encoder(monkeypatch):
     model = MeterModel.load(SHIPPED)
-    assert model.features == RHYTHM_DIM and set(model.meters) <= set(METERS)
+    assert model.trees.features == RHYTHM_DIM and set(model.meters) <= set(METERS)
     assert model.provenance["encoder"] == {"sample_rate": 22050, "n_mels": 64}
     assert model.provenance["beat_level"] == MIRFeatureEncoder.fitted({"beat_level": True})["beat_level"]
     assert model.provenance["cross_validated_accuracy"]["all"] > 0.7 and model.provenance["described"] > 1000
@@ -111,8 +113,7 @@ def test_the_shipped_meter_model_matches_the_encoder(monkeypatch):
     assert "meter_model" not in MIRFeatureEncoder.fitted({"rhythm": True, "beat_level": True})
     with pytest.raises(ValueError, match="needs rhythm=True and beat_level=True"):
         MIRFeatureEncoder(rhythm=True, meter_tags=True)
-    stale = MeterModel(model.meters, model.initial, model.learning_rate, model.trees, model.features,
-                       {**model.provenance, "beat_level": "0" * 16})  # fitted at another beat-level fit
+    stale = MeterModel(model.trees, {**model.provenance, "beat_level": "0" * 16})  # fitted at another beat-level fit
     monkeypatch.setattr(mir, "load_meter_model", lambda: stale)
     with pytest.raises(ValueError, match="another beat-level fit"):
         MIRFeatureEncoder(rhythm=True, beat_level=True, meter_tags=True)
@@ -128,7 +129,7 @@ def test_encoder_appends_each_segments_meter_read_off_its_rhythm_descriptors(mon
         clicks[start:start + 400] += loud * np.random.default_rng(k).normal(0, 0.5, 400)
     wave = (clicks + 0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     x, meters = ring_meters(300, seed=5)
-    trees = fit(np.concatenate([x, x[:, :1].repeat(RHYTHM_DIM - 6, axis=1)], axis=1), meters, trees=5,
+    trees = fit(np.concatenate([x, x[:, :1].repeat(RHYTHM_DIM - 6, axis=1)], axis=1), meters, stages=5,
                 provenance={"encoder": {"sample_rate": SR, "n_mels": 64},
                             "beat_level": MIRFeatureEncoder.fitted({"beat_level": True})["beat_level"]})
     monkeypatch.setattr(mir, "load_meter_model", lambda: trees)
@@ -164,11 +165,11 @@ def test_fit_script_cross_validates_by_track_and_reports_skipped_clips(tmp_path,
                  "labels": {"meter": "11/8"}})  # not a meter the heads know: not described
     write_jsonl_atomic(tmp_path / "clips.jsonl", rows)
     out = tmp_path / "meter.json"
-    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--out", str(out), "--trees", "5"]) == 0
+    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--out", str(out), "--stages", "5"]) == 0
     report = capsys.readouterr()
     assert "skipped: gone:" in report.err and "1 clip(s) skipped" in report.out and "cross-validated" in report.out
     model = MeterModel.load(out)
     assert model.provenance["described"] == 16 and model.provenance["skipped"] == 1
-    assert model.provenance["meters"] == {"2/4": 8, "3/4": 8} and model.provenance["trees"] == 5
+    assert model.provenance["meters"] == {"2/4": 8, "3/4": 8} and model.provenance["stages"] == 5
     assert 0.0 <= model.provenance["cross_validated_accuracy"]["all"] <= 1.0
-    assert set(model.meters) == {"2/4", "3/4"} and model.features == RHYTHM_DIM
+    assert set(model.meters) == {"2/4", "3/4"} and model.trees.features == RHYTHM_DIM

@@ -62,12 +62,11 @@ and 0.35 without it, the tempo (Acc1) at 0.64 and 0.52.
 librosa's tracker often beats at another level than the score's beat (half or twice it, 3:2 or 2:3),
 and at a wrong level every descriptor is measured against the wrong period: a 4/4 tracked at half its
 tempo reads as a 2/4. With `beat_level=True` the group is measured at the level a small fitted model
-names instead (llark/encoders/beat_level.py: a logistic regression from the descriptors at the tracked
+names instead (llark/encoders/beat_level.py: gradient-boosted trees from the descriptors at the tracked
 beat to the ratio of the labelled beat to it, fitted on a corpus of its own; the beat tracked again at
-that tempo). On the demo corpus's val clips the corrected beat is at the labelled tempo (within 4 %) on
-0.842 of them against 0.571 for librosa's (test 0.812 against 0.524), and a logistic probe on the group
-reads the meter at 0.827 against 0.750 (gradient-boosted trees 0.852 against 0.821;
-benchmarks/meter_ceiling.py).
+that tempo). On the demo corpus's train clips the corrected beat is at the labelled tempo (within 4 %) on
+0.89 of them against 0.56 for librosa's (0.83 with the logistic regression shipped before 2026-12-06, which
+lifted a logistic probe's val meter from 0.750 to 0.827; benchmarks/meter_ceiling.py).
 
 The clip tempogram is there because the local one is blurred: a 6 s window holds a few beats, so its
 peaks are broad, and averaging 25 frames into a token blurs them again. One autocorrelation over the
