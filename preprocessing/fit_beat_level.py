@@ -23,7 +23,7 @@ stored in the model's provenance. A clip whose audio cannot be read is reported 
 printed at the end. Do not fit on a corpus whose pieces you evaluate on. Refit the meter model after
 (preprocessing/fit_meter_model.py): it reads the descriptors at the level this model names.
 
-On the shipped corpus (2 cores): descriptors of 8885 clips in about 11 min, each fit 10 s.
+On the shipped corpus (2 cores): descriptors of 8885 clips in about 15 min, each fit about 10 s.
 """
 
 from __future__ import annotations

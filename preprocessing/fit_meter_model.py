@@ -15,7 +15,8 @@ model's provenance. A clip whose audio cannot be read is reported and skipped; t
 the end. Do not fit on a corpus whose pieces you train the LM on or evaluate on (the module's docstring
 says why). Refit after refitting the beat-level model: its level is what the descriptors are measured at.
 
-On the shipped corpus (2 cores): descriptors of 2291 clips in about 2 min, each fit 40 s.
+On the shipped corpus (2 cores): descriptors of 8885 clips in about 14 min (the beat tracked twice), each fit
+about 10 s. Cross-validated there: 0.930 (generated 0.945, tunes 0.863).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class TreesError(ValueError):
 
 @dataclass(frozen=True)
 class BoostedTrees:
-    classes: tuple[Any, ...]  # JSON scalars: a meter's name, a beat level's ratio
+    classes: tuple[Any, ...]  # JSON scalars: a meter ("6/8"), a beat level ("3/2")
     initial: np.ndarray  # [classes] scores before any tree
     trees: list[list[dict[str, np.ndarray]]]  # [stage][class] {feature, threshold, left, right, value}
     features: int  # descriptors per row
