@@ -59,7 +59,8 @@ def describe(job: tuple[str, dict]) -> tuple[np.ndarray, float] | str:
         return f"{clip['clip_id']}: {err}"
 
 
-def cross_validated_ratios(descriptors: np.ndarray, levels: np.ndarray, tracks: np.ndarray, usable: np.ndarray) -> np.ndarray:
+def cross_validated_ratios(descriptors: np.ndarray, levels: np.ndarray, tracks: np.ndarray,
+                           usable: np.ndarray) -> np.ndarray:
     """Each clip's predicted ratio from a model fitted on the other folds' usable clips (folds by track)."""
     unique = np.unique(tracks)
     fold_of_track = {track: k % FOLDS for k, track in enumerate(np.random.default_rng(0).permutation(unique))}

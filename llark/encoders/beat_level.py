@@ -1,6 +1,7 @@
 """Which metrical level is the beat? A small fitted model that corrects librosa's tracked beat level.
 
-    python preprocessing/fit_beat_level.py --clips data/levelfit/clips.jsonl --out llark/encoders/beat_level.json
+    python preprocessing/fit_beat_level.py --clips data/levelfit/clips.jsonl --out /tmp/level.json   # (the shipped
+                                                       # fit: three corpora, the script's docstring)
     model = BeatLevelModel.load()                      # the shipped fit (llark/encoders/beat_level.json)
     model.ratio(descriptors)                           # 1.5: the beat is 3:2 of the tracked one
 

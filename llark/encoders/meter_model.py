@@ -1,25 +1,26 @@
 """Which meter? Gradient-boosted trees over the rhythm group's descriptors, fitted once on a corpus of its own.
 
     python preprocessing/fit_meter_model.py --clips data/levelfit/clips.jsonl --jobs 2   # writes meter_model.json
+                                                        # (the shipped fit: three corpora, the script's docstring)
     model = MeterModel.load()                           # the shipped fit (llark/encoders/meter_model.json)
     model.probabilities(descriptors)                    # [10]: one per label_targets.METERS, for 96 descriptors
 
 The rhythm group describes a segment at the beat the beat-level model names (llark/encoders/beat_level.py):
 how the onsets, the bass and the harmony repeat at multiples of that beat. Which meter they describe is
-not a linear function of them: a logistic regression on a clip's descriptors reads the demo's test
-meters at 0.75, about what the trained LM answers (0.72-0.75), where gradient-boosted trees on the same
-descriptors read 0.79-0.80, and on the clips whose beat the encoder tracks at the labelled tempo 0.92
-against the logistic regression's 0.88 (docs/demo-experiments.md). The encoder's `meter_tags` group is
+not a linear function of them: a logistic regression on a clip's descriptors, trained on the demo's train
+split, reads its test meters at 0.81, where these trees read 0.86, and 0.96 on the clips whose beat the
+encoder tracks at the labelled tempo (benchmarks/meter_model.py; with the fits before 2026-12-06, 0.75
+against 0.78 and 0.92: docs/demo-experiments.md). The encoder's `meter_tags` group is
 these trees' probability of each meter for each segment (the rhythm group's segments: one for a 25 s
 clip), repeated on every frame, so the LM is handed what the trees read.
 
 The trees are scikit-learn's HistGradientBoostingClassifier (200 stages of one tree of at most 15 leaves per
 meter), stored as JSON arrays with how they were made and applied with numpy alone (llark/encoders/
 boosted_trees.py, shared with the beat-level model): the fit checks that the stored trees give
-scikit-learn's own decision values. Like the instrument
-tagger, they are fitted on a corpus none of whose pieces the demo trains or is scored on
-(preprocessing/fit_meter_model.py): fitted on the LM's own training clips, they would be right about
-nearly every one of them, and the LM would trust them more than they deserve on new audio.
+scikit-learn's own decision values. Like the instrument tagger, they are fitted on a corpus none of whose
+pieces the demo trains or is scored on (preprocessing/fit_meter_model.py): fitted on the LM's own training
+clips, they would be right about nearly every one of them, and the LM would trust them more than they
+deserve on new audio.
 """
 
 from __future__ import annotations
