@@ -30,22 +30,10 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "
 
 import numpy as np  # noqa: E402
 
-from llark.audio import load_audio  # noqa: E402
 from llark.clips import map_clip_files  # noqa: E402
-from llark.encoders.beat_level import SHIPPED, BeatLevelModel  # noqa: E402
-from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
+from llark.encoders.beat_level import SHIPPED, BeatLevelModel, describe_tracked  # noqa: E402
 
 ACC1_TOLERANCE = 0.04
-
-
-def describe(job: tuple[str, dict]) -> tuple[np.ndarray, float] | str:
-    root, clip = job
-    encoder = MIRFeatureEncoder(rhythm=True)
-    try:
-        wave = load_audio(os.path.join(root, clip["audio"]), encoder.sample_rate, clip["start"], clip["end"], normalise=True)
-    except ValueError as err:  # llark.audio's errors name the file
-        return f"{clip['clip_id']}: {err}"
-    return encoder.tracked_rhythm(wave)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = BeatLevelModel.load(args.model)
     try:
-        rows, failures = map_clip_files(describe, [args.clips], lambda c: bool((c.get("labels") or {}).get("tempo")),
+        rows, failures = map_clip_files(describe_tracked, [args.clips], lambda c: bool((c.get("labels") or {}).get("tempo")),
                                         "a labelled tempo", args.jobs, args.limit)
     except ValueError as err:
         parser.error(str(err))

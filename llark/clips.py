@@ -11,6 +11,8 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from llark.audio import CLIP_SECONDS, audio_info, clip_id, clip_windows
 from llark.jsonl import read_jsonl, relative_path, resolve_path
 
@@ -101,3 +103,11 @@ def map_clip_files(worker: Callable[[tuple[str, dict]], Any], paths: list[str], 
         done, unreadable = map_clips(worker, clips, os.path.dirname(os.path.abspath(path)), jobs)
         rows, failures = rows + done, failures + unreadable
     return rows, failures
+
+
+def folds_by_track(tracks: np.ndarray, folds: int) -> np.ndarray:
+    """Each clip's fold (0..folds-1) for cross-validation: whole tracks are dealt to folds in a seeded shuffle, so
+    no track has clips on both sides of a fold."""
+    order = np.random.default_rng(0).permutation(np.unique(tracks))
+    fold_of_track = {track: k % folds for k, track in enumerate(order)}
+    return np.array([fold_of_track[t] for t in tracks])

@@ -39,32 +39,18 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "
 
 import numpy as np  # noqa: E402
 
-from llark.audio import load_audio  # noqa: E402
-from llark.clips import map_clip_files  # noqa: E402
-from llark.encoders.beat_level import LEVEL_RATIOS, SHIPPED, fit, level_of  # noqa: E402
+from llark.clips import folds_by_track, map_clip_files  # noqa: E402
+from llark.encoders.beat_level import LEVEL_RATIOS, SHIPPED, describe_tracked, fit, level_of  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
-from llark.jsonl import read_jsonl  # noqa: E402
 
 FOLDS = 5
 ACC1_TOLERANCE = 0.04
 
 
-def describe(job: tuple[str, dict]) -> tuple[np.ndarray, float] | str:
-    root, clip = job
-    encoder = MIRFeatureEncoder(rhythm=True)
-    try:
-        wave = load_audio(os.path.join(root, clip["audio"]), encoder.sample_rate, clip["start"], clip["end"], normalise=True)
-        return encoder.tracked_rhythm(wave)
-    except ValueError as err:  # llark.audio's errors name the file
-        return f"{clip['clip_id']}: {err}"
-
-
 def cross_validated_ratios(descriptors: np.ndarray, levels: np.ndarray, tracks: np.ndarray,
                            usable: np.ndarray) -> np.ndarray:
     """Each clip's predicted ratio from a model fitted on the other folds' usable clips (folds by track)."""
-    unique = np.unique(tracks)
-    fold_of_track = {track: k % FOLDS for k, track in enumerate(np.random.default_rng(0).permutation(unique))}
-    folds = np.array([fold_of_track[t] for t in tracks])
+    folds = folds_by_track(tracks, FOLDS)
     ratios = np.ones(len(tracks))
     for k in range(FOLDS):
         held, taught = folds == k, (folds != k) & usable
@@ -84,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        rows, failures = map_clip_files(describe, args.clips, lambda c: bool((c.get("labels") or {}).get("tempo")),
+        rows, failures = map_clip_files(describe_tracked, args.clips, lambda c: bool((c.get("labels") or {}).get("tempo")),
                                         "a labelled tempo", args.jobs, args.limit)
     except ValueError as err:
         parser.error(str(err))

@@ -33,7 +33,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "
 import numpy as np  # noqa: E402
 
 from llark.audio import load_audio  # noqa: E402
-from llark.clips import map_clip_files  # noqa: E402
+from llark.clips import folds_by_track, map_clip_files  # noqa: E402
 from llark.encoders.meter_model import SHIPPED, STAGES, fit  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
 from llark.label_targets import METERS  # noqa: E402
@@ -54,9 +54,7 @@ def describe(job: tuple[str, dict]) -> np.ndarray | str:
 
 def cross_validated_meters(descriptors: np.ndarray, meters: np.ndarray, tracks: np.ndarray, stages: int) -> np.ndarray:
     """Each clip's meter from trees fitted on the other folds (folds by track)."""
-    unique = np.unique(tracks)
-    fold_of_track = {track: k % FOLDS for k, track in enumerate(np.random.default_rng(0).permutation(unique))}
-    folds = np.array([fold_of_track[t] for t in tracks])
+    folds = folds_by_track(tracks, FOLDS)
     predicted = np.array([""] * len(tracks), dtype=object)
     for k in range(FOLDS):
         held, taught = folds == k, folds != k

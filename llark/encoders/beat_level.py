@@ -28,7 +28,7 @@ helped (docs/demo-experiments.md). Only numpy is needed to apply it.
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -36,8 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from llark.encoders.boosted_trees import BoostedTrees, TreesError, fit_trees
-from llark.jsonl import write_json_atomic
+from llark.encoders.boosted_trees import BoostedTrees, fit_trees, read_model_file, write_model_file
 
 # Labelled beat / tracked beat: thirds and halves of a compound beat, quarter against dotted quarter...
 LEVEL_RATIOS = (1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 4 / 3, 3 / 2, 2.0, 3.0)
@@ -66,15 +65,7 @@ class BeatLevelModel:
     @classmethod
     def load(cls, path: str | Path = SHIPPED) -> BeatLevelModel:
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            model = cls(BoostedTrees.from_json(raw), dict(raw.get("provenance", {})))
-        except FileNotFoundError:
-            raise BeatLevelError(f"{path}: beat-level model not found (preprocessing/fit_beat_level.py writes it)") from None
-        except TreesError as err:
-            raise BeatLevelError(f"{path}: {err}") from None
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise BeatLevelError(f"{path}: not a beat-level model ({type(err).__name__}: {err})") from None
+        model = cls(*read_model_file(path, "beat-level model", "preprocessing/fit_beat_level.py", BeatLevelError))
         unknown = [name for name in model.trees.classes if name not in LEVEL_NAMES]
         if unknown:
             raise BeatLevelError(f"{path}: ratios {unknown} are not among LEVEL_NAMES {list(LEVEL_NAMES)}")
@@ -86,13 +77,29 @@ class BeatLevelModel:
         return self.trees.fingerprint()
 
     def save(self, path: str | Path) -> None:
-        write_json_atomic(path, {**self.trees.to_json(), "provenance": self.provenance})
+        write_model_file(path, self.trees, self.provenance)
 
 
 @lru_cache(maxsize=1)
 def load_shipped() -> BeatLevelModel:
     """The shipped model, loaded once per process (the encoder asks for it on every clip)."""
     return BeatLevelModel.load(SHIPPED)
+
+
+def describe_tracked(job: tuple[str, dict]) -> tuple[np.ndarray, float] | str:
+    """A `map_clips` worker: one clip's rhythm descriptors at librosa's tracked beat and that beat's tempo, as
+    the MIR encoder measures them before this model corrects the level (what `fit` learns from and
+    benchmarks/beat_level.py scores), or why its audio could not be read."""
+    from llark.audio import load_audio  # here, not above: llark.encoders.mir imports this module
+    from llark.encoders.mir import MIRFeatureEncoder
+
+    root, clip = job
+    encoder = MIRFeatureEncoder(rhythm=True)
+    try:
+        wave = load_audio(os.path.join(root, clip["audio"]), encoder.sample_rate, clip["start"], clip["end"], normalise=True)
+    except ValueError as err:  # llark.audio's errors name the file
+        return f"{clip['clip_id']}: {err}"
+    return encoder.tracked_rhythm(wave)
 
 
 def level_of(labelled_bpm: float, tracked_bpm: float) -> int | None:

@@ -25,9 +25,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from llark.jsonl import write_json_atomic
 
 TREE_FIELDS = ("feature", "threshold", "left", "right", "value")
 STAGES = 200  # boosting stages (one tree per class each), learning rate 0.1, at most 15 leaves a tree
@@ -108,6 +111,25 @@ class BoostedTrees:
         """16 hex digits of a hash of the classes and trees: what encoder records keep
         (`MIRFeatureEncoder.fitted`), so features of two fits are never mixed."""
         return hashlib.sha256(json.dumps(self.to_json()).encode()).hexdigest()[:16]
+
+
+def read_model_file(path: Path, what: str, fitted_by: str, error: type[ValueError]) -> tuple[BoostedTrees, dict]:
+    """The trees and provenance of a model file `write_model_file` wrote; any problem is raised as `error`,
+    naming the file (`what`: "meter model"; `fitted_by`: the script that writes it)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return BoostedTrees.from_json(raw), dict(raw.get("provenance", {}))
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found ({fitted_by} writes it)") from None
+    except TreesError as err:
+        raise error(f"{path}: {err}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise error(f"{path}: not a {what} ({type(err).__name__}: {err})") from None
+
+
+def write_model_file(path: str | Path, trees: BoostedTrees, provenance: dict[str, Any]) -> None:
+    """The trees (`to_json`) and how they were fitted, as one JSON file, written atomically."""
+    write_json_atomic(path, {**trees.to_json(), "provenance": provenance})
 
 
 def _leaf_values(tree: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:

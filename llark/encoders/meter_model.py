@@ -25,7 +25,6 @@ deserve on new audio.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -33,8 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from llark.encoders.boosted_trees import STAGES, BoostedTrees, TreesError, fit_trees
-from llark.jsonl import write_json_atomic
+from llark.encoders.boosted_trees import STAGES, BoostedTrees, fit_trees, read_model_file, write_model_file
 from llark.label_targets import METERS
 
 SHIPPED = Path(__file__).with_name("meter_model.json")
@@ -64,15 +62,7 @@ class MeterModel:
     @classmethod
     def load(cls, path: str | Path = SHIPPED) -> MeterModel:
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            model = cls(BoostedTrees.from_json(raw), dict(raw.get("provenance", {})))
-        except FileNotFoundError:
-            raise MeterModelError(f"{path}: meter model not found (preprocessing/fit_meter_model.py writes it)") from None
-        except TreesError as err:
-            raise MeterModelError(f"{path}: {err}") from None
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise MeterModelError(f"{path}: not a meter model ({type(err).__name__}: {err})") from None
+        model = cls(*read_model_file(path, "meter model", "preprocessing/fit_meter_model.py", MeterModelError))
         unknown = [m for m in model.meters if m not in METERS]
         if unknown:
             raise MeterModelError(f"{path}: meters {unknown} are not in label_targets.METERS")
@@ -84,7 +74,7 @@ class MeterModel:
         return self.trees.fingerprint()
 
     def save(self, path: str | Path) -> None:
-        write_json_atomic(path, {**self.trees.to_json(), "provenance": self.provenance})
+        write_model_file(path, self.trees, self.provenance)
 
 
 @lru_cache(maxsize=1)
