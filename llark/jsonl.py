@@ -3,15 +3,23 @@ line, write atomically (temp file, then rename), and resolve paths relative to t
 
     rows = read_jsonl("data/pipeline/clips.jsonl", required=("clip_id", "audio"))
     write_jsonl_atomic("data/pipeline/clips.jsonl", rows)
+    with sole_writer("data/pipeline/qa.jsonl"):     # a resumable batch job's output: one process at a time
+        ...
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+
+class OutputBusyError(RuntimeError):
+    """Another process is writing the same batch output (`sole_writer`); the message names the file."""
 
 
 def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
@@ -56,6 +64,25 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+@contextmanager
+def sole_writer(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<path>.lock` while a resumable batch job (annotate.py, instruct.py) appends
+    finished clips to `<path>.partial` and then writes `path`: a second job on the same output stops at once
+    with OutputBusyError, rather than both appending the same clips to one .partial file and the first to
+    finish removing it under the other. The kernel drops the lock when its process ends, however it ends, so
+    a crashed run never leaves a stale one; the empty lock file stays beside the output."""
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputBusyError(f"{path}: another process is writing it (it holds {lock}); let that run finish, "
+                                  "then run again: finished clips are kept") from None
+        yield
 
 
 def resolve_path(value: str, listed_in: str | Path) -> Path:

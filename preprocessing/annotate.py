@@ -11,8 +11,9 @@ Resumable: clip ids already in --out are skipped. Finished clips are appended to
 they complete, so an interrupted run loses nothing; at the end --out is rewritten atomically (temp
 file, then rename) with the old and the new rows, and the .partial file is removed. Clips that fail
 (unreadable or silent audio ...) are listed with the error in <out stem>.failures.jsonl, the run goes
-on, and the next run retries them. The first clip of each worker pays librosa's numba start-up
-(a few seconds; ~35 s the very first time on a machine).
+on, and the next run retries them. One run at a time per --out: a second one started while the first
+writes stops with status 2, naming the file (llark.jsonl.sole_writer). The first clip of each worker
+pays librosa's numba start-up (a few seconds; ~35 s the very first time on a machine).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from llark.annotate import SAMPLE_RATE, annotate
 from llark.audio import load_audio
-from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
+from llark.jsonl import OutputBusyError, read_jsonl, resolve_path, sole_writer, write_jsonl_atomic
 
 
 def annotate_clip(task: tuple[dict[str, Any], str]) -> dict[str, Any]:
@@ -97,9 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="annotations.jsonl to write or extend")
     parser.add_argument("--workers", type=int, default=1, help="processes (each uses about one core)")
     args = parser.parse_args(argv)
+    try:
+        with sole_writer(args.out):  # a second run on the same --out would share the .partial file
+            return annotate_into(Path(args.out), args)
+    except OutputBusyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+
+def annotate_into(out: Path, args: argparse.Namespace) -> int:
+    """Annotations for the clips of --clips not yet in `out` (or its .partial file), then `out` rewritten."""
     partial = out.with_name(out.name + ".partial")
     failures_file = out.with_name(out.stem + ".failures.jsonl")
     clips = read_jsonl(args.clips, required=("clip_id", "audio"))

@@ -15,6 +15,8 @@ final file is written atomically, in clips.jsonl order. To regenerate with other
 --out first. Clips that fail (bad labels, no audible facts, an LLM that never answers validly) are
 listed with the reason in <out stem>.failures.jsonl; the rest are written and the counts printed.
 The exit status is 1 only when clips failed and none has Q/A, so a pipeline goes on past a few bad clips.
+One run at a time per --out: a second one started while the first writes stops with status 2, naming the
+file (llark.jsonl.sole_writer: a lock on <out>.lock, dropped when the first run ends however it ends).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from llark.instructions import TemplateGenerator, filter_pairs, read_clips
-from llark.jsonl import write_jsonl_atomic
+from llark.jsonl import OutputBusyError, sole_writer, write_jsonl_atomic
 from llark.llm_client import ChatClient, LLMConfig, LLMError, LLMGenerator
 
 
@@ -115,8 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.mir_per_clip, args.captions, args.reasoning, args.transcriptions) < 0:
         parser.error("pair counts must be >= 0")
+    try:
+        with sole_writer(args.out):  # a second run on the same --out would share the .partial file
+            return write_pairs(Path(args.out), args)
+    except OutputBusyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
-    out = Path(args.out)
+
+def write_pairs(out: Path, args: argparse.Namespace) -> int:
+    """Pairs for the clips of --clips not yet in `out` (or its .partial file), then `out` written atomically."""
     partial = out.with_name(out.name + ".partial")
     failures_file = out.with_name(out.stem + ".failures.jsonl")
     try:

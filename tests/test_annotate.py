@@ -17,6 +17,7 @@ from llark.annotate import (KEY_PROFILES, annotate, classic_key, classic_tempo,
                             key_from_chroma, viterbi_sticky)
 from llark.audio import AudioError
 from llark.corpus.theory import MAJOR_TONICS, MINOR_TONICS
+from llark.jsonl import sole_writer
 from tests.conftest import REPO, load_script
 
 SR = 22050
@@ -211,3 +212,19 @@ def test_annotate_script_in_two_processes_writes_the_same_rows(tmp_path, capsys)
         assert script.main(["--clips", str(clips), "--out", str(out), "--workers", workers]) == 0
     assert "2 clips annotated" in capsys.readouterr().err
     assert (tmp_path / "w1.jsonl").read_text() == (tmp_path / "w2.jsonl").read_text()
+
+
+def test_annotate_script_refuses_an_output_another_run_is_writing(tmp_path, capsys):
+    script = load_script("preprocessing/annotate.py")
+    soundfile.write(tmp_path / "a.wav", click_track(110.0, seconds=6.0), SR)
+    clips = tmp_path / "clips.jsonl"
+    clips.write_text(json.dumps({"clip_id": "a", "audio": "a.wav"}) + "\n")
+    out = tmp_path / "annotations.jsonl"
+    partial = out.with_name(out.name + ".partial")
+    with sole_writer(out):
+        partial.write_text(json.dumps({"clip_id": "other", "annotations": {}}) + "\n")
+        assert script.main(["--clips", str(clips), "--out", str(out)]) == 2
+        assert "annotations.jsonl: another process is writing it" in capsys.readouterr().err
+        assert partial.read_text().count("\n") == 1 and not out.exists()
+    assert script.main(["--clips", str(clips), "--out", str(out)]) == 0
+    assert sorted(json.loads(line)["clip_id"] for line in out.read_text().splitlines()) == ["a", "other"]

@@ -21,6 +21,7 @@ from llark.instructions import (
 from llark.llm_client import (
     ChatClient, JSONRepairError, LLMConfig, LLMError, LLMGenerator, SchemaError, repair_json, validate_pairs,
 )
+from llark.jsonl import sole_writer
 from tests.conftest import REPO
 
 FULL = {"key": "F# minor", "tempo": 96.0, "meter": "6/8", "instruments": ["Acoustic Grand Piano", "Fretless Bass", "Drums"],
@@ -516,3 +517,20 @@ def test_script_end_to_end_resumes_and_records_failures(tmp_path, many):
     clips.write_text('{"clip_id": "a"}\n{"clip_id": \n')
     broken = script()
     assert broken.returncode == 2 and "clips.jsonl:2: not valid JSON" in broken.stderr
+
+
+def test_a_second_run_on_the_same_output_stops_and_leaves_the_first_runs_work_alone(tmp_path, capsys):
+    clips = tmp_path / "clips.jsonl"
+    clips.write_text("".join(json.dumps(clip(FULL, f"c{i}-start0.000-end25.000")) + "\n" for i in range(2)))
+    out, partial = tmp_path / "qa.jsonl", tmp_path / "qa.jsonl.partial"
+    with sole_writer(out):  # a first run, still writing: one clip finished so far
+        partial.write_text(json.dumps({"clip_id": "c0-start0.000-end25.000", "qa": [{"question": "q", "answer": "a",
+                                                                                   "family": "mir_qa"}]}) + "\n")
+        before = partial.read_bytes()
+        assert run_script("--clips", clips, "--out", out, "--no-progress") == 2
+        assert "qa.jsonl: another process is writing it" in capsys.readouterr().err
+        assert partial.read_bytes() == before and not out.exists()
+    assert run_script("--clips", clips, "--out", out, "--no-progress") == 0  # once the first is done: resumes
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["clip_id"] for r in rows] == ["c0-start0.000-end25.000", "c1-start0.000-end25.000"]
+    assert rows[0]["qa"][0]["answer"] == "a" and not partial.exists()
