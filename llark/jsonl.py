@@ -80,7 +80,7 @@ def sole_writer(path: str | Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OutputBusyError(f"{path}: another process is writing it (it holds {lock}); let that run finish, "
+            raise OutputBusyError(f"{path}: another process is writing it and holds {lock}; let that run finish, "
                                   "then run again: finished clips are kept") from None
         yield
 

@@ -18,10 +18,10 @@ from llark.instructions import (
     BANNED_PHRASES, CAPTION_QUESTIONS, INAUDIBLE_QUESTION, MIR_ASKS, ClipsFormatError, Facts, LabelError,
     TemplateGenerator, filter_pairs, read_clips, scale_notes,
 )
+from llark.jsonl import sole_writer
 from llark.llm_client import (
     ChatClient, JSONRepairError, LLMConfig, LLMError, LLMGenerator, SchemaError, repair_json, validate_pairs,
 )
-from llark.jsonl import sole_writer
 from tests.conftest import REPO
 
 FULL = {"key": "F# minor", "tempo": 96.0, "meter": "6/8", "instruments": ["Acoustic Grand Piano", "Fretless Bass", "Drums"],
