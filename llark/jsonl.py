@@ -5,6 +5,7 @@ line, write atomically (temp file, then rename), and resolve paths relative to t
     write_jsonl_atomic("data/pipeline/clips.jsonl", rows)
     with sole_writer("data/pipeline/qa.jsonl"):     # a resumable batch job's output: one process at a time
         ...
+    return as_sole_writer(args.out, lambda out: write_pairs(out, args))   # a script's main: 2 when busy
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
 class OutputBusyError(RuntimeError):
@@ -83,6 +85,17 @@ def sole_writer(path: str | Path) -> Iterator[None]:
             raise OutputBusyError(f"{path}: another process is writing it and holds {lock}; let that run finish, "
                                   "then run again: finished clips are kept") from None
         yield
+
+
+def as_sole_writer(path: str | Path, write: Callable[[Path], int]) -> int:
+    """A resumable batch script's run (annotate.py, instruct.py): `write(Path(path))` under `sole_writer(path)`,
+    and its exit status; 2, with the error on stderr, when another process is writing `path`."""
+    try:
+        with sole_writer(path):  # a second run on the same output would share its .partial file
+            return write(Path(path))
+    except OutputBusyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def resolve_path(value: str, listed_in: str | Path) -> Path:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from llark.annotate import SAMPLE_RATE, annotate
 from llark.audio import load_audio
-from llark.jsonl import OutputBusyError, read_jsonl, resolve_path, sole_writer, write_jsonl_atomic
+from llark.jsonl import as_sole_writer, read_jsonl, resolve_path, write_jsonl_atomic
 
 
 def annotate_clip(task: tuple[dict[str, Any], str]) -> dict[str, Any]:
@@ -98,12 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="annotations.jsonl to write or extend")
     parser.add_argument("--workers", type=int, default=1, help="processes (each uses about one core)")
     args = parser.parse_args(argv)
-    try:
-        with sole_writer(args.out):  # a second run on the same --out would share the .partial file
-            return annotate_into(Path(args.out), args)
-    except OutputBusyError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return as_sole_writer(args.out, lambda out: annotate_into(out, args))
 
 
 def annotate_into(out: Path, args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from llark.instructions import TemplateGenerator, filter_pairs, read_clips
-from llark.jsonl import OutputBusyError, sole_writer, write_jsonl_atomic
+from llark.jsonl import as_sole_writer, write_jsonl_atomic
 from llark.llm_client import ChatClient, LLMConfig, LLMError, LLMGenerator
 
 
@@ -117,12 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.mir_per_clip, args.captions, args.reasoning, args.transcriptions) < 0:
         parser.error("pair counts must be >= 0")
-    try:
-        with sole_writer(args.out):  # a second run on the same --out would share the .partial file
-            return write_pairs(Path(args.out), args)
-    except OutputBusyError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return as_sole_writer(args.out, lambda out: write_pairs(out, args))
 
 
 def write_pairs(out: Path, args: argparse.Namespace) -> int:
