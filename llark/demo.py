@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         """evaluate.py on `manifest` into `out`, unless `out` already scores this checkpoint that way."""
         if not evaluated(out, checkpoint, manifest, decoding):
             run(name, times, "evaluate.py", "--checkpoint", checkpoint, "--manifest", manifest, "--out", out,
-                "--bootstrap", 1000, "--ablations", ablations, *generation_arguments(decoding), env=env)
+                "--bootstrap", 1000, "--ablations", ablations, "--answer-workers", 2, *generation_arguments(decoding),
+                env=env)
 
     evaluate_once("evaluate", data / "eval.jsonl", run_dir / "eval", "shuffled")
 

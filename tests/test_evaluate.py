@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import mir_eval
 import numpy as np
@@ -309,6 +310,40 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
             tempo.metrics(classic, [tempo.parse_gold(p["gold"]) for p in mine]))
     assert "By group (tempo):" in report and "| odd | 4 | classic (librosa) |" in report
     assert "| first three | 3 | llark |" in report
+
+
+
+def test_answer_workers_give_the_same_answers_and_load_each_clip_once(trained_probe_checkpoint, tmp_path, monkeypatch):
+    """--answer-workers 2 answers the ablated conditions in a spawned process, with sampled (MBR) decoding: the
+    same predictions as one process answering them in turn. A clip asked four questions is read once."""
+    import evaluate
+    from llark.inference import Answerer
+
+    _, checkpoint = trained_probe_checkpoint
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(6):
+        np.save(tmp_path / f"clip{i}.npy", rng.normal(size=(20, 16)).astype(np.float32))
+        rows += [{"id": f"clip{i}", "task": task, "question": question, "gold": gold, "features": f"clip{i}.npy"}
+                 for task, question, gold in (("key", "What key?", "C major"), ("tempo", "What tempo?", 100.0),
+                                              ("instruments", "Which instrument is loudest in this clip?", ["Violin"]),
+                                              ("meter", "Which instrument is loudest in this clip?", "3/4"))]
+    manifest = tmp_path / "eval.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    reads = []
+    features_for = Answerer.features_for
+    monkeypatch.setattr(Answerer, "features_for", lambda self, item: reads.append(item["features"]) or features_for(self, item))
+    common = ["--checkpoint", str(checkpoint), "--manifest", str(manifest), "--bootstrap", "0", "--no-classic",
+              "--ablations", "zeroed,shuffled", "--max-new-tokens", "12", "--mbr-samples", "3", "--temperature", "1.0"]
+    assert evaluate.main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert sorted(Path(path).name for path in reads) == [f"clip{i}.npy" for i in range(6)]  # the workers get arrays
+    assert evaluate.main([*common, "--out", str(tmp_path / "two"), "--answer-workers", "2"]) == 0
+    one, two = ((tmp_path / out / "predictions.jsonl").read_text().splitlines() for out in ("one", "two"))
+    assert len(one) == 3 * 24 and one == two
+    answers = [json.loads(line)["answer"] for line in one]
+    assert len(set(answers)) > 3  # sampled answers that differ between items, not one constant string
+    with pytest.raises(SystemExit):
+        evaluate.main([*common, "--out", str(tmp_path / "none"), "--answer-workers", "0"])
 
 
 def write_probe_corpus(folder, seed: int, clips: int, splits=("train", "val")) -> None:
