@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes for the librosa estimators (1: in this one; default 2)")
     parser.add_argument("--answer-workers", type=int, default=1,
                         help="processes answering the conditions (the audio, each ablation) side by side, sharing "
-                             "the CPU's threads (1, the default: one after another in this process)")
+                             "the CPU's threads, each with its own copy of the model (1, the default: one after "
+                             "another in this process)")
     add_generation_arguments(parser)
     args = parser.parse_args(argv)
     if args.classic_workers < 1:

@@ -312,7 +312,6 @@ def test_evaluate_end_to_end_writes_results_report_and_plots(trained_probe_check
     assert "| first three | 3 | llark |" in report
 
 
-
 def test_answer_workers_give_the_same_answers_and_load_each_clip_once(trained_probe_checkpoint, tmp_path, monkeypatch):
     """--answer-workers 2 answers the ablated conditions in a spawned process, with sampled (MBR) decoding: the
     same predictions as one process answering them in turn. A clip asked four questions is read once."""
@@ -327,7 +326,7 @@ def test_answer_workers_give_the_same_answers_and_load_each_clip_once(trained_pr
         rows += [{"id": f"clip{i}", "task": task, "question": question, "gold": gold, "features": f"clip{i}.npy"}
                  for task, question, gold in (("key", "What key?", "C major"), ("tempo", "What tempo?", 100.0),
                                               ("instruments", "Which instrument is loudest in this clip?", ["Violin"]),
-                                              ("meter", "Which instrument is loudest in this clip?", "3/4"))]
+                                              ("meter", "What is the time signature?", "3/4"))]
     manifest = tmp_path / "eval.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     reads = []
