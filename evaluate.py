@@ -110,18 +110,14 @@ def prepare_items(manifest: str, answerer) -> tuple[list[dict], list[Any], list[
     items = read_manifest(manifest, required=("id", "question", "task", "gold"))
     check_encoder_fit_for(answerer.model, items)  # raises EncoderFitMismatch for the run, not per item
     ready, golds, features, failures = [], [], [], []
-    loaded: dict[tuple, np.ndarray | None] = {}  # per clip: a clips manifest asks four questions of each
+    loaded: dict[tuple, np.ndarray | None] = {}  # each clip read once: a clips manifest asks four questions of it
     for item in items:
         try:
             groups = item.get("groups", [])
             if not (isinstance(groups, list) and all(isinstance(g, str) and g and g == g.strip() for g in groups)):
                 raise ValueError(f"'groups' must be a list of non-empty names without surrounding spaces, got {groups!r}")
             gold = get_task(item["task"]).parse_gold(item["gold"])
-            source = (item.get("modality"), item.get("features"), item.get("audio"), item.get("start"), item.get("end"))
-            if source not in loaded:
-                loaded[source] = answerer.features_for(item)
-            clip = loaded[source]
-            answerer.prompt(item["question"], clip)  # raises ExampleTooLong (a ValueError) for this item alone
+            clip = answerer.checked_features(item, loaded)
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             failures.append({"id": item["id"], "task": item["task"], "error": f"{type(err).__name__}: {err}"})
             continue

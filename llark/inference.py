@@ -162,10 +162,19 @@ class Answerer:
             raise ValueError(f"features have {features.shape[1]} dims, the checkpoint expects {dim}")
         return features
 
-    def checked_features(self, item: dict[str, Any]) -> np.ndarray | None:
+    def checked_features(self, item: dict[str, Any], loaded: dict[tuple, np.ndarray | None] | None = None
+                         ) -> np.ndarray | None:
         """`features_for(item)`, also refusing a prompt too long for the model, so a batch job can record
-        that item as failed instead of failing the whole batch."""
-        features = self.features_for(item)
+        that item as failed instead of failing the whole batch. With `loaded` (a dict the caller keeps over a
+        manifest), each clip's features are read or encoded once for all the questions asked of it: the items
+        with the same `features`, or the same `audio` span, share one array (a clips manifest asks four)."""
+        if loaded is None:
+            features = self.features_for(item)
+        else:
+            source = (item.get("modality"), item.get("features"), item.get("audio"), item.get("start"), item.get("end"))
+            if source not in loaded:  # a clip that fails is not kept: each of its items records the error
+                loaded[source] = self.features_for(item)
+            features = loaded[source]
         self.prompt(item["question"], features)
         return features
 
@@ -351,9 +360,10 @@ def answer_manifest(answerer: Answerer, manifest: str | Path, out: str | Path) -
     items = read_manifest(manifest)
     check_encoder_fit_for(answerer.model, items)
     ready, tasks, failures = [], [], []
+    loaded: dict[tuple, np.ndarray | None] = {}  # each clip read or encoded once
     for item in items:
         try:
-            features = answerer.checked_features(item)
+            features = answerer.checked_features(item, loaded)
             # A line naming its task (an evaluation manifest's "task": "tempo") is decoded as the task says
             # (Answerer.answer: MBR by its score, exact number MBR); an unknown task fails the line.
             task = get_task(item["task"]) if item.get("task") and answerer.decodes_by_task else None

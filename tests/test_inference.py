@@ -50,6 +50,27 @@ def test_manifest_in_answers_out_failures_recorded(trained_probe_checkpoint, tmp
     assert "max_length" in failures["long"]
 
 
+
+def test_a_manifest_reads_each_clip_once(trained_probe_checkpoint, tmp_path, monkeypatch):
+    """Questions on the same features file share one read; a clip that fails fails each of its lines."""
+    from llark.inference import Answerer, answer_manifest
+    from llark.model import LLark
+
+    data, checkpoint = trained_probe_checkpoint
+    good = read_manifest(data / "test.jsonl")[:2]
+    lines = [{"id": f"{g['id']}-{k}", "question": g["question"], "features": g["features"]} for g in good for k in range(3)]
+    lines += [{"id": f"gone-{k}", "question": "Which instrument?", "features": str(tmp_path / "gone.npy")} for k in range(2)]
+    manifest = tmp_path / "in.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    reads = []
+    features_for = Answerer.features_for
+    monkeypatch.setattr(Answerer, "features_for", lambda self, item: reads.append(item["features"]) or features_for(self, item))
+    assert answer_manifest(Answerer(LLark.from_pretrained(checkpoint)), manifest, tmp_path / "out.jsonl") == (6, 2)
+    assert sorted(reads) == sorted([*{g["features"] for g in good}, str(tmp_path / "gone.npy"), str(tmp_path / "gone.npy")])
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["answer"] for row in out] == [f"The loudest instrument is the {g['gold']}." for g in good for _ in range(3)]
+
+
 def test_single_clip_question_and_streaming(trained_probe_checkpoint, tmp_path):
     data, checkpoint = trained_probe_checkpoint
     first = read_manifest(data / "test.jsonl")[0]
