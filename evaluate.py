@@ -165,7 +165,7 @@ def answer_conditions(args: argparse.Namespace, answerer, items: list[dict], fea
         for condition, future in others.items():
             answers[condition] = future.result()
             print(f"[evaluate] answered {len(items)} questions ({condition}, in a worker process)", file=sys.stderr)
-    return {condition: answers[condition] for condition in conditions}
+    return answers  # in the order of `conditions`: the first, then the others as submitted
 
 
 def answer_condition(answerer, questions: list[str], features: list[np.ndarray | None], task_names: list[str]) -> list[str]:
