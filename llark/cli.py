@@ -18,6 +18,7 @@ import sys
 
 import torch
 
+from llark.audio import CLIP_SECONDS, audio_info
 from llark.mbr import MBR_WEIGHTINGS
 
 
@@ -110,6 +111,25 @@ def stream_answer(answerer, question: str, features, task=None) -> None:
     print()
 
 
+def span_notes(path: str, start: float, end: float | None) -> list[str]:
+    """What `llark ask --audio` tells the user about the span it answers for, which is not always the whole file:
+    a longer file is heard for 25 s from --start unless --end says otherwise, and a span much shorter than the
+    clips the models learn from (25 s) leaves them little to hear.
+
+        span_notes("song.wav", 0.0, None) -> ["the answers are about 0.0-25.0 s of song.wav (213.4 s long; ..."]
+    """
+    duration = audio_info(path).duration
+    stop = min(duration, start + CLIP_SECONDS if end is None else end)
+    notes = []
+    if start > 0 or stop < duration - 0.05:
+        notes.append(f"the answers are about {start:.1f}-{stop:.1f} s of {path} ({duration:.1f} s long; --start and "
+                     "--end choose another span)")
+    if stop - start < CLIP_SECONDS / 2:
+        notes.append(f"only {stop - start:.1f} s to hear: the models learn from {CLIP_SECONDS:.0f} s clips, so answers "
+                     "about a span this short are less sure (tempo and meter most)")
+    return notes
+
+
 def ask(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="llark ask",
@@ -171,9 +191,12 @@ def ask(argv: list[str]) -> int:
         if args.end is not None:
             item["end"] = args.end
         features = answerer.features_for(item)
+        notes = span_notes(args.audio, args.start, args.end) if args.audio else []
     except (OSError, ValueError, RuntimeError) as err:
         print(f"llark ask: {err}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"llark ask: {note}", file=sys.stderr)
     questions = args.question
     if args.stream:
         for question, task in zip(questions, tasks):

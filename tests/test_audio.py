@@ -201,3 +201,20 @@ def test_clip_ids_round_trip(track, start, end):
     assert parse_clip_id(value) == (track, round(start, 3), round(end, 3))
     with pytest.raises(ValueError, match="not a clip id"):
         parse_clip_id("gen-00042")
+
+
+def test_llark_ask_says_which_span_of_a_file_it_answers_about(tmp_path):
+    from llark.cli import span_notes
+
+    song, snippet, clip = tmp_path / "song.wav", tmp_path / "snippet.wav", tmp_path / "clip.wav"
+    soundfile.write(song, tone(60.0, 8000), 8000)
+    soundfile.write(snippet, tone(3.0, 8000), 8000)
+    soundfile.write(clip, tone(25.0, 8000), 8000)
+    assert span_notes(str(clip), 0.0, None) == []  # one whole clip: nothing to say
+    assert span_notes(str(song), 0.0, None) == [
+        f"the answers are about 0.0-25.0 s of {song} (60.0 s long; --start and --end choose another span)"]
+    assert "30.0-55.0 s of" in span_notes(str(song), 30.0, None)[0]
+    assert "50.0-60.0 s of" in span_notes(str(song), 50.0, 75.0)[0]  # the file ends first
+    assert span_notes(str(song), 50.0, 75.0)[1].startswith("only 10.0 s to hear: the models learn from 25 s clips")
+    short = span_notes(str(snippet), 0.0, None)
+    assert len(short) == 1 and short[0].startswith("only 3.0 s to hear")
