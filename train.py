@@ -5,7 +5,8 @@
     torchrun --nproc_per_node 2 train.py --config configs/debug.yaml train.strategy=fsdp2
     torchrun --nnodes 4 --nproc_per_node 8 ... train.py --config configs/llark-7b.yaml   # GPU cluster
 
-Re-running the same command resumes from the newest checkpoint in train.out_dir (train.resume=auto).
+Re-running the same command resumes from the newest checkpoint in train.out_dir (train.resume=auto);
+a second process training into the same train.out_dir at the same time is refused.
 `train.steps=0` saves the model as it is built as step-000000 (a pretrained LM used without training,
 e.g. configs/chatmusician-7b.yaml, for evaluate.py and llark ask).
 Writes out_dir/log.jsonl (step, loss, lr, tokens/s) and out_dir/checkpoints/step-NNNNNN/.
@@ -39,6 +40,7 @@ from tqdm import tqdm
 
 from llark.checkpoint import (
     atomic_checkpoint_dir,
+    claim_run_dir,
     load_training_state,
     prune_checkpoints,
     resolve_resume,
@@ -202,6 +204,9 @@ def main(argv: list[str] | None = None) -> None:
     env = init_distributed()
     torch.manual_seed(cfg.train.seed)
     out_dir = Path(cfg.train.out_dir)
+    # Held until training ends, before resuming: a second training into out_dir would resume from the same
+    # checkpoint and interleave its steps with this one's (claim_run_dir).
+    run_lock = claim_run_dir(out_dir) if env.is_main else None
     resume_from = resolve_resume(cfg.train.resume, out_dir)
 
     # --- tokenizer and model -------------------------------------------------------------------
@@ -328,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     progress.close()
     if env.is_main:
         log_file.close()
+        run_lock.close()
         print(f"[train] done: {out_dir / 'checkpoints'}", flush=True)
     shutdown(env)
 

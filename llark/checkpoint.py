@@ -13,17 +13,59 @@ plain values and is read with `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
+import socket
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 import torch
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
+RUN_LOCK = ".train.lock"  # in train.out_dir: who trains there (claim_run_dir)
+
+
+class RunDirBusy(RuntimeError):
+    """Another process is training into this train.out_dir."""
+
+
+def claim_run_dir(out_dir: str | Path) -> IO[str]:
+    """Lock `out_dir` for this training process, creating it. A second training into the same folder (a
+    job launched twice, a requeued job whose first run still goes on) would resume from the same checkpoint
+    and write both runs' steps, checkpoints and log lines into one folder; it gets RunDirBusy instead,
+    naming the process that holds the folder.
+
+    The lock is a POSIX record lock (fcntl.lockf, which NFS honours through its lock manager) on
+    out_dir/.train.lock, held while the returned file stays open: close it when training ends. The kernel
+    drops it when the process ends however it ends, so a crash or a kill leaves no stale lock. It belongs
+    to the process, not to the file: the same process may claim the folder again (a test that trains into
+    it twice), another process may not.
+
+        run_lock = claim_run_dir("runs/demo")  # RunDirBusy if another process trains there
+        ...
+        run_lock.close()
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle = (out_dir / RUN_LOCK).open("a+")
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunDirBusy(f"{out_dir}: {holder} is training into this folder (train.out_dir); wait for it to end, "
+                         "or train into another train.out_dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    return handle
 
 
 def checkpoints_root(out_dir: str | Path) -> Path:

@@ -1,8 +1,12 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from llark.checkpoint import (atomic_checkpoint_dir, list_checkpoints, load_training_state, prune_checkpoints,
-                              resolve_resume, save_training_state)
+from llark.checkpoint import (RunDirBusy, atomic_checkpoint_dir, claim_run_dir, list_checkpoints, load_training_state,
+                              prune_checkpoints, resolve_resume, save_training_state)
+from tests.conftest import REPO
 
 
 def fake_checkpoint(out_dir, step):
@@ -35,3 +39,27 @@ def test_resume_auto_picks_the_newest_complete_checkpoint_and_pruning_keeps_the_
     state, optimizer_state, rng = load_training_state(tmp_path / "checkpoints" / "step-000030")
     assert state == {"step": 30} and torch.equal(optimizer_state["state"][0]["exp_avg"], torch.ones(2))
     assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_one_process_at_a_time_trains_into_a_run_folder(tmp_path):
+    import train
+
+    out = tmp_path / "run"
+    # Another process claims the folder and holds it until its stdin closes.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from llark.checkpoint import claim_run_dir; "
+                               f"lock = claim_run_dir({str(out)!r}); print('held', flush=True); sys.stdin.read()"],
+                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunDirBusy, match=rf"{out}: process {holder.pid} on .* is training into this folder"):
+            claim_run_dir(out)
+        with pytest.raises(RunDirBusy):  # train.py claims it before it reads a checkpoint or a shard
+            train.main(["--config", str(REPO / "configs/debug.yaml"), f"train.out_dir={out}",
+                        f"data.train_shards=[{tmp_path}/never-read-*.tar]"])
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    first = claim_run_dir(out)  # the holder ended: the kernel dropped its lock
+    again = claim_run_dir(out)  # the same process may claim it again (a test training twice into one folder)
+    assert (out / ".train.lock").read_text().startswith("process ")
+    first.close(), again.close()
