@@ -29,6 +29,7 @@ HEAD_SIZES = {"key": 24, "tempo": TEMPO_CLASSES, "meter": len(METERS), "instrume
 TARGET_KEYS = tuple(f"target_{name}" for name in HEAD_SIZES)
 MULTI_LABEL_HEADS = ("instruments",)  # a sigmoid per class (binary cross-entropy); the others a softmax
 BELIEF_DRAWS = 128  # sets drawn from the instrument head's per-class probabilities (head_belief)
+TEMPO_BELIEF_POINTS = 8  # tempos a tempo class's probability is spread over, evenly across its 4 % (head_belief)
 MISSING = -1
 
 
@@ -71,8 +72,11 @@ def head_belief(name: str, probabilities: np.ndarray, draws: int = BELIEF_DRAWS,
     the probability of each: MBR decoding weighs sampled answers against it (llark/mbr.py, `head_weight`).
 
     probabilities: the head's softmax (key, tempo, meter) or per-class sigmoid (instruments). A tempo class
-    stands for its centre BPM; the instruments' are `draws` sets drawn with those per-class probabilities
-    (each 1/draws; seeded, so the same clip gets the same belief).
+    stands for every tempo in its 4 %: its probability is spread over TEMPO_BELIEF_POINTS tempos evenly
+    across it (in log tempo). As one point at its centre, a class would be as wide as the 4 % Acc1 window, and
+    the exact-number choice (llark/mbr.py, most_probable_number) would pick the number whose window reaches
+    two neighbouring centres rather than the likeliest tempo. The instruments' are `draws` sets drawn with
+    those per-class probabilities (each 1/draws; seeded, so the same clip gets the same belief).
 
         head_belief("meter", np.array([0, 0.1, 0.9, 0, 0, 0, 0, 0, 0, 0]))   -> [("2/2", 0.0), ("2/4", 0.1), ("3/4", 0.9), ...]
     """
@@ -82,7 +86,9 @@ def head_belief(name: str, probabilities: np.ndarray, draws: int = BELIEF_DRAWS,
     if name == "key":
         return [(key.name, p) for key, p in zip(KEYS_24, probabilities.tolist())]  # the order of key_class
     if name == "tempo":
-        return [(MIN_BPM * TEMPO_BIN_RATIO ** c, p) for c, p in enumerate(probabilities.tolist())]
+        offsets = (np.arange(TEMPO_BELIEF_POINTS) + 0.5) / TEMPO_BELIEF_POINTS - 0.5  # within (-1/2, 1/2) of a class
+        return [(MIN_BPM * TEMPO_BIN_RATIO ** (c + offset), p / TEMPO_BELIEF_POINTS)
+                for c, p in enumerate(probabilities.tolist()) for offset in offsets.tolist()]
     if name == "meter":
         return list(zip(METERS, probabilities.tolist()))
     drawn = np.random.default_rng(seed).random((draws, len(probabilities))) < probabilities

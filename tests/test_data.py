@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from llark.data import ExampleBuilder, ShardDataset, grouped_by_length, collate, expand_shard_patterns, load_features
 from llark.distributed import DistEnv
 from llark.label_targets import (HEAD_SIZES, INSTRUMENT_CLASSES, MAX_BPM, METERS, MIN_BPM, MISSING, TEMPO_BIN_RATIO,
-                                 encode_label_targets, tempo_class)
+                                 TEMPO_BELIEF_POINTS, encode_label_targets, tempo_class)
 from llark.shards import ClipRecord, clip_id_from_key, clip_key, write_shards
 from llark.synthetic import probe_records
 from llark.templates import get_template
@@ -334,11 +334,18 @@ def test_a_heads_reading_becomes_a_belief_over_its_tasks_values():
         probabilities = np.random.default_rng(0).dirichlet(np.ones(HEAD_SIZES[name]))
         belief = head_belief(name, probabilities)
         task = get_task(name)
-        assert [w for _, w in belief] == pytest.approx(probabilities.tolist())
-        # Each class is a value the task's parser gives back unchanged, in the order of the head's classes.
+        # Each value is one the task's parser gives back unchanged, in the order of the head's classes.
         assert all(task.parse_gold(value) == value for value, _ in belief)
         targets = [encode_label_targets({name: value})[f"target_{name}"] for value, _ in belief]
-        assert targets == list(range(HEAD_SIZES[name]))
+        points = TEMPO_BELIEF_POINTS if name == "tempo" else 1  # a tempo class: tempos across its 4 %
+        assert targets == [c for c in range(HEAD_SIZES[name]) for _ in range(points)]
+        weights = np.array([w for _, w in belief]).reshape(-1, points)
+        assert weights.sum(axis=1) == pytest.approx(probabilities) and (weights == weights[:, :1]).all()
+    # The tempos of a class spread evenly (in log tempo) around its centre, to within 2 % of it.
+    tempos = np.array([value for value, _ in head_belief("tempo", np.ones(HEAD_SIZES["tempo"]))]).reshape(-1, TEMPO_BELIEF_POINTS)
+    centres = MIN_BPM * TEMPO_BIN_RATIO ** np.arange(HEAD_SIZES["tempo"])
+    assert np.abs(tempos / centres[:, None] - 1).max() <= 0.02
+    assert np.log(tempos).mean(axis=1) == pytest.approx(np.log(centres)) and np.diff(np.log(tempos), axis=1).std() < 1e-9
     # Instruments: sets drawn with the per-class probabilities; the same clip, the same draws.
     probabilities = np.zeros(len(INSTRUMENT_CLASSES))
     probabilities[INSTRUMENT_CLASSES.index("drums")], probabilities[INSTRUMENT_CLASSES.index("flute")] = 1.0, 0.25
