@@ -7,6 +7,7 @@
     llark ask --checkpoint DIR --audio song.wav --question "What key is this in?"
     llark ask --checkpoint DIR --features clip.npy --question "What key is this in?" --stream
     llark ask --checkpoint DIR --audio song.wav --question "What key is this in?" --question "What is the tempo?"
+    llark ask --checkpoint DIR --audio song.wav --track --question "What key is this in?" --task key   # every 25 s
     llark ask --checkpoint DIR --audio song.wav --question "What is the tempo?" --task tempo --exact-number-mbr
     llark ask ... --question "What key?" --task key --question "What is the tempo?" --task tempo --exact-number-mbr
 """
@@ -143,6 +144,10 @@ def ask(argv: list[str]) -> int:
     parser.add_argument("--features", help="one [T, D] .npy feature file")
     parser.add_argument("--start", type=float, default=0.0, help="with --audio: where the clip starts (seconds)")
     parser.add_argument("--end", type=float, help="with --audio: where it ends (default start + 25 s)")
+    parser.add_argument("--track", action="store_true",
+                        help="with --audio: ask about the whole file (from --start to --end when given): every 25 s "
+                        "window in turn, then one answer for the track, the window answer that agrees best with the "
+                        "others (by the --task's score where one is named)")
     parser.add_argument("--question", action="append",
                         help="a question for --audio / --features; repeat it to ask several about the same clip, "
                         "which is encoded once (the answers are printed as 'Q: ...' / 'A: ...' pairs)")
@@ -159,9 +164,11 @@ def ask(argv: list[str]) -> int:
             parser.error("--manifest needs --out")
     elif not (args.audio or args.features) or not args.question:
         parser.error("give --manifest and --out, or --audio/--features with --question")
+    if args.track and (not args.audio or args.manifest or args.stream):
+        parser.error("--track answers about one --audio file (not --features or --manifest), without --stream")
 
     from llark.evaluation import get_task
-    from llark.inference import DecodingOptionsError, EncoderFitMismatch, answer_manifest, failures_path
+    from llark.inference import DecodingOptionsError, EncoderFitMismatch, answer_manifest, answer_track, failures_path
 
     tasks = args.task or [None]
     if len(tasks) == 1:
@@ -186,6 +193,20 @@ def ask(argv: list[str]) -> int:
         if failed:
             print(f"failures listed in {failures_path(args.out)}", file=sys.stderr)
         return 1 if failed else 0
+    if args.track:
+        try:
+            result = answer_track(answerer, args.audio, args.question, tasks, args.start, args.end)
+        except (OSError, ValueError, RuntimeError) as err:
+            print(f"llark ask: {err}", file=sys.stderr)
+            return 2
+        if result.unheard > 0:
+            print(f"llark ask: the last {result.unheard:.1f} s, shorter than a window, are not heard", file=sys.stderr)
+        for question, window_answers, track_answer in zip(args.question, result.answers, result.track):
+            print(f"Q: {question}")
+            for (first, last), answer in zip(result.windows, window_answers):
+                print(f"  {first:.1f}-{last:.1f} s: {answer}")
+            print(f"A (the track): {track_answer}")
+        return 0
     try:
         item = {"audio": args.audio, "features": args.features, "start": args.start}
         if args.end is not None:

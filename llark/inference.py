@@ -9,6 +9,7 @@ go to `<out>.failures.jsonl` with the error; the rest are answered.
 
     llark ask --checkpoint runs/demo/checkpoints/step-001200 --manifest in.jsonl --out out.jsonl
     llark ask --checkpoint runs/demo/checkpoints/step-001200 --features clip.npy --question "What key?"
+    llark ask --checkpoint runs/demo/checkpoints/step-001200 --audio song.mp3 --track --question "What key?" --task key
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from llark.audio import CLIP_SECONDS
+from llark.audio import CLIP_SECONDS, audio_info, clip_windows
 from llark.data import ExampleBuilder, ExampleTooLong, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file, fitted_models
 from llark.evaluation import NumberAnswer, Task, answer_agreement, get_task, number_answer
@@ -380,3 +381,46 @@ def answer_manifest(answerer: Answerer, manifest: str | Path, out: str | Path) -
     elif failures_path(out).exists():
         failures_path(out).unlink()  # a stale list from an earlier run would mislead
     return len(ready), len(failures)
+
+
+@dataclass
+class TrackAnswers:
+    """`answer_track`'s result: the windows heard, each question's answer in each of them, and its answer for
+    the track; `unheard` seconds at the end, shorter than a window, were not heard."""
+
+    windows: list[tuple[float, float]]
+    answers: list[list[str]]  # [question][window]
+    track: list[str]  # [question]
+    unheard: float
+
+
+def answer_track(answerer: Answerer, audio: str | Path, questions: list[str], tasks: list[Task | None] | None = None,
+                 start: float = 0.0, end: float | None = None) -> TrackAnswers:
+    """Questions about a whole file (or its [start, end) seconds), where a model hears one clip: each question
+    is asked of every 25 s window in turn (the clip length the models learn from; full windows, as the
+    pipeline cuts tracks, or the one shorter span of a file shorter than a window), and its answer for the
+    track is the window answer that agrees best with the others, chosen as MBR chooses among samples: by
+    the task's own score where the question names one (keys by their MIREX weight, tempi within 4 %, the
+    same meter, instrument sets by their F1), otherwise by shared words.
+
+        llark ask --checkpoint runs/demo/checkpoints/step-001200 --audio song.mp3 --track \\
+            --question "What key is this in?" --task key --question "Describe this piece of music."
+    """
+    tasks = tasks if tasks is not None else [None] * len(questions)
+    duration = audio_info(audio).duration
+    stop = duration if end is None else min(end, duration)
+    spans = clip_windows(max(0.0, stop - start), mode="all", min_seconds=0.0)
+    windows = [(round(start + first, 3), round(start + last, 3)) for first, last in spans]
+    features = [answerer.features_for({"audio": str(audio), "start": first, "end": last}) for first, last in windows]
+    count = len(windows)
+    answers = answerer.answer([q for q in questions for _ in windows], [f for _ in questions for f in features],
+                              tasks=[task for task in tasks for _ in windows])
+    per_question = [answers[i * count : (i + 1) * count] for i in range(len(questions))]
+    track = []
+    for task, window_answers in zip(tasks, per_question):
+        agreement = answer_agreement(task) if task is not None else None
+        chosen = choose_by_agreement(window_answers, task.parse, agreement) if agreement is not None else None
+        if chosen is None:  # no task, or no window's answer states a value of it
+            chosen = choose_answer(window_answers, answerer.options.mbr_number_tolerance)
+        track.append(window_answers[chosen])
+    return TrackAnswers(windows, per_question, track, round(stop - windows[-1][1], 3))

@@ -251,3 +251,57 @@ def test_audio_is_not_encoded_for_a_checkpoint_of_another_beat_level_fit(trained
     with pytest.raises(AudioError, match="never-read.wav: audio file not found"):
         Answerer(LLark.from_pretrained(checkpoint)).features_for({"question": "Key?",
                                                                   "audio": str(tmp_path / "never-read.wav")})
+
+
+def test_a_track_is_asked_window_by_window_and_answered_by_the_windows_agreement(tmp_path, monkeypatch):
+    # The encoder and the model replaced by records of what they were asked: which spans of the file were
+    # heard, and one fixed answer per question and window.
+    import soundfile
+
+    from llark.config import Config
+    from llark.evaluation import get_task
+    from llark.inference import Answerer, answer_track
+    from llark.model import LLark
+    from tests.conftest import tiny_model
+
+    model = tiny_model(seed=2)
+    model.save_pretrained(tmp_path / "ckpt", Config(model=model.config), model.tokenizer)
+    answerer = Answerer(LLark.from_pretrained(tmp_path / "ckpt").eval())
+    heard, asked = [], []
+
+    def features_for(item):
+        heard.append((item["start"], item["end"]))
+        return np.full((25, 16), len(heard), np.float32)  # which window, in the features themselves
+
+    def answer(questions, features, tasks=None):
+        asked.append((questions, [int(f[0, 0]) for f in features], [t.name if t else None for t in tasks]))
+        said = {"What is the time signature?": ["3/4.", "It is in 6/8.", "6/8."],
+                "Describe it.": ["A slow piano piece.", "A slow piano piece with strings.", "Fast drums."]}
+        return [said[q][int(f[0, 0]) - 1] for q, f in zip(questions, features)]
+
+    monkeypatch.setattr(answerer, "features_for", features_for)
+    monkeypatch.setattr(answerer, "answer", answer)
+    song = tmp_path / "song.wav"
+    soundfile.write(song, np.zeros(80 * 8000, np.float32), 8000)
+    questions = ["What is the time signature?", "Describe it."]
+    result = answer_track(answerer, song, questions, [get_task("meter"), None])
+    assert result.windows == heard == [(0.0, 25.0), (25.0, 50.0), (50.0, 75.0)] and result.unheard == 5.0
+    # One batch: each question of every window, each window encoded once.
+    assert asked == [([questions[0]] * 3 + [questions[1]] * 3, [1, 2, 3] * 2, ["meter"] * 3 + [None] * 3)]
+    assert result.answers == [["3/4.", "It is in 6/8.", "6/8."],
+                              ["A slow piano piece.", "A slow piano piece with strings.", "Fast drums."]]
+    # The meter by the task's score (two windows say 6/8), the description by shared words.
+    assert result.track == ["It is in 6/8.", "A slow piano piece."]
+    heard.clear()
+    assert answer_track(answerer, song, questions[:1], start=10.0, end=40.0).windows == heard == [(10.0, 35.0)]
+    snippet = tmp_path / "snippet.wav"
+    soundfile.write(snippet, np.zeros(3 * 8000, np.float32), 8000)
+    short = answer_track(answerer, snippet, questions[:1])
+    assert short.windows == [(0.0, 3.0)] and short.unheard == 0.0
+
+
+def test_track_answers_only_about_one_audio_file(tmp_path):
+    np.save(tmp_path / "clip.npy", np.zeros((25, 16), np.float32))
+    for extra in (["--features", str(tmp_path / "clip.npy")], ["--audio", "song.wav", "--stream"]):
+        run = llark("ask", "--checkpoint", str(tmp_path), "--track", "--question", "Key?", *extra)
+        assert run.returncode == 2 and "--track answers about one --audio file" in run.stderr
