@@ -125,10 +125,14 @@ def span_notes(path: str, start: float, end: float | None) -> list[str]:
     if start > 0 or stop < duration - 0.05:
         notes.append(f"the answers are about {start:.1f}-{stop:.1f} s of {path} ({duration:.1f} s long; --start and "
                      "--end choose another span)")
-    if stop - start < CLIP_SECONDS / 2:
-        notes.append(f"only {stop - start:.1f} s to hear: the models learn from {CLIP_SECONDS:.0f} s clips, so answers "
-                     "about a span this short are less sure (tempo and meter most)")
-    return notes
+    return notes + short_span_notes(stop - start)
+
+
+def short_span_notes(seconds: float) -> list[str]:
+    if seconds >= CLIP_SECONDS / 2:
+        return []
+    return [f"only {seconds:.1f} s to hear: the models learn from {CLIP_SECONDS:.0f} s clips, so answers about a span "
+            "this short are less sure (tempo and meter most)"]
 
 
 def ask(argv: list[str]) -> int:
@@ -199,8 +203,11 @@ def ask(argv: list[str]) -> int:
         except (OSError, ValueError, RuntimeError) as err:
             print(f"llark ask: {err}", file=sys.stderr)
             return 2
+        notes = short_span_notes(result.windows[-1][1] - result.windows[0][0])
         if result.unheard > 0:
-            print(f"llark ask: the last {result.unheard:.1f} s, shorter than a window, are not heard", file=sys.stderr)
+            notes.append(f"the last {result.unheard:.1f} s, shorter than a window, are not heard")
+        for note in notes:
+            print(f"llark ask: {note}", file=sys.stderr)
         for question, window_answers, track_answer in zip(args.question, result.answers, result.track):
             print(f"Q: {question}")
             for (first, last), answer in zip(result.windows, window_answers):
