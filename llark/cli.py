@@ -135,6 +135,28 @@ def short_span_notes(seconds: float) -> list[str]:
             "this short are less sure (tempo and meter most)"]
 
 
+def ask_about_track(answerer, args: argparse.Namespace, tasks: list) -> int:
+    """`llark ask --audio FILE --track`: each question's answer in every 25 s window, then for the track."""
+    from llark.inference import answer_track
+
+    try:
+        result = answer_track(answerer, args.audio, args.question, tasks, args.start, args.end)
+    except (OSError, ValueError, RuntimeError) as err:
+        print(f"llark ask: {err}", file=sys.stderr)
+        return 2
+    notes = short_span_notes(result.windows[-1][1] - result.windows[0][0])
+    if result.unheard > 0:
+        notes.append(f"the last {result.unheard:.1f} s, shorter than a window, are not heard")
+    for note in notes:
+        print(f"llark ask: {note}", file=sys.stderr)
+    for question, window_answers, track_answer in zip(args.question, result.answers, result.track):
+        print(f"Q: {question}")
+        for (first, last), answer in zip(result.windows, window_answers):
+            print(f"  {first:.1f}-{last:.1f} s: {answer}")
+        print(f"A (the track): {track_answer}")
+    return 0
+
+
 def ask(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="llark ask",
@@ -172,7 +194,7 @@ def ask(argv: list[str]) -> int:
         parser.error("--track answers about one --audio file (not --features or --manifest), without --stream")
 
     from llark.evaluation import get_task
-    from llark.inference import DecodingOptionsError, EncoderFitMismatch, answer_manifest, answer_track, failures_path
+    from llark.inference import DecodingOptionsError, EncoderFitMismatch, answer_manifest, failures_path
 
     tasks = args.task or [None]
     if len(tasks) == 1:
@@ -198,22 +220,7 @@ def ask(argv: list[str]) -> int:
             print(f"failures listed in {failures_path(args.out)}", file=sys.stderr)
         return 1 if failed else 0
     if args.track:
-        try:
-            result = answer_track(answerer, args.audio, args.question, tasks, args.start, args.end)
-        except (OSError, ValueError, RuntimeError) as err:
-            print(f"llark ask: {err}", file=sys.stderr)
-            return 2
-        notes = short_span_notes(result.windows[-1][1] - result.windows[0][0])
-        if result.unheard > 0:
-            notes.append(f"the last {result.unheard:.1f} s, shorter than a window, are not heard")
-        for note in notes:
-            print(f"llark ask: {note}", file=sys.stderr)
-        for question, window_answers, track_answer in zip(args.question, result.answers, result.track):
-            print(f"Q: {question}")
-            for (first, last), answer in zip(result.windows, window_answers):
-                print(f"  {first:.1f}-{last:.1f} s: {answer}")
-            print(f"A (the track): {track_answer}")
-        return 0
+        return ask_about_track(answerer, args, tasks)
     try:
         item = {"audio": args.audio, "features": args.features, "start": args.start}
         if args.end is not None:
