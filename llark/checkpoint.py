@@ -13,6 +13,7 @@ plain values and is read with `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -44,7 +45,7 @@ def claim_run_dir(out_dir: str | Path) -> IO[str]:
     out_dir/.train.lock, held while the returned file stays open: close it when training ends. The kernel
     drops it when the process ends however it ends, so a crash or a kill leaves no stale lock. It belongs
     to the process, not to the file: the same process may claim the folder again (a test that trains into
-    it twice), another process may not.
+    it twice), another process may not. On a file system that keeps no locks, training goes on with a warning.
 
         run_lock = claim_run_dir("runs/demo")  # RunDirBusy if another process trains there
         ...
@@ -55,7 +56,11 @@ def claim_run_dir(out_dir: str | Path) -> IO[str]:
     handle = (out_dir / RUN_LOCK).open("a+")
     try:
         fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EAGAIN):  # a file system without locks (ENOLCK, EOPNOTSUPP)
+            print(f"[train] warning: {out_dir / RUN_LOCK} cannot be locked here ({err}); nothing stops a second "
+                  "training into this folder", flush=True)
+            return handle
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()

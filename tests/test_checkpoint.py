@@ -63,3 +63,15 @@ def test_one_process_at_a_time_trains_into_a_run_folder(tmp_path):
     again = claim_run_dir(out)  # the same process may claim it again (a test training twice into one folder)
     assert (out / ".train.lock").read_text().startswith("process ")
     first.close(), again.close()
+
+
+def test_a_file_system_without_locks_warns_and_trains(tmp_path, monkeypatch, capsys):
+    import errno
+    import fcntl
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    claim_run_dir(tmp_path / "run").close()
+    assert "cannot be locked here" in capsys.readouterr().out
