@@ -20,6 +20,7 @@ import sys
 import torch
 
 from llark.audio import CLIP_SECONDS, audio_info
+from llark.label_targets import TEMPO_BELIEF_POINTS
 from llark.mbr import MBR_WEIGHTINGS
 
 
@@ -53,6 +54,9 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
                        help="with --mbr-samples, for a question of a known task with a label head: weigh the sampled "
                        "answers against the head's reading of the clip as well, the truth taken as (1 - W) x the "
                        "answers + W x the head (llark/mbr.py); 0: the answers alone")
+    group.add_argument("--tempo-belief-points", type=int, default=TEMPO_BELIEF_POINTS,
+                       help="with --head-weight: the tempos each 4 %% class of the tempo head is spread over, evenly "
+                       "across it; 1: its centre alone (the decoding before 2026-12-06)")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -61,7 +65,7 @@ GENERATION_FLAGS = {"max_new_tokens": "--max-new-tokens", "do_sample": "--sample
                     "top_k": "--top-k", "top_p": "--top-p", "repetition_penalty": "--repetition-penalty",
                     "seed": "--seed", "mbr_samples": "--mbr-samples", "mbr_number_tolerance": "--mbr-number-tolerance",
                     "mbr_weighting": "--mbr-weighting", "exact_number_mbr": "--exact-number-mbr",
-                    "head_weight": "--head-weight"}
+                    "head_weight": "--head-weight", "tempo_belief_points": "--tempo-belief-points"}
 
 
 def generation_options(args: argparse.Namespace):

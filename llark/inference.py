@@ -28,7 +28,7 @@ from llark.data import ExampleBuilder, ExampleTooLong, collate, load_features
 from llark.encoders import Encoder, build_encoder, encode_file, fitted_models
 from llark.evaluation import NumberAnswer, Task, answer_agreement, get_task, number_answer
 from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
-from llark.label_targets import head_belief
+from llark.label_targets import TEMPO_BELIEF_POINTS, head_belief
 from llark.mbr import MBR_WEIGHTINGS, Belief, choose_answer, choose_by_agreement, most_probable_number
 from llark.model import LLark
 from llark.templates import get_template
@@ -70,6 +70,10 @@ class GenerationOptions:
     # clip (llark/label_targets.py: head_belief); 0: the answers alone. Needs mbr_samples and a checkpoint
     # with label heads.
     head_weight: float = 0.0
+    # With head_weight: the tempos each of the tempo head's 4 % classes is spread over, evenly across it
+    # (llark/label_targets.py: head_belief). 1 is one point at each class's centre, the decoding before
+    # 2026-12-06, whose answers sat on a grid about 8 % apart (docs/demo-experiments.md).
+    tempo_belief_points: int = TEMPO_BELIEF_POINTS
 
     def __post_init__(self) -> None:
         if self.mbr_samples < 0:
@@ -81,6 +85,9 @@ class GenerationOptions:
             raise DecodingOptionsError(f"mbr_weighting must be one of {MBR_WEIGHTINGS}, got {self.mbr_weighting!r}")
         if not 0.0 <= self.head_weight <= 1.0:
             raise DecodingOptionsError(f"head_weight (--head-weight) must be in [0, 1], got {self.head_weight}")
+        if self.tempo_belief_points < 1:
+            raise DecodingOptionsError(f"tempo_belief_points (--tempo-belief-points) must be >= 1, got "
+                                       f"{self.tempo_belief_points}")
         if self.head_weight > 0 and self.mbr_samples == 0:
             raise DecodingOptionsError("head_weight (--head-weight) weighs sampled answers: it needs mbr_samples > 0 "
                                        "(--mbr-samples)")
@@ -255,7 +262,8 @@ class Answerer:
             return [None] * len(tasks)
         probabilities = self.model.label_probabilities(batch["input_ids"], batch["attention_mask"], batch["audio"],
                                                        batch["audio_lengths"])
-        return [head_belief(task.name, probabilities[task.name][row].cpu().numpy())
+        return [head_belief(task.name, probabilities[task.name][row].cpu().numpy(),
+                            tempo_points=self.options.tempo_belief_points)
                 if task is not None and task.name in heads and batch["audio_lengths"][row] > 0 else None
                 for row, task in enumerate(tasks)]
 

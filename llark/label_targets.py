@@ -67,13 +67,14 @@ def encode_label_targets(labels: dict[str, Any]) -> dict[str, Any]:
     return targets
 
 
-def head_belief(name: str, probabilities: np.ndarray, draws: int = BELIEF_DRAWS, seed: int = 0) -> list[tuple[Any, float]]:
+def head_belief(name: str, probabilities: np.ndarray, draws: int = BELIEF_DRAWS, seed: int = 0,
+                tempo_points: int = TEMPO_BELIEF_POINTS) -> list[tuple[Any, float]]:
     """The head's reading of one clip as values of its evaluation task (what the task's `parse` gives) and
     the probability of each: MBR decoding weighs sampled answers against it (llark/mbr.py, `head_weight`).
 
     probabilities: the head's softmax (key, tempo, meter) or per-class sigmoid (instruments). A tempo class
-    stands for every tempo in its 4 %: its probability is spread over TEMPO_BELIEF_POINTS tempos evenly
-    across it (in log tempo). As one point at its centre, a class would be as wide as the 4 % Acc1 window, and
+    stands for every tempo in its 4 %: its probability is spread over `tempo_points` tempos evenly across
+    it (in log tempo; 1: its centre alone). As one point at its centre, a class would be as wide as the 4 % Acc1 window, and
     the exact-number choice (llark/mbr.py, most_probable_number) would pick the number whose window reaches
     two neighbouring centres rather than the likeliest tempo. The instruments' are `draws` sets drawn with
     those per-class probabilities (each 1/draws; seeded, so the same clip gets the same belief).
@@ -86,8 +87,8 @@ def head_belief(name: str, probabilities: np.ndarray, draws: int = BELIEF_DRAWS,
     if name == "key":
         return [(key.name, p) for key, p in zip(KEYS_24, probabilities.tolist())]  # the order of key_class
     if name == "tempo":
-        offsets = (np.arange(TEMPO_BELIEF_POINTS) + 0.5) / TEMPO_BELIEF_POINTS - 0.5  # within (-1/2, 1/2) of a class
-        return [(MIN_BPM * TEMPO_BIN_RATIO ** (c + offset), p / TEMPO_BELIEF_POINTS)
+        offsets = (np.arange(tempo_points) + 0.5) / tempo_points - 0.5  # within (-1/2, 1/2) of a class
+        return [(MIN_BPM * TEMPO_BIN_RATIO ** (c + offset), p / tempo_points)
                 for c, p in enumerate(probabilities.tolist()) for offset in offsets.tolist()]
     if name == "meter":
         return list(zip(METERS, probabilities.tolist()))

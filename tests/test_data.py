@@ -346,6 +346,8 @@ def test_a_heads_reading_becomes_a_belief_over_its_tasks_values():
     centres = MIN_BPM * TEMPO_BIN_RATIO ** np.arange(HEAD_SIZES["tempo"])
     assert np.abs(tempos / centres[:, None] - 1).max() <= 0.02
     assert np.log(tempos).mean(axis=1) == pytest.approx(np.log(centres)) and np.diff(np.log(tempos), axis=1).std() < 1e-9
+    centred = head_belief("tempo", np.ones(HEAD_SIZES["tempo"]), tempo_points=1)  # the decoding before 2026-12-06
+    assert [value for value, _ in centred] == pytest.approx(centres.tolist())
     # Instruments: sets drawn with the per-class probabilities; the same clip, the same draws.
     probabilities = np.zeros(len(INSTRUMENT_CLASSES))
     probabilities[INSTRUMENT_CLASSES.index("drums")], probabilities[INSTRUMENT_CLASSES.index("flute")] = 1.0, 0.25

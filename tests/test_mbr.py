@@ -65,7 +65,10 @@ def test_reports_say_how_answers_were_decoded():
         "minimum Bayes risk over 16 samples at temperature 0.5 (a task's answers agree as the task scores them, other "
         "answers by their words, numbers within 4%)")
     assert decoding_summary(vars(GenerationOptions(mbr_samples=16, temperature=0.5, head_weight=0.5))).endswith(
-        "numbers within 4%, the label heads' reading weighed 0.5 beside the samples)")
+        "numbers within 4%, the label heads' reading weighed 0.5 beside the samples; a tempo class as 8 tempos "
+        "across its 4%)")
+    assert decoding_summary(vars(GenerationOptions(mbr_samples=16, head_weight=0.5, tempo_belief_points=1))).endswith(
+        "weighed 0.5 beside the samples)")
     assert decoding_summary(vars(GenerationOptions(exact_number_mbr=True))) == (
         "greedy; a tempo's number: the BPM most likely within 4% of the truth, every BPM scored")
 
@@ -80,7 +83,8 @@ def test_generation_flags_round_trip_through_the_options():
     add_generation_arguments(parser)
     for options in (GenerationOptions(), GenerationOptions(mbr_samples=16, temperature=0.5, exact_number_mbr=True),
                     GenerationOptions(max_new_tokens=9, do_sample=True, top_k=5, top_p=0.9, repetition_penalty=1.1,
-                                      seed=2, mbr_samples=4, mbr_number_tolerance=0.02, mbr_weighting="probability")):
+                                      seed=2, mbr_samples=4, mbr_number_tolerance=0.02, mbr_weighting="probability"),
+                    GenerationOptions(mbr_samples=16, head_weight=0.5, tempo_belief_points=1)):
         assert generation_options(parser.parse_args(generation_arguments(options))) == options
     assert generation_arguments(GenerationOptions(mbr_samples=16, exact_number_mbr=True)) == [
         "--mbr-samples", "16", "--exact-number-mbr"]

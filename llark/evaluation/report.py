@@ -86,7 +86,9 @@ def decoding_summary(options: dict[str, Any]) -> str:
              f"{options.get('mbr_number_tolerance', 0.04):.0%} of the truth, every BPM scored") if options.get("exact_number_mbr") else ""
     if options.get("mbr_samples", 0) > 0:
         weighed = ", each answer weighed by its probability" if options.get("mbr_weighting") == "probability" else ""
-        heads = (f", the label heads' reading weighed {options['head_weight']:g} beside the samples"
+        points = options.get("tempo_belief_points", 1)  # results written before the option: one point a class
+        spread = f"; a tempo class as {points} tempos across its 4%" if points > 1 else ""
+        heads = (f", the label heads' reading weighed {options['head_weight']:g} beside the samples{spread}"
                  if options.get("head_weight", 0) > 0 else "")
         return (f"minimum Bayes risk over {options['mbr_samples']} samples at temperature {options['temperature']} "
                 f"(a task's answers agree as the task scores them, other answers by their words, numbers within "
