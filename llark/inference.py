@@ -93,6 +93,18 @@ class GenerationOptions:
                                        "(--mbr-samples)")
 
 
+def choose_for_task(candidates: list[str], task: Task | None, number_tolerance: float, belief: Belief | None = None,
+                    belief_weight: float = 0.0, log_probs: list[float] | None = None) -> int:
+    """Index of the candidate answer (sampled answers, or a track's window answers) that agrees best with the
+    others: by the task's own score where it has one (llark/mbr.py: choose_by_agreement, with the head's
+    `belief`), by shared words where it has none or no candidate states a value of it (choose_answer)."""
+    agreement = answer_agreement(task) if task is not None else None
+    chosen = None
+    if agreement is not None:
+        chosen = choose_by_agreement(candidates, task.parse, agreement, belief, belief_weight, log_probs)
+    return chosen if chosen is not None else choose_answer(candidates, number_tolerance, log_probs)
+
+
 class EncoderFitMismatch(ValueError):
     """The checkpoint trained on features of other fitted models than this code's encoder uses."""
 
@@ -326,13 +338,8 @@ class Answerer:
                 candidates = texts[first : first + samples]
                 weights = log_probs[first : first + samples] if log_probs is not None else None
                 task, belief = chunk_tasks[row], chunk_beliefs[row]
-                agreement = answer_agreement(task) if task is not None and samples > 1 else None
-                chosen = None
-                if agreement is not None:  # the task's own score; the words where no sample parses
-                    chosen = choose_by_agreement(candidates, task.parse, agreement, belief,
-                                                 options.head_weight if belief else 0.0, weights)
-                if chosen is None:
-                    chosen = choose_answer(candidates, options.mbr_number_tolerance, weights)
+                chosen = (choose_for_task(candidates, task, options.mbr_number_tolerance, belief,
+                                          options.head_weight if belief else 0.0, weights) if samples > 1 else 0)
                 answers.append(candidates[chosen])
         if options.exact_number_mbr:
             for i, task in enumerate(tasks):
@@ -424,11 +431,6 @@ def answer_track(answerer: Answerer, audio: str | Path, questions: list[str], ta
     answers = answerer.answer([q for q in questions for _ in windows], [f for _ in questions for f in features],
                               tasks=[task for task in tasks for _ in windows])
     per_question = [answers[i * count : (i + 1) * count] for i in range(len(questions))]
-    track = []
-    for task, window_answers in zip(tasks, per_question):
-        agreement = answer_agreement(task) if task is not None else None
-        chosen = choose_by_agreement(window_answers, task.parse, agreement) if agreement is not None else None
-        if chosen is None:  # no task, or no window's answer states a value of it
-            chosen = choose_answer(window_answers, answerer.options.mbr_number_tolerance)
-        track.append(window_answers[chosen])
+    track = [window_answers[choose_for_task(window_answers, task, answerer.options.mbr_number_tolerance)]
+             for task, window_answers in zip(tasks, per_question)]
     return TrackAnswers(windows, per_question, track, round(stop - windows[-1][1], 3))

@@ -74,10 +74,10 @@ def head_belief(name: str, probabilities: np.ndarray, draws: int = BELIEF_DRAWS,
 
     probabilities: the head's softmax (key, tempo, meter) or per-class sigmoid (instruments). A tempo class
     stands for every tempo in its 4 %: its probability is spread over `tempo_points` tempos evenly across
-    it (in log tempo; 1: its centre alone). As one point at its centre, a class would be as wide as the 4 % Acc1 window, and
-    the exact-number choice (llark/mbr.py, most_probable_number) would pick the number whose window reaches
-    two neighbouring centres rather than the likeliest tempo. The instruments' are `draws` sets drawn with
-    those per-class probabilities (each 1/draws; seeded, so the same clip gets the same belief).
+    it (in log tempo; 1: its centre alone). As one point at its centre, a class would be as wide as the 4 %
+    Acc1 window, and the exact-number choice (llark/mbr.py, most_probable_number) would pick the number whose
+    window reaches two neighbouring centres rather than the likeliest tempo. The instruments' are `draws`
+    sets drawn with those per-class probabilities (each 1/draws; seeded, so the same clip gets the same belief).
 
         head_belief("meter", np.array([0, 0.1, 0.9, 0, 0, 0, 0, 0, 0, 0]))   -> [("2/2", 0.0), ("2/4", 0.1), ("3/4", 0.9), ...]
     """
