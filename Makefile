@@ -4,6 +4,8 @@
 # make test-fast   the same without the slow end-to-end tests (pytest -m "not slow")
 # make demo-soundfont   make demo, then also the test pieces rendered with another soundfont (FluidR3_GM, fetched
 #             from Debian with apt-get download; or SOUNDFONT=/path/to/any.sf2), evaluated the same way (~3 min more)
+# make demo-scores  make demo-soundfont, then also 107 real compositions (music21's corpus: Bach chorales, Haydn,
+#             Mozart and Beethoven quartet movements) orchestrated afresh, in both soundfonts (~6 min more)
 # make demo-probe  the spine in ~30 s: the debug model on the probe task (which feature channel is loudest)
 
 PYTHON ?= python3
@@ -12,7 +14,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.llark-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-soundfont demo-probe test test-fast benchmarks clean
+.PHONY: demo demo-soundfont demo-scores demo-probe test test-fast benchmarks clean
 
 # Re-installs when setup.py or the pins change; torch goes first so nothing pulls a CUDA build.
 $(STAMP): setup.py constraints.txt
@@ -39,6 +41,9 @@ demo: $(STAMP)
 SOUNDFONT ?= data/soundfonts/FluidR3_GM.sf2
 demo-soundfont: $(STAMP) $(SOUNDFONT)
 	$(PY) -m llark.demo --soundfont-test $(SOUNDFONT)
+
+demo-scores: $(STAMP) $(SOUNDFONT)
+	$(PY) -m llark.demo --soundfont-test $(SOUNDFONT) --scores 60
 
 # FluidR3_GM (MIT licence) from Debian's fluid-soundfont-gm package: downloaded and unpacked, not installed,
 # so no root is needed; on a machine without apt, pass SOUNDFONT=/path/to/another.sf2.

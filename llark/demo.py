@@ -7,6 +7,7 @@ stages -> evaluate on the held-out test split (baselines, the model with shuffle
     python -m llark.demo --generated 400 --tunes 60 --stage key,mode,chords,tempo,meter:300 --steps 150   # quicker, weaker
     python -m llark.demo --stage key,mode,chords:400 --stage key,mode,chords,tempo,meter:600   # a three-stage curriculum
     python -m llark.demo --soundfont-test data/soundfonts/FluidR3_GM.sf2     # also the test pieces in another soundfont
+    python -m llark.demo --soundfont-test data/soundfonts/FluidR3_GM.sf2 --scores 60   # and real compositions (make demo-scores)
 
 The corpus is encoded with the config's encoder settings (encoder.settings), so each config needs its
 own --data folder: encode.py refuses to mix features of two encoders in one, and the demo stops before
@@ -28,6 +29,11 @@ the instruments the audio tokens carried (docs/demo-experiments.md, "How the rec
 With --soundfont-test, the test split's pieces are also rendered with another General MIDI soundfont
 (other instrument samples; `make demo-soundfont` fetches FluidR3_GM) and the model is evaluated on them
 as well, beside librosa on the same audio: how much of what it hears is the training soundfont's sound.
+With --scores N, the model is also evaluated on real compositions the generator did not write: N scores of
+each composer of music21's corpus (Bach's chorales; Haydn's, Mozart's and Beethoven's quartet movements: 107
+with 60), each part given an instrument of its register and the piece a tempo by preprocessing/
+make_score_midi.py, rendered with the corpus's soundfont and with each --soundfont-test soundfont
+(make_eval_manifest.py's `midi` layout: the gold answers are what each file states).
 
 Every stage skips work already done, so a re-run reuses the corpus, features, shards, checkpoints and
 evaluations (of the same checkpoint, manifest and decoding; delete runs/demo/eval to score again).
@@ -216,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                         "make_corpus.py --train-soundfont)")
     parser.add_argument("--soundfont-test", action="append", default=[], metavar="SF2",
                         help="also evaluate on the test split rendered with this soundfont (repeatable)")
+    parser.add_argument("--scores", type=int, default=0, metavar="N",
+                        help="also evaluate on real compositions: N scores of each composer of music21's corpus "
+                             "(preprocessing/make_score_midi.py --limit; 60: 107 scores), rendered with the corpus's "
+                             "soundfont and each --soundfont-test")
     args = parser.parse_args(argv)
     for flag, soundfonts in (("--soundfont-test", args.soundfont_test), ("--train-soundfont", args.train_soundfont)):
         for soundfont in soundfonts:
@@ -301,6 +311,20 @@ def main(argv: list[str] | None = None) -> int:
                             "--soundfont", soundfont.resolve(), "--splits", "test")
         evaluate_once(f"evaluate ({soundfont.name})", other / "eval.jsonl", run_dir / f"eval-{soundfont.stem}", "none")
 
+    scores = data.with_name(f"{data.name}-scores")  # data/demo-scores: MIDI files, then a folder per soundfont
+    score_soundfonts = [DEFAULT_SOUNDFONT, *map(Path, args.soundfont_test)] if args.scores else []
+    if args.scores:
+        run("real compositions (music21's corpus)", times, "preprocessing/make_score_midi.py", "--out", scores / "midi",
+            "--limit", args.scores, "--jobs", args.workers)
+    for soundfont in score_soundfonts:
+        manifest = scores / soundfont.stem / "eval.jsonl"
+        newest_score = max(path.stat().st_mtime for path in (scores / "midi").rglob("*.mid"))
+        if not manifest.is_file() or manifest.stat().st_mtime < newest_score:
+            run(f"compositions with {soundfont.name}", times, "preprocessing/make_eval_manifest.py", "midi", "--root",
+                scores / "midi", "--soundfont", soundfont.resolve(), "--out", manifest, "--no-progress")
+        evaluate_once(f"evaluate (compositions, {soundfont.name})", manifest, run_dir / f"eval-scores-{soundfont.stem}",
+                      "shuffled")
+
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     print(f"\n[demo] test split, never seen in training; decoding: {decoding_summary(results['decoding'])}:\n"
           + summary_table(results))
@@ -311,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
         other = json.loads((run_dir / f"eval-{soundfont.stem}" / "results.json").read_text())
         print(f"\n[demo] the same test pieces rendered with {soundfont.name} (the corpus uses {DEFAULT_SOUNDFONT.name}):\n"
               + "\n\n".join(filter(None, (summary_table(other), group_table(other)))))
+    for soundfont in score_soundfonts:
+        scored = json.loads((run_dir / f"eval-scores-{soundfont.stem}" / "results.json").read_text())
+        print(f"\n[demo] real compositions (music21's corpus, orchestrated by make_score_midi.py) rendered with "
+              f"{soundfont.name}; by composer below (librosa in brackets):\n"
+              + "\n\n".join(filter(None, (summary_table(scored), group_table(scored)))))
     print("\n[demo] stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())
           + f"; total {sum(times.values()) / 60:.1f} min")
     print(f"[demo] report: {run_dir / 'eval' / 'report.md'} (plots beside it); checkpoint: {checkpoint}")

@@ -12,6 +12,9 @@
     python preprocessing/make_eval_manifest.py gtzan --root datasets/gtzan --out data/eval/gtzan.jsonl
     # any CSV with path,label[,start,end,question,id,options] columns
     python preprocessing/make_eval_manifest.py csv --csv my/labels.csv --task genre --out data/eval/mine.jsonl
+    # MIDI files (real compositions, say) rendered with a soundfont; gold answers from what each file states
+    python preprocessing/make_eval_manifest.py midi --root scores/ --soundfont data/soundfonts/FluidR3_GM.sf2 \\
+        --out data/eval/scores.jsonl
 
     python evaluate.py --checkpoint CKPT --manifest data/eval/gtzan.jsonl --out results/gtzan
 
@@ -20,7 +23,8 @@ Manifest lines: {"id", "question", "task", "gold", "audio", "start", "end"
 paths are relative to the manifest's folder. Our clips' rows carry groups ("generated" or "tunes", from the
 clip's source; "drums" or "no drums" where its instruments are labelled), which evaluate.py also scores on
 their own. Items that cannot be converted (missing audio, malformed annotation) are listed with the reason
-in <out stem>.failures.jsonl; the rest are written.
+in <out stem>.failures.jsonl; the rest are written. Questions an item has no gold answer for (a MIDI file
+without a key signature) are listed with the reason in <out stem>.skipped.jsonl.
 `<subcommand> --help` describes each layout.
 """
 
@@ -32,7 +36,8 @@ from collections import Counter
 from pathlib import Path
 
 from llark.evaluation.converters import (CLIP_LABELS, TASKS, Conversion, clips_manifest, csv_manifest,
-                                         giantsteps_key_manifest, giantsteps_tempo_manifest, gtzan_manifest)
+                                         giantsteps_key_manifest, giantsteps_tempo_manifest, gtzan_manifest,
+                                         midi_manifest)
 from llark.jsonl import write_jsonl_atomic
 
 
@@ -83,6 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--task", required=True, choices=TASKS)
     _add_crop(table, 0.0, 25.0)
 
+    scores = sub.add_parser("midi", help="MIDI files rendered with a soundfont",
+                            description="Every .mid/.midi file under ROOT (in subfolders too): its crop rendered "
+                                        "with --soundfont to FLAC, asked about the key (its key signature), the "
+                                        "meter (its time signature), the tempo (in beats of that meter: the "
+                                        "dotted quarter of 6/8) and the instruments playing in the crop (General "
+                                        "MIDI names, 'Drums' for channel 10). A label the file does not state, or "
+                                        "that changes within the crop, is not asked (<out stem>.skipped.jsonl).")
+    scores.add_argument("--root", required=True, help="folder of MIDI files")
+    scores.add_argument("--soundfont", required=True, help="the .sf2 to render with")
+    scores.add_argument("--audio-dir", default=None, help="where the FLAC renderings go (default: audio/ beside --out)")
+    scores.add_argument("--sample-rate", type=int, default=22050, help="of the renderings (default 22050)")
+    _add_crop(scores, 0.0, 25.0)
+
     for layout in sub.choices.values():
         layout.add_argument("--out", required=True, help="manifest to write (JSON lines)")
         layout.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -100,6 +118,9 @@ def convert(args: argparse.Namespace) -> Conversion:
         return giantsteps_tempo_manifest(args.root, args.out, args.start, args.end, args.v2, progress)
     if args.layout == "gtzan":
         return gtzan_manifest(args.root, args.out, args.start, args.end, args.genres_dir, progress)
+    if args.layout == "midi":
+        return midi_manifest(args.root, args.out, args.soundfont, args.start, args.end, args.audio_dir,
+                             args.sample_rate, progress)
     return csv_manifest(args.csv, args.out, args.task, args.start, args.end, progress)
 
 
@@ -111,16 +132,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[manifest] error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    failures_file = out.with_name(out.stem + ".failures.jsonl")
     write_jsonl_atomic(out, conv.rows)
-    if conv.failures:
-        write_jsonl_atomic(failures_file, conv.failures)
-    elif failures_file.exists():
-        failures_file.unlink()  # a stale list from an earlier run would mislead
+    for listed, suffix in ((conv.failures, ".failures.jsonl"), (conv.skipped, ".skipped.jsonl")):
+        listing = out.with_name(out.stem + suffix)
+        if listed:
+            write_jsonl_atomic(listing, listed)
+        elif listing.exists():
+            listing.unlink()  # a stale list from an earlier run would mislead
+    failures_file = out.with_name(out.stem + ".failures.jsonl")
     tasks = ", ".join(f"{task} {n}" for task, n in sorted(Counter(row["task"] for row in conv.rows).items()))
     print(f"[manifest] {len(conv.rows)} questions ({tasks or 'none'}) "
           f"written to {out}; {len(conv.failures)} items failed"
           + (f" (see {failures_file})" if conv.failures else ""), file=sys.stderr)
+    if conv.skipped:
+        reasons = Counter(f"{row['task']}: {row['reason']}" for row in conv.skipped)
+        print(f"[manifest] {len(conv.skipped)} questions not asked, for want of a gold answer ("
+              + "; ".join(f"{reason} x{n}" for reason, n in reasons.most_common())
+              + f"; see {out.with_name(out.stem + '.skipped.jsonl')})", file=sys.stderr)
     return 0 if conv.rows else 1  # an empty manifest is always a mistake worth a non-zero exit
 
 

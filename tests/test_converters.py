@@ -9,8 +9,8 @@ import soundfile
 
 from llark.evaluation import get_task
 from llark.evaluation.converters import (LayoutError, clips_manifest, csv_manifest, giantsteps_key_manifest,
-                                         giantsteps_tempo_manifest, gtzan_manifest, normalise_key, parse_instruments,
-                                         parse_meter, parse_tempo)
+                                         giantsteps_tempo_manifest, gtzan_manifest, midi_labels, midi_manifest,
+                                         normalise_key, parse_instruments, parse_meter, parse_tempo)
 from llark.jsonl import read_jsonl, resolve_path, write_jsonl_atomic
 from tests.conftest import REPO
 
@@ -349,8 +349,224 @@ def test_script_writes_manifest_and_failures(tmp_path, capsys):
     assert script.main(["gtzan", "--root", str(root), "--start", "9", "--end", "3", "--out", str(out)]) == 2
 
 
-@pytest.mark.parametrize("layout", ["clips", "giantsteps-key", "giantsteps-tempo", "gtzan", "csv"])
+@pytest.mark.parametrize("layout", ["clips", "giantsteps-key", "giantsteps-tempo", "gtzan", "csv", "midi"])
 def test_every_subcommand_has_help(layout, capsys):
     with pytest.raises(SystemExit) as exit_:
         load_script().main([layout, "--help"])
     assert exit_.value.code == 0 and "--out" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- MIDI files rendered with a soundfont
+
+def with_key_signature(midi, key_name):
+    """The generator's MIDI states no key; a score's would (pretty_midi numbers minor keys from 12)."""
+    import pretty_midi
+
+    from llark.corpus.theory import parse_key
+    key = parse_key(key_name)
+    midi.key_signature_changes.append(pretty_midi.KeySignature(key.pc + (12 if key.mode == "minor" else 0), 0.0))
+    return midi
+
+
+def line(program, seconds, step=0.5, is_drum=False, pitch=60):
+    import pretty_midi
+    part = pretty_midi.Instrument(program, is_drum=is_drum)
+    part.notes = [pretty_midi.Note(90, pitch + k % 5, k * step, k * step + 0.8 * step) for k in range(int(seconds / step))]
+    return part
+
+
+def write_midi(path, program, notes, tempi, signature=None):
+    """A one-track MIDI file of `notes` quarter notes, with tempo changes {tick: quarter BPM} at 480 ticks a quarter."""
+    import mido
+
+    events = [(tick, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))) for tick, bpm in tempi.items()]
+    if signature:
+        events.append((0, mido.MetaMessage("time_signature", numerator=signature[0], denominator=signature[1])))
+    events.append((0, mido.Message("program_change", program=program)))
+    for k in range(notes):
+        events += [(480 * k, mido.Message("note_on", note=48 + k % 3, velocity=80)),
+                   (480 * k + 400, mido.Message("note_off", note=48 + k % 3, velocity=0))]
+    track, now = mido.MidiTrack(), 0
+    for tick, message in sorted(events, key=lambda event: event[0]):
+        track.append(message.copy(time=tick - now))
+        now = tick
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(path))
+
+
+def test_midi_manifest_asks_what_each_file_states(tmp_path):
+    """The generator's pieces (every meter, the compound 6/8 among them), written as MIDI with their key,
+    come back with their own labels; a pickup bar's signature does not hide the meter; a file whose tempo
+    changes, or that states no key, is not asked about them; unreadable or silent files fail."""
+    pytest.importorskip("tinysoundfont")
+    import pretty_midi
+
+    from llark.corpus.generate import generate_piece
+    from llark.corpus.render import DEFAULT_SOUNDFONT
+
+    root = tmp_path / "scores"
+    (root / "sub").mkdir(parents=True)
+    pieces = {f"gen{i}": generate_piece(i, 0) for i in range(4)}
+    for name, piece in pieces.items():
+        with_key_signature(piece.midi, piece.labels["key"]).write(str(root / ("sub" if name == "gen3" else "") / f"{name}.mid"))
+    assert {p.labels["meter"] for p in pieces.values()} == {"2/4", "3/4", "4/4", "6/8"}
+
+    pickup = pretty_midi.PrettyMIDI(initial_tempo=120)
+    pickup.time_signature_changes = [pretty_midi.TimeSignature(1, 4, 0.0), pretty_midi.TimeSignature(3, 4, 0.5)]
+    pickup.instruments = [line(40, 12), line(0, 12, is_drum=True, pitch=36)]
+    with_key_signature(pickup, "E minor").write(str(root / "pickup.mid"))
+
+    # halfway through its 12 s the tempo halves (written with mido: pretty_midi keeps one tempo per file it builds)
+    write_midi(root / "slower.mid", program=73, notes=24, tempi={0: 120, 12 * 480: 60}, signature=(4, 4))
+    # no key and no time signature (pretty_midi would write a 4/4 of its own), 90 quarter notes a minute
+    write_midi(root / "bare.midi", program=42, notes=16, tempi={0: 90})
+
+    late = pretty_midi.PrettyMIDI()
+    late.instruments = [pretty_midi.Instrument(0)]
+    late.instruments[0].notes = [pretty_midi.Note(80, 60, 30.0, 31.0)]
+    late.write(str(root / "late.mid"))
+    (root / "broken.mid").write_bytes(b"MThd not really")
+    (root / "notes.txt").write_text("not a MIDI file, not looked at")
+
+    manifest = tmp_path / "eval" / "scores.jsonl"
+    conv = midi_manifest(root, manifest, DEFAULT_SOUNDFONT, end=25.0, sample_rate=16000)
+    asked = {}
+    for row in conv.rows:
+        asked.setdefault(row["id"].split("-start")[0], {})[row["task"]] = row["gold"]
+    for name, piece in pieces.items():
+        stem = f"sub__{name}" if name == "gen3" else name
+        assert asked[stem] == {task: piece.labels[task] for task in ("key", "tempo", "meter", "instruments")}, name
+    assert asked["pickup"] == {"key": "E minor", "meter": "3/4", "tempo": 120.0, "instruments": ["Violin", "Drums"]}
+    assert asked["slower"] == {"meter": "4/4", "instruments": ["Flute"]}  # 6 s at 120, 12 s at 60: no one tempo
+    assert asked["bare"] == {"tempo": 90.0, "instruments": ["Cello"]}  # in quarter notes, the MIDI default beat
+    assert sorted(conv.skipped, key=lambda s: (s["item"], s["task"])) == [
+        {"item": str(root / "bare.midi"), "task": "key", "reason": "no key signature"},
+        {"item": str(root / "bare.midi"), "task": "meter", "reason": "no time signature"},
+        {"item": str(root / "slower.mid"), "task": "key", "reason": "no key signature"},
+        {"item": str(root / "slower.mid"), "task": "tempo", "reason": "the tempo changes within the crop"},
+    ]
+    failed = errors(conv)
+    assert set(failed) == {str(root / "broken.mid"), str(root / "late.mid")}
+    assert "not a readable MIDI file" in failed[str(root / "broken.mid")]
+    assert "no note sounds in [0, 25) s" in failed[str(root / "late.mid")]
+
+    assert_resolves(conv.rows, manifest)
+    for row in conv.rows:
+        audio = resolve_path(row["audio"], manifest)
+        info = soundfile.info(str(audio))
+        assert audio.parent == manifest.parent / "audio" and info.samplerate == 16000
+        assert row["start"] == 0.0 and row["end"] == pytest.approx(info.frames / 16000, abs=1e-3)
+        drums = "Drums" in asked[row["id"].split("-start")[0]]["instruments"]
+        assert row["groups"] == (["sub"] if row["id"].startswith("sub__") else []) + (["drums"] if drums else ["no drums"])
+    short = [row for row in conv.rows if row["id"].startswith("pickup-")]
+    # shorter than the crop: the music as a whole, to the end of its last note (11.5 + 0.4 s)
+    assert short[0]["id"] == "pickup-start0.000-end11.900" and short[0]["end"] == pytest.approx(11.9, abs=0.01)
+    wave, _ = soundfile.read(str(resolve_path(short[0]["audio"], manifest)))
+    assert 0.85 < np.abs(wave).max() <= 0.9  # peak-normalised, as the corpus is
+
+
+def test_midi_labels_hold_only_when_one_value_covers_the_crop():
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120)
+    midi.time_signature_changes = [pretty_midi.TimeSignature(4, 4, 0.0), pretty_midi.TimeSignature(3, 4, 20.0)]
+    midi.key_signature_changes = [pretty_midi.KeySignature(2, 0.0), pretty_midi.KeySignature(14, 24.0)]
+    midi.instruments = [line(40, 30), line(0, 30, is_drum=True)]
+    labels, skipped = midi_labels(midi, 0.0, 25.0, "x.mid")
+    # 4/4 holds for 20 of 25 s (0.8 < 0.9): no meter, and no beat to count the tempo in; D major for 24 of 25 s
+    assert labels == {"key": "D major", "instruments": ["Violin", "Drums"]}
+    assert skipped == {"meter": "the time signature changes within the crop",
+                       "tempo": "the time signature, whose beat the tempo counts, changes within the crop"}
+    labels, _ = midi_labels(midi, 20.0, 45.0, "x.mid")  # from 20 s on: 3/4 throughout, D major for 1 s only
+    assert labels["meter"] == "3/4" and labels["tempo"] == 120.0 and "key" not in labels
+    compound = pretty_midi.PrettyMIDI(initial_tempo=150)  # 150 quarters a minute in 6/8 and 2/2: 100 and 75 beats
+    compound.instruments = [line(40, 30)]
+    for signature, beats in (((6, 8), 100.0), ((2, 2), 75.0), ((12, 8), 100.0), ((3, 8), 300.0)):
+        compound.time_signature_changes = [pretty_midi.TimeSignature(*signature, 0.0)]
+        assert midi_labels(compound, 0.0, 25.0, "x.mid")[0]["tempo"] == beats, signature
+
+
+def test_midi_manifest_layout_errors(tmp_path):
+    from llark.corpus.render import DEFAULT_SOUNDFONT
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LayoutError, match="folder not found"):
+        midi_manifest(tmp_path / "none", tmp_path / "m.jsonl", DEFAULT_SOUNDFONT)
+    with pytest.raises(LayoutError, match="no MIDI files"):
+        midi_manifest(tmp_path / "empty", tmp_path / "m.jsonl", DEFAULT_SOUNDFONT)
+    with pytest.raises(LayoutError, match="soundfont file not found"):
+        midi_manifest(tmp_path / "empty", tmp_path / "m.jsonl", tmp_path / "none.sf2")
+
+
+def test_midi_script_writes_what_was_not_asked(tmp_path, capsys):
+    pytest.importorskip("tinysoundfont")
+    import pretty_midi
+
+    from llark.corpus.render import DEFAULT_SOUNDFONT
+    root = tmp_path / "scores"
+    root.mkdir()
+    midi = pretty_midi.PrettyMIDI(initial_tempo=96)
+    midi.instruments = [line(24, 10)]
+    midi.write(str(root / "song.mid"))
+    out = tmp_path / "eval" / "songs.jsonl"
+    assert load_script().main(["midi", "--root", str(root), "--soundfont", str(DEFAULT_SOUNDFONT), "--out", str(out),
+                               "--no-progress"]) == 0
+    assert [r["task"] for r in read_jsonl(out)] == ["meter", "tempo", "instruments"]
+    assert read_jsonl(out.with_name("songs.skipped.jsonl")) == [
+        {"item": str(root / "song.mid"), "task": "key", "reason": "no key signature"}]
+    assert "1 questions not asked, for want of a gold answer (key: no key signature x1" in capsys.readouterr().err
+
+
+def load_score_script():
+    spec = importlib.util.spec_from_file_location("make_score_midi", REPO / "preprocessing" / "make_score_midi.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_score_orchestrated_comes_back_with_its_own_labels(tmp_path):
+    """make_score_midi.py gives a score's parts instruments of their registers and the piece a tempo; the MIDI
+    layout then reads back the composer's key and meter, that tempo in dotted quarters, and those instruments."""
+    pytest.importorskip("tinysoundfont")
+    from music21 import bar, key, meter, note, stream
+
+    from llark.corpus.render import DEFAULT_SOUNDFONT
+    from llark.corpus.theory import program_name
+    script = load_score_script()
+
+    def score(signature):
+        parts = []
+        for pitches in (("D5", "F5", "A5"), ("D3", "A2", "D3")):  # a treble line over a bass line
+            part = stream.Part()
+            for number in range(1, 41):
+                measure = stream.Measure(number=number)
+                if number == 1:
+                    measure.insert(0, signature)
+                    measure.insert(0, meter.TimeSignature("6/8"))
+                if number == 4:
+                    measure.rightBarline = bar.Repeat(direction="end")  # a repeat the 40 s opening cuts
+                for pitch in pitches * 2:
+                    measure.append(note.Note(pitch, quarterLength=0.5))
+                part.append(measure)
+            parts.append(part)
+        return stream.Score(parts)
+
+    (tmp_path / "corpus").mkdir()
+    stated, unstated = tmp_path / "corpus" / "minor.musicxml", tmp_path / "corpus" / "unstated.musicxml"
+    score(key.Key("d", "minor")).write("musicxml", fp=str(stated))
+    score(key.KeySignature(-1)).write("musicxml", fp=str(unstated))
+    assert "no mode" in script.orchestrate(unstated, 0, (60.0, 150.0))
+
+    data, drawn = script.orchestrate(stated, 0, (60.0, 150.0))
+    assert script.orchestrate(stated, 0, (60.0, 150.0))[0] == data  # seeded by the path: the same file every run
+    assert 60 <= drawn["quarter_bpm"] / 1.5 <= 150 and drawn["key"] == "d minor"
+    treble, bass = drawn["programs"]
+    assert treble in script.REGISTER_PROGRAMS["high"] and bass in script.REGISTER_PROGRAMS["bass"]
+    (tmp_path / "midi").mkdir()
+    (tmp_path / "midi" / "minor.mid").write_bytes(data)
+    conv = midi_manifest(tmp_path / "midi", tmp_path / "eval.jsonl", DEFAULT_SOUNDFONT, sample_rate=16000)
+    assert not conv.failures and not conv.skipped
+    assert {row["task"]: row["gold"] for row in conv.rows} == {
+        "key": "D minor", "meter": "6/8", "tempo": pytest.approx(drawn["quarter_bpm"] / 1.5, abs=0.01),
+        "instruments": list(dict.fromkeys([program_name(treble), program_name(bass)]))}

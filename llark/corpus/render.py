@@ -11,12 +11,14 @@ instrument's program as the drum kit (bank 128).
 
 from __future__ import annotations
 
+import io
 import math
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
+import soundfile
 import tinysoundfont
 
 DRUM_CHANNEL = 9
@@ -112,3 +114,10 @@ def peak_normalise(wave: np.ndarray, peak: float = 0.9) -> np.ndarray:
     """Scale so the largest sample is `peak` (silence stays silence)."""
     top = float(np.max(np.abs(wave))) if wave.size else 0.0
     return (wave * (peak / top)).astype(np.float32) if top > 0 else wave.astype(np.float32)
+
+
+def flac_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit FLAC of a mono wave (clipped to [-1, 1]): how the corpus and rendered manifests store audio."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(wave, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()

@@ -5,6 +5,7 @@
     conv = giantsteps_tempo_manifest("datasets/giantsteps-tempo-dataset", "eval/giantsteps-tempo.jsonl", v2=True)
     conv = gtzan_manifest("datasets/gtzan", "eval/gtzan.jsonl")
     conv = csv_manifest("my/labels.csv", "eval/mine.jsonl", task="genre")
+    conv = midi_manifest("scores/", "eval/scores.jsonl", soundfont="FluidR3_GM.sf2")  # renders each MIDI file
     write_jsonl_atomic("eval/test.jsonl", conv.rows)      # conv.failures: [{"item", "error"}, ...]
 
 A manifest line (read by evaluate.py):
@@ -24,13 +25,16 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from tqdm import tqdm
 
 from llark.audio import CLIP_SECONDS, TooShortAudio, audio_info, clip_id, clip_windows
 from llark.evaluation.instruments import DRUM_KIT_NAME
-from llark.jsonl import read_jsonl, relative_path, resolve_path
+from llark.jsonl import read_jsonl, relative_path, resolve_path, write_bytes_atomic
+
+if TYPE_CHECKING:
+    import pretty_midi
 
 TASKS = ("key", "tempo", "meter", "instruments", "genre", "caption", "mcq", "abc_transcription")
 QUESTIONS = {
@@ -61,6 +65,8 @@ class ConversionError(ValueError):
 class Conversion:
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
+    # questions an item converted without, and why (a MIDI file states no key, its tempo changes in the crop)
+    skipped: list[dict[str, str]] = field(default_factory=list)
     _questions: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (id, task) of every row
 
     def attempt(self, item: str, make_rows: Callable[[], list[dict[str, Any]]]) -> None:
@@ -424,3 +430,147 @@ def _options(text: str, where: str) -> dict[str, str]:
             or not all(re.fullmatch(r"[A-Z]", k) and isinstance(v, str) for k, v in options.items())):
         raise ConversionError(f"{where}: options must map letters A-Z to texts, got {text!r}")
     return options
+
+
+# ---------------------------------------------------------------- MIDI files, rendered with a soundfont
+
+MIDI_SUFFIXES = (".mid", ".midi")
+STEADY_SHARE = 0.9  # a label holds for a crop when one value of it covers this much of the crop
+SAME_TEMPO = 0.01  # tempo events within 1 % of each other are one tempo
+
+
+def midi_manifest(root: str | Path, manifest: str | Path, soundfont: str | Path, start: float = 0.0,
+                  end: float = CLIP_SECONDS, audio_dir: str | Path | None = None, sample_rate: int = 22050,
+                  progress: bool = False) -> Conversion:
+    """Every MIDI file under `root` rendered with `soundfont` and asked about what the file itself states.
+
+    The [start, end) crop of each file (its opening of that length when the music is shorter) is rendered
+    with the soundfont, peak-normalised and written as FLAC to `audio_dir` (default: `audio/` beside the
+    manifest), named after the file's path under `root`. Its questions and gold answers come from the file
+    (`midi_labels`): the key signature, the time signature, the tempo in beats of that meter (the dotted
+    quarter in 6/8, as the corpus labels it) and the instruments that play in the crop. A label the file
+    does not state, or that changes within the crop, gives no question; `Conversion.skipped` says which
+    and why. A file that cannot be read or rendered, or has no note in the crop, fails and is recorded.
+    Rows carry the group "drums" or "no drums", and a file in a subfolder of `root` also the subfolder's name
+    (make_score_midi.py files its scores by composer), which evaluate.py scores on its own.
+    """
+    from llark.corpus.render import RenderError, flac_bytes, peak_normalise, render_midi  # tinysoundfont: the demo's
+
+    root, manifest, soundfont = Path(root), Path(manifest), Path(soundfont)
+    check_crop(start, end)
+    if not root.is_dir():
+        raise LayoutError(f"{root}: folder not found (expected MIDI files, {' or '.join(MIDI_SUFFIXES)}, under it)")
+    if not soundfont.is_file():
+        raise LayoutError(f"{soundfont}: soundfont file not found")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    if not files:
+        raise LayoutError(f"{root}: no MIDI files ({' or '.join(MIDI_SUFFIXES)}) under it")
+    audio_dir = Path(audio_dir) if audio_dir is not None else manifest.parent / "audio"
+    conv = Conversion()
+    for path in _progress(files, "midi", progress):
+        name = path.relative_to(root).with_suffix("").as_posix().replace("/", "__")
+
+        def rows(path=path, name=name) -> list[dict[str, Any]]:
+            midi = read_midi(path)
+            span = _midi_crop(path, midi.get_end_time(), start, end)
+            labels, skipped = midi_labels(midi, *span, where=str(path))
+            conv.skipped.extend({"item": str(path), "task": task, "reason": reason} for task, reason in skipped.items())
+            try:
+                wave = render_midi(midi, sample_rate, soundfont, duration=span[1])[round(span[0] * sample_rate):]
+            except RenderError as err:
+                raise ConversionError(f"{path}: {err}") from None
+            audio = audio_dir / f"{name}.flac"
+            write_bytes_atomic(audio, flac_bytes(peak_normalise(wave), sample_rate))
+            folder = path.relative_to(root).parts[:-1]
+            groups = list(folder[:1]) + ["drums" if DRUM_KIT_NAME in labels["instruments"] else "no drums"]
+            rendered = (0.0, round(len(wave) / sample_rate, 3))
+            return [question_row(clip_id(name, *span), task, gold, audio, manifest, rendered, groups=groups)
+                    for task, gold in labels.items()]
+        conv.attempt(str(path), rows)
+    return conv
+
+
+def read_midi(path: Path) -> pretty_midi.PrettyMIDI:
+    import pretty_midi  # here: only MIDI manifests need it
+
+    try:
+        return pretty_midi.PrettyMIDI(str(path))
+    except Exception as err:  # mido and pretty_midi raise many kinds (OSError, EOFError, KeyError, ValueError...)
+        raise ConversionError(f"{path}: not a readable MIDI file ({type(err).__name__}: {err})") from None
+
+
+def _midi_crop(path: Path, music_end: float, start: float, end: float) -> tuple[float, float]:
+    """As `crop_window`, for music that ends at `music_end` seconds."""
+    if music_end + 1e-6 >= end:
+        return round(start, 3), round(end, 3)
+    windows = clip_windows(music_end, end - start, mode="first", min_seconds=MIN_SECONDS)
+    if not windows:
+        raise TooShortAudio(f"{path}: {music_end:.3f} s of music, fewer than the minimum {MIN_SECONDS} s")
+    return windows[0]
+
+
+def midi_labels(midi: pretty_midi.PrettyMIDI, start: float, end: float,
+                where: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """({task: gold answer} for key, tempo, meter and instruments over [start, end) s of `midi`, {task: why it
+    has none}). A key, meter or tempo counts when one value of it holds for STEADY_SHARE of the crop (a
+    pickup bar's own time signature, a closing ritardando do not); the tempo is in beats of the meter
+    (llark.corpus.theory.Meter: the dotted quarter of a compound meter, the half note of 2/2), in quarter
+    notes without a time signature. The instruments are the General MIDI names of the programs with a note
+    sounding in the crop, in the file's order, then "Drums" for the percussion channel, as the corpus names
+    them. Raises ConversionError when no note sounds in the crop."""
+    import pretty_midi
+
+    from llark.corpus.theory import TICKS_PER_QUARTER, Meter, program_name  # the corpus's own names and beats
+
+    labels: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    keys = [(k.time, pretty_midi.key_number_to_key_name(k.key_number)) for k in midi.key_signature_changes]
+    key = _steady(keys, start, end, lambda a, b: a == b)
+    if key is None:
+        skipped["key"] = "no key signature" if not keys else "the key signature changes within the crop"
+    else:
+        labels["key"] = normalise_key(key, f"{where} (key signature)")
+
+    signatures = [(t.time, (t.numerator, t.denominator)) for t in midi.time_signature_changes]
+    signature = _steady(signatures, start, end, lambda a, b: a == b)
+    if signature is None:
+        skipped["meter"] = "no time signature" if not signatures else "the time signature changes within the crop"
+    else:
+        labels["meter"] = f"{signature[0]}/{signature[1]}"
+
+    times, quarter_bpms = midi.get_tempo_changes()
+    quarter_bpm = _steady(list(zip(times, quarter_bpms)), start, end, lambda a, b: abs(a / b - 1) <= SAME_TEMPO)
+    if quarter_bpm is None:
+        skipped["tempo"] = "the tempo changes within the crop"
+    elif signature is None and signatures:
+        skipped["tempo"] = "the time signature, whose beat the tempo counts, changes within the crop"
+    else:
+        beat = Meter(*signature) if signature else Meter(4, 4)
+        labels["tempo"] = round(quarter_bpm * TICKS_PER_QUARTER / beat.beat_ticks, 2)
+
+    sounding = [i for i in midi.instruments if any(n.start < end and n.end > start for n in i.notes)]
+    if not sounding:
+        raise ConversionError(f"{where}: no note sounds in [{start:g}, {end:g}) s")
+    names = list(dict.fromkeys(program_name(i.program) for i in sounding if not i.is_drum))
+    labels["instruments"] = names + ([DRUM_KIT_NAME] if any(i.is_drum for i in sounding) else [])
+    return labels, skipped
+
+
+def _steady(changes: list[tuple[float, Any]], start: float, end: float, same: Callable[[Any, Any], bool]) -> Any:
+    """The value of a step function (time-sorted (time, value) changes) that covers STEADY_SHARE of [start, end),
+    or None (no changes at all, or no value that steady). Before its first change a file has its first value."""
+    if not changes:
+        return None
+    changes = sorted(changes, key=lambda change: change[0])
+    cover: list[tuple[Any, float]] = []  # (value, seconds of the crop), values merged by `same`
+    for index, (time, value) in enumerate(changes):
+        until = changes[index + 1][0] if index + 1 < len(changes) else math.inf
+        seconds = max(0.0, min(until, end) - max(time if index else -math.inf, start))
+        for position, (held, total) in enumerate(cover):
+            if same(held, value):
+                cover[position] = (held, total + seconds)
+                break
+        else:
+            cover.append((value, seconds))
+    value, seconds = max(cover, key=lambda held: held[1])
+    return value if seconds >= STEADY_SHARE * (end - start) else None
