@@ -68,10 +68,10 @@ def list_scores(composers: list[str], limit: int = 0) -> list[Path]:
     return [path for paths in by_composer.values() for path in paths]
 
 
-def orchestrate(path: Path, seed: int, tempo_range: tuple[float, float],
-                seconds: float = 40.0) -> tuple[bytes, dict] | str:
+def orchestrate(path: Path, seed: int, tempo_range: tuple[float, float], seconds: float = 40.0,
+                pools: dict[str, tuple[int, ...]] = REGISTER_PROGRAMS) -> tuple[bytes, dict] | str:
     """The opening of the score at `path` (its bars that last `seconds` at the drawn tempo) as MIDI bytes, with
-    drawn instruments and tempo, and what was drawn; or why not."""
+    drawn instruments (each part's from `pools`, by its register) and tempo, and what was drawn; or why not."""
     from music21 import bar, converter, instrument, key, meter, midi, repeat, tempo
 
     try:
@@ -110,7 +110,7 @@ def orchestrate(path: Path, seed: int, tempo_range: tuple[float, float],
         first_bar = part.getElementsByClass("Measure").first()
         if not pitches or first_bar is None:
             continue
-        program = int(rng.choice(REGISTER_PROGRAMS[register_of(float(np.median(pitches)))]))
+        program = int(rng.choice(pools[register_of(float(np.median(pitches)))]))
         first_bar.insert(0, instrument.instrumentFromMidiProgram(program))
         if not programs:  # the first part that plays carries the score's one tempo
             first_bar.insert(0, tempo.MetronomeMark(number=quarter_bpm, referent=1.0))
