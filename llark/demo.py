@@ -29,6 +29,10 @@ the instruments the audio tokens carried (docs/demo-experiments.md, "How the rec
 With --soundfont-test, the test split's pieces are also rendered with another General MIDI soundfont
 (other instrument samples; `make demo-soundfont` fetches FluidR3_GM) and the model is evaluated on them
 as well, beside librosa on the same audio: how much of what it hears is the training soundfont's sound.
+With --train-scores N, real compositions join the training corpus (and only the train split): N of Bach's
+chorales and up to N of each other composer of music21's corpus that --scores does not use (307 with 240) (preprocessing/make_score_midi.py --for-training: Bach's
+other chorales, Monteverdi, the Schumanns...), orchestrated with the generator's own instruments and rendered
+and augmented as the rest (make_corpus.py --midi).
 With --scores N, the model is also evaluated on real compositions the generator did not write: N scores of
 each composer of music21's corpus (Bach's chorales; Haydn's, Mozart's and Beethoven's quartet movements: 107
 with 60), each part given an instrument of its register and the piece a tempo by preprocessing/
@@ -222,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                         "make_corpus.py --train-soundfont)")
     parser.add_argument("--soundfont-test", action="append", default=[], metavar="SF2",
                         help="also evaluate on the test split rendered with this soundfont (repeatable)")
+    parser.add_argument("--train-scores", type=int, default=0, metavar="N",
+                        help="real compositions in the training corpus: make_score_midi.py --for-training --limit N "
+                             "(none of --scores' set), every one in the train split (make_corpus.py --midi)")
     parser.add_argument("--scores", type=int, default=0, metavar="N",
                         help="also evaluate on real compositions: N scores of each composer of music21's corpus "
                              "(preprocessing/make_score_midi.py --limit; 60: 107 scores), rendered with the corpus's "
@@ -252,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus = {"generated": args.generated, "tunes": args.tunes}
     if args.train_soundfont:  # only then, so the recipe of a run made before the option still matches
         corpus["train_soundfonts"] = [Path(soundfont).name for soundfont in args.train_soundfont]
+    if args.train_scores:  # the same
+        corpus["train_scores"] = args.train_scores
     check_recipe(run_dir, {"config": asdict(config), "corpus": corpus,
                            "stages": stages, "listening_overrides": list(LISTENING_OVERRIDES), "steps": steps})
     # The features must be the ones the config's encoder makes: train.py checks, and `llark ask` encodes so.
@@ -267,8 +276,13 @@ def main(argv: list[str] | None = None) -> int:
             "--features", out / "features", "--split", "test", "--tasks", "key,tempo,meter,instruments",
             "--out", out / "eval.jsonl")
 
+    train_scores = []
+    if args.train_scores:
+        run("real compositions for training", times, "preprocessing/make_score_midi.py", "--for-training", "--out",
+            data / "train-scores", "--limit", args.train_scores, "--jobs", args.workers)
+        train_scores = ["--midi", data / "train-scores", "--midi-split", "train"]
     corpus_and_manifest(("pipeline", "eval manifest"), data,
-                        *repeated("--train-soundfont", [Path(s).resolve() for s in args.train_soundfont]))
+                        *repeated("--train-soundfont", [Path(s).resolve() for s in args.train_soundfont]), *train_scores)
     shards = f"data.train_shards=[{data}/shards/train-*.tar]"
     previous: list[str] = []  # train.init_from of the next stage
     for number, (topics, stage_steps) in enumerate(stages, start=1):

@@ -1,6 +1,7 @@
 """MIDI files of real compositions, orchestrated afresh: a labelled set of music the corpus generator did not write.
 
     python preprocessing/make_score_midi.py --out data/scores/midi --limit 60   # 107 scores: 60 chorales, 47 movements
+    python preprocessing/make_score_midi.py --out data/train-scores --for-training --limit 100   # none of those 107
     python preprocessing/make_eval_manifest.py midi --root data/scores/midi \
         --soundfont data/soundfonts/FluidR3_GM.sf2 --out data/scores/eval.jsonl
     python evaluate.py --checkpoint runs/demo/checkpoints/step-001200 --manifest data/scores/eval.jsonl \
@@ -19,7 +20,14 @@ OUT/COMPOSER/, so the manifest groups the questions by composer. A score music21
 has no mode, is reported and skipped; the count is printed at the end. Files are written atomically, and a
 file already there is kept (a re-run goes on where an interrupted one stopped).
 
-music21 reads a quartet movement in about 2.5 s, a chorale in about 1 s (2 cores: --jobs 2).
+--for-training writes scores for a corpus instead (make_corpus.py --midi): never one of the measured set
+(the --limit 60 selection of Bach, Haydn, Mozart and Beethoven), drawn from Bach's other chorales and from
+composers the measurement does not hold (Monteverdi, Palestrina, the Schumanns, ...), each part's instrument
+drawn from the corpus generator's own instrument vocabulary for its register, so training on them teaches
+real music's beats and textures, not the measurement's orchestration.
+
+music21 reads a quartet movement in about 2.5 s, a chorale in about 1 s, the first time (it keeps what it
+parsed under its temporary folder; 2 cores: --jobs 2).
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ import numpy as np
 from llark.jsonl import write_bytes_atomic
 
 DEFAULT_COMPOSERS = ("bach", "haydn", "mozart", "beethoven")
+MEASURED_LIMIT = 60  # the demo's real-composition set: --limit 60 of DEFAULT_COMPOSERS (llark.demo --scores)
+TRAINING_COMPOSERS = ("bach", "monteverdi", "palestrina", "schumann_robert", "schumann_clara", "corelli", "handel",
+                      "cpebach", "schubert", "verdi", "weber", "chopin", "beach")
 # General MIDI programs (0-based) a part may be given, by the register of its median pitch.
 REGISTER_PROGRAMS = {
     "high": (73, 68, 40, 71, 56, 0, 19, 72),   # flute, oboe, violin, clarinet, trumpet, piano, organ, piccolo
@@ -45,6 +56,30 @@ REGISTER_PROGRAMS = {
     "bass": (42, 43, 70, 58, 32, 0, 19, 57),    # cello, contrabass, bassoon, tuba, acoustic bass, piano, organ, trombone
 }
 REGISTER_FLOORS = ((67, "high"), (57, "middle"), (48, "low"), (0, "bass"))  # median MIDI pitch -> register
+
+
+def corpus_pools() -> dict[str, tuple[int, ...]]:
+    """The generator's instrument vocabulary (llark/corpus/generate.py STYLES) by register: its acoustic melody
+    instruments on top, its harmony instruments in the middle, its bass instruments at the bottom."""
+    from llark.corpus.generate import STYLES
+
+    melody = sorted({p for style in STYLES for p in style.melody if p < 80})  # no synth leads on a chorale line
+    harmony = sorted({p for style in STYLES for p in style.harmony if p < 88})  # nor pads
+    bass = sorted({p for style in STYLES for p in style.bass})
+    return {"high": tuple(melody), "middle": tuple(sorted(set(melody) | set(harmony))),
+            "low": tuple(sorted(set(harmony) | {42, 57, 58, 70})), "bass": tuple(bass)}
+
+
+def training_scores(composers: list[str], limit: int) -> list[Path]:
+    """Scores of `composers` (at most `limit` of each, 0: all) that the measured set does not hold."""
+    measured = set(list_scores(list(DEFAULT_COMPOSERS), MEASURED_LIMIT))
+    chosen = []
+    for composer in composers:
+        candidates = [path for path in list_scores([composer]) if path not in measured]
+        if limit and len(candidates) > limit:
+            candidates = [candidates[int(k * len(candidates) / limit)] for k in range(limit)]
+        chosen += candidates
+    return chosen
 
 
 def register_of(median_pitch: float) -> str:
@@ -124,13 +159,13 @@ def orchestrate(path: Path, seed: int, tempo_range: tuple[float, float], seconds
     return data, {"quarter_bpm": quarter_bpm, "programs": programs, "key": str(keys[0])}
 
 
-def build(job: tuple[Path, Path, int, tuple[float, float]]) -> str:
-    path, out, seed, tempo_range = job
+def build(job: tuple[Path, Path, int, tuple[float, float], dict[str, tuple[int, ...]]]) -> str:
+    path, out, seed, tempo_range, pools = job
     composer, *rest = path.as_posix().split("/corpus/")[-1].rsplit(".", 1)[0].split("/")
     target = out / composer / ("__".join(rest) + ".mid")  # a folder per composer: the manifest's groups
     if target.is_file():
         return "kept"
-    result = orchestrate(path, seed, tempo_range)
+    result = orchestrate(path, seed, tempo_range, pools=pools)
     if isinstance(result, str):
         return result
     write_bytes_atomic(target, result[0])
@@ -140,7 +175,10 @@ def build(job: tuple[Path, Path, int, tuple[float, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for the .mid files")
-    parser.add_argument("--composers", default=",".join(DEFAULT_COMPOSERS), help="music21 corpus folders, comma list")
+    parser.add_argument("--composers", default="", help="music21 corpus folders, comma list (default: "
+                        f"{','.join(DEFAULT_COMPOSERS)}; with --for-training {','.join(TRAINING_COMPOSERS)})")
+    parser.add_argument("--for-training", action="store_true",
+                        help="scores for a corpus: none of the measured set, the generator's instruments (above)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many scores of each composer (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tempo-range", type=float, nargs=2, default=(60.0, 150.0), metavar=("LOW", "HIGH"),
@@ -150,13 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.tempo_range[0] < args.tempo_range[1]:
         parser.error(f"--tempo-range {args.tempo_range}: give 0 < LOW < HIGH")
 
-    scores = list_scores([c.strip() for c in args.composers.split(",") if c.strip()], args.limit)
+    composers = [c.strip() for c in args.composers.split(",") if c.strip()] or \
+        list(TRAINING_COMPOSERS if args.for_training else DEFAULT_COMPOSERS)
+    scores = training_scores(composers, args.limit) if args.for_training else list_scores(composers, args.limit)
+    pools = corpus_pools() if args.for_training else REGISTER_PROGRAMS
     if not scores:
         print(f"[scores] no scores of {args.composers} in music21's corpus", file=sys.stderr)
         return 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(path, out, args.seed, tuple(args.tempo_range)) for path in scores]
+    jobs = [(path, out, args.seed, tuple(args.tempo_range), pools) for path in scores]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             results = list(pool.map(build, jobs, chunksize=4))

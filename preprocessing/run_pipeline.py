@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soundfont", default="", help="General MIDI .sf2 to render with (default: make_corpus's TimGM6mb)")
     parser.add_argument("--train-soundfont", action="append", default=[], metavar="SF2",
                         help="another .sf2 a train-split piece may be rendered with (make_corpus.py; repeatable)")
+    parser.add_argument("--midi", default="", metavar="DIR",
+                        help="also every MIDI file under DIR, labelled by what it states (make_corpus.py --midi)")
+    parser.add_argument("--midi-split", default="", choices=("", "train", "val", "test"),
+                        help="put every --midi file in this split (default: by a hash of its track id)")
     parser.add_argument("--splits", default="", help="build only these splits, e.g. test (default: all)")
     parser.add_argument("--workers", type=int, default=1, help="processes for rendering and encoding")
     parser.add_argument("--no-annotate", action="store_true", help="skip estimating labels with the annotator")
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
               "--seconds", args.seconds, "--workers", args.workers]
     corpus += ["--soundfont", args.soundfont] if args.soundfont else []
     corpus += [part for soundfont in args.train_soundfont for part in ("--train-soundfont", soundfont)]
+    corpus += ["--midi", args.midi] if args.midi else []
+    corpus += ["--midi-split", args.midi_split] if args.midi_split else []
     corpus += ["--splits", args.splits] if args.splits else []
     times = {"corpus": stage("corpus", "make_corpus.py", *corpus, *(["--augment"] if args.augment else []))}
     times["crop"] = stage("crop", "crop_clips.py", "--tracks", out / "corpus" / "tracks.jsonl", "--out", out / "clips.jsonl")

@@ -340,6 +340,49 @@ def test_make_corpus_train_soundfonts(tmp_path):
         make_corpus.main(["--out", str(tmp_path / "c"), "--generated", "1", "--train-soundfont", str(tmp_path / "none.sf2")])
 
 
+def test_make_corpus_adds_midi_files_with_the_labels_they_state(tmp_path):
+    """--midi: each file's first --seconds becomes a track labelled by what it states, split by its id; a
+    generated piece written out as MIDI (with its key) comes back with its own labels; bad files are failures."""
+    root = tmp_path / "midi"
+    (root / "set").mkdir(parents=True)
+    piece = generate_piece(3, 0, seconds=6.0)
+    key = parse_key(piece.labels["key"])
+    piece.midi.key_signature_changes.append(pretty_midi.KeySignature(key.pc + (12 if key.mode == "minor" else 0), 0.0))
+    piece.midi.write(str(root / "set" / "Piece 3.mid"))
+    long = pretty_midi.PrettyMIDI(initial_tempo=90)
+    long.instruments = [pretty_midi.Instrument(42)]
+    long.instruments[0].notes = [pretty_midi.Note(80, 48, k * 0.5, k * 0.5 + 0.6) for k in range(40)]  # 20.1 s
+    long.write(str(root / "long.midi"))
+    short = pretty_midi.PrettyMIDI()
+    short.instruments = [pretty_midi.Instrument(0)]
+    short.instruments[0].notes = [pretty_midi.Note(80, 60, 0.0, 2.0)]
+    short.write(str(root / "short.mid"))
+    (root / "junk.mid").write_bytes(b"not MIDI")
+    settings = make_corpus.Settings(seed=0, sample_rate=16000, seconds=6.0, augment=True)
+    summary = make_corpus.build_corpus(tmp_path / "c", 0, 0, settings, progress=False,
+                                       midi=make_corpus.list_midi(root))
+    rows = {r["track_id"]: r for r in map(json.loads, (tmp_path / "c" / "tracks.jsonl").read_text().splitlines())}
+    assert set(rows) == {"midi-set__Piece_3", "midi-long"} and summary["sources"] == {"midi": 2}
+    assert rows["midi-set__Piece_3"]["labels"] == {k: piece.labels[k] for k in ("key", "meter", "tempo", "instruments")}
+    assert rows["midi-long"]["labels"] == {"meter": "4/4", "tempo": 90.0, "instruments": ["Cello"]}
+    for track_id, row in rows.items():
+        assert row["split"] == split_of(track_id) and row["source"] == "midi" and "augment" in row
+        audio, rate = soundfile.read(str(tmp_path / "c" / row["audio"]))
+        assert rate == 16000 and len(audio) / rate == pytest.approx(row["duration"])
+    # the long file is cut at --seconds (its MIDI too), then a second of release
+    assert rows["midi-long"]["duration"] == pytest.approx(7.0, abs=0.01)
+    assert pretty_midi.PrettyMIDI(str(tmp_path / "c" / rows["midi-long"]["midi"])).get_end_time() <= 6.0 + 1e-6
+    failures = {f["where"]: f["reason"] for f in map(json.loads, (tmp_path / "c" / "failures.jsonl").read_text().splitlines())}
+    assert "fewer than 5 s" in failures[str(root / "short.mid")]
+    assert "not a readable MIDI file" in failures[str(root / "junk.mid")]
+    with pytest.raises(SystemExit, match="folder not found"):
+        make_corpus.main(["--out", str(tmp_path / "d"), "--generated", "0", "--tunes", "0", "--midi", str(tmp_path / "none")])
+    # --midi-split: every file in one split (held-out counterparts measured apart); --splits filters by it
+    make_corpus.build_corpus(tmp_path / "v", 0, 0, settings, progress=False, midi=make_corpus.list_midi(root, "val"),
+                             splits=("val",))
+    assert {json.loads(line)["split"] for line in (tmp_path / "v" / "tracks.jsonl").read_text().splitlines()} == {"val"}
+
+
 def test_make_corpus_cli_with_augmentation(tmp_path, capsys):
     with pytest.raises(SystemExit):
         make_corpus.main(["--help"])

@@ -138,7 +138,7 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     """`make demo` at a small size: corpus -> features -> shards -> three training stages -> evaluate -> ask."""
     command = [sys.executable, "-m", "llark.demo", "--data", tmp_path / "data", "--run", tmp_path / "run",
                "--generated", 40, "--tunes", 10, "--stage", "key,mode,chords:3", "--stage", "tempo,meter:1",
-               "--steps", 2, "--workers", 1]
+               "--steps", 2, "--workers", 1, "--train-scores", 1]
     env = {**{k: v for k, v in os.environ.items() if k != "LIBROSA_CACHE_DIR"}, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     first = subprocess.run(list(map(str, command)), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
@@ -150,6 +150,11 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     assert stages[0]["train"]["init_from"] == ""
     assert stages[1]["train"]["init_from"].endswith("listen-1/checkpoints/step-000003")
     assert stages[2]["train"]["init_from"].endswith("listen-2/checkpoints/step-000001")
+    tracks = [json.loads(line) for line in (tmp_path / "data" / "corpus" / "tracks.jsonl").read_text().splitlines()]
+    scores = [t for t in tracks if t["source"] == "midi"]  # --train-scores 1: one score of each training composer
+    assert len(scores) >= 5 and {t["split"] for t in scores} == {"train"}
+    assert any(t["track_id"].startswith("midi-bach__bwv") for t in scores)
+    assert not any(t["track_id"].startswith(("midi-haydn", "midi-mozart", "midi-beethoven")) for t in scores)
     results = json.loads((tmp_path / "run" / "eval" / "results.json").read_text())
     assert set(results["tasks"]) == {"key", "tempo", "meter", "instruments"}
     assert {"llark", "llark, features shuffled", "majority"} <= set(results["tasks"]["key"]["systems"])
@@ -159,10 +164,11 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     # librosa kept the chroma's filter banks on disk (LIBROSA_CACHE_DIR) for the encoding workers to reuse.
     assert any((tmp_path / "data" / "librosa-cache").rglob("cq_to_chroma/*/output.pkl"))
     # Re-run: every finished stage is reused, nothing trains again. With --soundfont-test the test pieces are
-    # rendered again (here with the same soundfont under another name, so the audio must come out the same).
+    # rendered again (here with the same soundfont under another name, so the audio must come out the same);
+    # with --scores 1, one score of each composer is written, rendered in both and the model asked about it.
     other = tmp_path / "Other.sf2"
     other.write_bytes(DEFAULT_SOUNDFONT.read_bytes())
-    again = subprocess.run(list(map(str, [*command, "--soundfont-test", other])), cwd=REPO, env=env,
+    again = subprocess.run(list(map(str, [*command, "--soundfont-test", other, "--scores", 1])), cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "train, stage" not in again.stderr and "| key | mirex |" in again.stdout
@@ -176,6 +182,15 @@ def test_demo_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     other_results = json.loads((tmp_path / "run" / "eval-Other" / "results.json").read_text())
     assert set(other_results["tasks"]) == {"key", "tempo", "meter", "instruments"}
     assert "classic (librosa)" in other_results["tasks"]["key"]["systems"]
+    scores = sorted(p.relative_to(tmp_path / "data-scores" / "midi").as_posix()
+                    for p in (tmp_path / "data-scores" / "midi").rglob("*.mid"))
+    assert [name.split("/")[0] for name in scores] == ["bach", "beethoven", "haydn", "mozart"]
+    for soundfont in ("TimGM6mb", "Other"):
+        scored = json.loads((tmp_path / "run" / f"eval-scores-{soundfont}" / "results.json").read_text())
+        assert set(scored["tasks"]) == {"key", "tempo", "meter", "instruments"}
+        assert "mozart" in scored["tasks"]["key"]["groups"]  # a group per composer
+        assert f"real compositions (music21's corpus, orchestrated by make_score_midi.py) rendered with {soundfont}.sf2" \
+            in again.stdout
     # Another curriculum in the same run folder stops before training, naming what changed.
     changed = subprocess.run(list(map(str, [*command, "--steps", 3])), cwd=REPO, env=env, capture_output=True, text=True,
                              timeout=900)
