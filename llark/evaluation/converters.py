@@ -474,7 +474,6 @@ def midi_manifest(root: str | Path, manifest: str | Path, soundfont: str | Path,
             midi = read_midi(path)
             span = _midi_crop(path, midi.get_end_time(), start, end)
             labels, skipped = midi_labels(midi, *span, where=str(path))
-            conv.skipped.extend({"item": str(path), "task": task, "reason": reason} for task, reason in skipped.items())
             try:
                 wave = render_midi(midi, sample_rate, soundfont, duration=span[1])[round(span[0] * sample_rate):]
             except RenderError as err:
@@ -484,6 +483,7 @@ def midi_manifest(root: str | Path, manifest: str | Path, soundfont: str | Path,
             folder = path.relative_to(root).parts[:-1]
             groups = list(folder[:1]) + ["drums" if DRUM_KIT_NAME in labels["instruments"] else "no drums"]
             rendered = (0.0, round(len(wave) / sample_rate, 3))
+            conv.skipped.extend({"item": str(path), "task": task, "reason": reason} for task, reason in skipped.items())
             return [question_row(clip_id(name, *span), task, gold, audio, manifest, rendered, groups=groups)
                     for task, gold in labels.items()]
         conv.attempt(str(path), rows)
