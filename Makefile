@@ -5,7 +5,8 @@
 # make demo-soundfont   make demo, then also the test pieces rendered with another soundfont (FluidR3_GM, fetched
 #             from Debian with apt-get download; or SOUNDFONT=/path/to/any.sf2), evaluated the same way (~3 min more)
 # make demo-scores  make demo-soundfont, then also 107 real compositions (music21's corpus: Bach chorales, Haydn,
-#             Mozart and Beethoven quartet movements) orchestrated afresh, in both soundfonts (~6 min more)
+#             Mozart and Beethoven quartet movements, none of them among the demo's training scores)
+#             orchestrated afresh, in both soundfonts (~6 min more)
 # make demo-probe  the spine in ~30 s: the debug model on the probe task (which feature channel is loudest)
 
 PYTHON ?= python3

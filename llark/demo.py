@@ -29,8 +29,8 @@ the instruments the audio tokens carried (docs/demo-experiments.md, "How the rec
 With --soundfont-test, the test split's pieces are also rendered with another General MIDI soundfont
 (other instrument samples; `make demo-soundfont` fetches FluidR3_GM) and the model is evaluated on them
 as well, beside librosa on the same audio: how much of what it hears is the training soundfont's sound.
-With --train-scores N, real compositions join the training corpus (and only the train split): N of Bach's
-chorales and up to N of each other composer of music21's corpus that --scores does not use (307 with 240) (preprocessing/make_score_midi.py --for-training: Bach's
+Real compositions join the training corpus (--train-scores N, 240 by default; only the train split): N of
+Bach's chorales and up to N of each other composer of music21's corpus that --scores does not use (308 with 240) (preprocessing/make_score_midi.py --for-training: Bach's
 other chorales, Monteverdi, the Schumanns...), orchestrated with the generator's own instruments and rendered
 and augmented as the rest (make_corpus.py --midi).
 With --scores N, the model is also evaluated on real compositions the generator did not write: N scores of
@@ -71,6 +71,9 @@ REPO = Path(__file__).resolve().parents[1]
 PRIMARY_METRICS = {"key": "mirex", "tempo": "acc1", "meter": "accuracy", "instruments": "micro_f1"}
 # The curriculum before the last, every-family stage (module docstring): MIR questions on these topics only.
 LISTENING_STAGES = ("key,mode,chords,tempo,meter,instruments:1000",)
+# Real compositions in the train split: with 240 (308 scores), the real-composition set read meter 0.781 against
+# 0.419 and tempo Acc1 0.819 against 0.590, the test split within a training's spread (README, "Real compositions").
+TRAIN_SCORES = 240
 # What a listening stage changes in the config besides its topics and steps (recorded in recipe.json: stages
 # trained before the listening stages took the config's train.loss_per_example ran with the token mean).
 LISTENING_OVERRIDES = ("data.families=[mir_qa]",)
@@ -226,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                         "make_corpus.py --train-soundfont)")
     parser.add_argument("--soundfont-test", action="append", default=[], metavar="SF2",
                         help="also evaluate on the test split rendered with this soundfont (repeatable)")
-    parser.add_argument("--train-scores", type=int, default=0, metavar="N",
+    parser.add_argument("--train-scores", type=int, default=TRAIN_SCORES, metavar="N",
                         help="real compositions in the training corpus: make_score_midi.py --for-training --limit N "
-                             "(none of --scores' set), every one in the train split (make_corpus.py --midi)")
+                             f"(none of --scores' set), every one in the train split (make_corpus.py --midi; default "
+                             f"{TRAIN_SCORES}, 0: none)")
     parser.add_argument("--scores", type=int, default=0, metavar="N",
                         help="also evaluate on real compositions: N scores of each composer of music21's corpus "
                              "(preprocessing/make_score_midi.py --limit; 60: 107 scores), rendered with the corpus's "
