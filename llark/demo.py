@@ -30,9 +30,9 @@ With --soundfont-test, the test split's pieces are also rendered with another Ge
 (other instrument samples; `make demo-soundfont` fetches FluidR3_GM) and the model is evaluated on them
 as well, beside librosa on the same audio: how much of what it hears is the training soundfont's sound.
 Real compositions join the training corpus (--train-scores N, 240 by default; only the train split): N of
-Bach's chorales and up to N of each other composer of music21's corpus that --scores does not use (308 with 240) (preprocessing/make_score_midi.py --for-training: Bach's
-other chorales, Monteverdi, the Schumanns...), orchestrated with the generator's own instruments and rendered
-and augmented as the rest (make_corpus.py --midi).
+Bach's chorales and up to N of each other composer of music21's corpus (Monteverdi, the Schumanns...; 308 with
+240), none of them in --scores' set, orchestrated with the generator's own instruments and rendered and
+augmented as the rest (preprocessing/make_score_midi.py --for-training, make_corpus.py --midi).
 With --scores N, the model is also evaluated on real compositions the generator did not write: N scores of
 each composer of music21's corpus (Bach's chorales; Haydn's, Mozart's and Beethoven's quartet movements: 107
 with 60), each part given an instrument of its register and the piece a tempo by preprocessing/
@@ -335,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scores:
         run("real compositions (music21's corpus)", times, "preprocessing/make_score_midi.py", "--out", scores / "midi",
             "--limit", args.scores, "--jobs", args.workers)
+    newest_score = max(path.stat().st_mtime for path in (scores / "midi").rglob("*.mid")) if args.scores else 0.0
     for soundfont in score_soundfonts:
         manifest = scores / soundfont.stem / "eval.jsonl"
-        newest_score = max(path.stat().st_mtime for path in (scores / "midi").rglob("*.mid"))
         if not manifest.is_file() or manifest.stat().st_mtime < newest_score:
             run(f"compositions with {soundfont.name}", times, "preprocessing/make_eval_manifest.py", "midi", "--root",
                 scores / "midi", "--soundfont", soundfont.resolve(), "--out", manifest, "--no-progress")

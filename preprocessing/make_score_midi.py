@@ -74,13 +74,13 @@ def corpus_pools() -> dict[str, tuple[int, ...]]:
 def training_scores(composers: list[str], limit: int) -> list[Path]:
     """Scores of `composers` (at most `limit` of each, 0: all) that the measured set does not hold."""
     measured = set(list_scores(list(DEFAULT_COMPOSERS), MEASURED_LIMIT))
-    chosen = []
-    for composer in composers:
-        candidates = [path for path in list_scores([composer]) if path not in measured]
-        if limit and len(candidates) > limit:
-            candidates = [candidates[int(k * len(candidates) / limit)] for k in range(limit)]
-        chosen += candidates
-    return chosen
+    return [path for paths in scores_by_composer(composers).values()
+            for path in evenly([p for p in paths if p not in measured], limit)]
+
+
+def evenly(paths: list[Path], limit: int) -> list[Path]:
+    """At most `limit` of `paths` (0: all), evenly spaced through them."""
+    return [paths[int(k * len(paths) / limit)] for k in range(limit)] if limit and len(paths) > limit else paths
 
 
 def register_of(median_pitch: float) -> str:
@@ -90,6 +90,11 @@ def register_of(median_pitch: float) -> str:
 def list_scores(composers: list[str], limit: int = 0) -> list[Path]:
     """The corpus's MusicXML files of these composers (bach: its chorales, the files named bwv*); with `limit`, at
     most that many of each composer, evenly spaced through the composer's sorted list."""
+    return [path for paths in scores_by_composer(composers).values() for path in evenly(paths, limit)]
+
+
+def scores_by_composer(composers: list[str]) -> dict[str, list[Path]]:
+    """{composer: its MusicXML files in music21's corpus, sorted}, in the order given (one scan of the corpus)."""
     from music21 import corpus
 
     by_composer: dict[str, list[Path]] = {composer: [] for composer in composers}
@@ -98,10 +103,7 @@ def list_scores(composers: list[str], limit: int = 0) -> list[Path]:
         if folder in by_composer and path.suffix in (".mxl", ".xml", ".musicxml"):
             if folder != "bach" or path.name.startswith("bwv"):
                 by_composer[folder].append(path)
-    if limit:
-        by_composer = {c: [p[int(k * len(p) / limit)] for k in range(limit)] if len(p) > limit else p
-                       for c, p in by_composer.items()}
-    return [path for paths in by_composer.values() for path in paths]
+    return by_composer
 
 
 def orchestrate(path: Path, seed: int, tempo_range: tuple[float, float], seconds: float = 40.0,

@@ -187,12 +187,17 @@ def crop_window(path: Path, start: float, end: float, min_seconds: float = MIN_S
     LLark scored GiantSteps on a crop from 30 s; a track too short for it is judged on its first
     `end - start` seconds (or all of it, when at least `min_seconds`) rather than dropped.
     """
-    duration = audio_info(path).duration
+    return crop_of_length(path, audio_info(path).duration, start, end, min_seconds, "audio")
+
+
+def crop_of_length(path: Path, duration: float, start: float, end: float, min_seconds: float,
+                   what: str) -> tuple[float, float]:
+    """`crop_window`'s rule for a track of `duration` seconds of `what` (audio, music)."""
     if duration + 1e-6 >= end:
         return round(start, 3), round(end, 3)
     windows = clip_windows(duration, end - start, mode="first", min_seconds=min_seconds)
     if not windows:
-        raise TooShortAudio(f"{path}: {duration:.3f} s of audio, fewer than the minimum {min_seconds} s")
+        raise TooShortAudio(f"{path}: {duration:.3f} s of {what}, fewer than the minimum {min_seconds} s")
     return windows[0]
 
 
@@ -462,7 +467,7 @@ def midi_manifest(root: str | Path, manifest: str | Path, soundfont: str | Path,
         raise LayoutError(f"{root}: folder not found (expected MIDI files, {' or '.join(MIDI_SUFFIXES)}, under it)")
     if not soundfont.is_file():
         raise LayoutError(f"{soundfont}: soundfont file not found")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    files = midi_files(root)
     if not files:
         raise LayoutError(f"{root}: no MIDI files ({' or '.join(MIDI_SUFFIXES)}) under it")
     audio_dir = Path(audio_dir) if audio_dir is not None else manifest.parent / "audio"
@@ -472,7 +477,7 @@ def midi_manifest(root: str | Path, manifest: str | Path, soundfont: str | Path,
 
         def rows(path=path, name=name) -> list[dict[str, Any]]:
             midi = read_midi(path)
-            span = _midi_crop(path, midi.get_end_time(), start, end)
+            span = crop_of_length(path, midi.get_end_time(), start, end, MIN_SECONDS, "music")
             labels, skipped = midi_labels(midi, *span, where=str(path))
             try:
                 wave = render_midi(midi, sample_rate, soundfont, duration=span[1])[round(span[0] * sample_rate):]
@@ -490,6 +495,11 @@ def midi_manifest(root: str | Path, manifest: str | Path, soundfont: str | Path,
     return conv
 
 
+def midi_files(root: Path) -> list[Path]:
+    """Every .mid/.midi file under `root`, in subfolders too, sorted."""
+    return sorted(path for path in root.rglob("*") if path.suffix.lower() in MIDI_SUFFIXES and path.is_file())
+
+
 def read_midi(path: Path) -> pretty_midi.PrettyMIDI:
     import pretty_midi  # here: only MIDI manifests need it
 
@@ -497,16 +507,6 @@ def read_midi(path: Path) -> pretty_midi.PrettyMIDI:
         return pretty_midi.PrettyMIDI(str(path))
     except Exception as err:  # mido and pretty_midi raise many kinds (OSError, EOFError, KeyError, ValueError...)
         raise ConversionError(f"{path}: not a readable MIDI file ({type(err).__name__}: {err})") from None
-
-
-def _midi_crop(path: Path, music_end: float, start: float, end: float) -> tuple[float, float]:
-    """As `crop_window`, for music that ends at `music_end` seconds."""
-    if music_end + 1e-6 >= end:
-        return round(start, 3), round(end, 3)
-    windows = clip_windows(music_end, end - start, mode="first", min_seconds=MIN_SECONDS)
-    if not windows:
-        raise TooShortAudio(f"{path}: {music_end:.3f} s of music, fewer than the minimum {MIN_SECONDS} s")
-    return windows[0]
 
 
 def midi_labels(midi: pretty_midi.PrettyMIDI, start: float, end: float,
