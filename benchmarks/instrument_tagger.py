@@ -2,13 +2,17 @@
 
     python benchmarks/instrument_tagger.py                       # the demo corpus (make demo): every split
     python benchmarks/instrument_tagger.py --clips data/x/clips.jsonl --features data/x/features --tagger T.safetensors
+    python benchmarks/instrument_tagger.py --manifest data/demo-scores/TimGM6mb/eval.jsonl   # and a manifest's audio
 
 For every clip with labelled instruments and a features file, the tagger (llark/encoders/instrument_tagger.py)
 reads the features' log-mel group (their first n_mels channels, as the encoder feeds it) and names the
 classes above each threshold; scored with evaluate.py's instrument micro-F1 per split. Beside it, one
 logistic probe per class on the clips' mean and spread of the other channels (`--probe-channels`, default
 the demo's 402 without the tags), trained on the train split: what the features without the tagger hand over.
-Equal figures on the train split and the others say the tagger was not fitted on these pieces.
+Equal figures on the train split and the others say the tagger was not fitted on these pieces. The clips made
+from MIDI files (make_corpus.py --midi: the demo's real compositions) are scored apart from the split they are in.
+`--manifest` (repeatable) also scores the tagger on the audio of a manifest's instrument questions (their spans,
+peak-normalised, as evaluate.py encodes them), such as `make demo-scores`'s real compositions.
 
 The shipped fit (the beat-level corpus, seed 1; none of the demo's pieces) on the demo corpus (2026-12-05):
 
@@ -29,7 +33,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from llark.audio import load_audio
 from llark.encoders.instrument_tagger import SHIPPED, InstrumentTagger, micro_f1
+from llark.encoders.mir import MIRFeatureEncoder
 from llark.jsonl import read_jsonl
 from llark.label_targets import MISSING, encode_label_targets
 
@@ -41,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", default="data/demo/clips.jsonl")
     parser.add_argument("--features", default="data/demo/features", help="directory of <clip_id>.npy")
     parser.add_argument("--tagger", default=str(SHIPPED))
+    parser.add_argument("--manifest", action="append", default=[],
+                        help="an evaluation manifest whose instrument questions' audio is also scored (repeatable)")
     parser.add_argument("--probe-channels", type=int, default=402, help="the probe reads channels [0, this) (0: no probe)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
@@ -51,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.features) / f"{clip['clip_id']}.npy"
         target = encode_label_targets(clip.get("labels") or {})["target_instruments"]
         if path.is_file() and (target != MISSING).all():
-            splits.setdefault(clip.get("split", "none"), []).append((np.load(path).astype(np.float32), target))
+            split = clip.get("split", "none") + (", real compositions" if clip.get("source") == "midi" else "")
+            splits.setdefault(split, []).append((np.load(path).astype(np.float32), target))
     if not splits:
         raise SystemExit(f"{args.clips}: no clip has labelled instruments and features in {args.features}")
     probe = None
@@ -70,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                 out[:, k] = model.predict_proba(x)[:, 1]
             return out
 
+    for manifest in args.manifest:
+        splits[manifest] = manifest_log_mels(Path(manifest))
     print(f"| split | clips | {' | '.join(f'tagger > {t}' for t in THRESHOLDS)} | probe on {args.probe_channels} channels |")
     print("|---|---|" + "---|" * (len(THRESHOLDS) + 1))
     for name in sorted(splits, key=lambda s: ("train", "val", "test").index(s) if s in ("train", "val", "test") else 3):
@@ -77,9 +88,25 @@ def main(argv: list[str] | None = None) -> int:
         truth = np.stack([t for _, t in splits[name]])
         tagged = np.stack([tagger.probabilities(f[:, : tagger.n_mels]) for f in features])
         scores = " | ".join(f"{micro_f1(tagged, truth, t):.3f}" for t in THRESHOLDS)
-        probed = "" if probe is None or name == "train" else f"{micro_f1(probe(features), truth):.3f}"
+        probed = "" if probe is None or name.startswith("train") or name in args.manifest else \
+            f"{micro_f1(probe(features), truth):.3f}"
         print(f"| {name} | {len(features)} | {scores} | {probed} |")
     return 0
+
+
+def manifest_log_mels(manifest: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(log-mel [frames, n_mels], instrument targets) of each instrument question of an evaluation manifest, from the
+    audio of its span (relative to the manifest's folder), peak-normalised as evaluate.py encodes it."""
+    encoder = MIRFeatureEncoder()
+    rows = []
+    for item in read_jsonl(manifest):
+        if item.get("task") == "instruments" and item.get("audio"):
+            wave = load_audio(manifest.parent / item["audio"], encoder.sample_rate, item.get("start"), item.get("end"),
+                              normalise=True)
+            rows.append((encoder.log_mel_frames(wave), encode_label_targets({"instruments": item["gold"]})["target_instruments"]))
+    if not rows:
+        raise SystemExit(f"{manifest}: no instrument question with audio")
+    return rows
 
 
 if __name__ == "__main__":

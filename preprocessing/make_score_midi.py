@@ -26,6 +26,14 @@ composers the measurement does not hold (Monteverdi's madrigals, the Schumanns, 
 drawn from the corpus generator's own instrument vocabulary for its register, so training on them teaches
 real music's beats and textures, not the measurement's orchestration.
 
+--for-tagger writes scores for the instrument tagger's fit (preprocessing/fit_instrument_tagger.py; README, "The
+audio pipeline"): neither measured nor among the demo's training scores (--for-training --limit 240), Bach's 110
+other chorales and the Italian trecento's songs and mass movements (207: five of the 213 files state no mode, one
+piece is in the corpus twice, as .xml and .mxl), each part with an instrument of the generator's for its register.
+Each --seed draws other instruments and tempi for the same scores:
+
+    for s in 1 2 3; do python preprocessing/make_score_midi.py --for-tagger --seed $s --out data/tagscores/seed$s; done
+
 Speed (2 cores, --jobs 2, music21's cache of parsed scores cleared): the 308 of --for-training --limit 240 in
 52 s; a long quartet movement takes seconds to parse whole. music21 keeps what it parsed under its temporary
 folder, and a second run reads that.
@@ -49,6 +57,10 @@ MEASURED_LIMIT = 60  # the demo's real-composition set: --limit 60 of DEFAULT_CO
 # (Palestrina's masses are Humdrum files, not MusicXML: not among them.)
 TRAINING_COMPOSERS = ("bach", "monteverdi", "schumann_robert", "schumann_clara", "corelli", "handel", "cpebach",
                       "schubert", "verdi", "weber", "chopin", "beach")
+DEMO_TRAINING_LIMIT = 240  # llark.demo's TRAIN_SCORES: the demo trains on --for-training --limit 240
+# The instrument tagger's scores (--for-tagger): Bach's chorales neither measured nor in the demo's training, and the
+# Italian trecento's songs and madrigals (2-4 voices; music21's corpus has 103 with a key and its mode).
+TAGGER_COMPOSERS = ("bach", "trecento")
 # General MIDI programs (0-based) a part may be given, by the register of its median pitch.
 REGISTER_PROGRAMS = {
     "high": (73, 68, 40, 71, 56, 0, 19, 72),   # flute, oboe, violin, clarinet, trumpet, piano, organ, piccolo
@@ -76,6 +88,15 @@ def training_scores(composers: list[str], limit: int) -> list[Path]:
     measured = set(list_scores(list(DEFAULT_COMPOSERS), MEASURED_LIMIT))
     return [path for paths in scores_by_composer(composers).values()
             for path in evenly([p for p in paths if p not in measured], limit)]
+
+
+def tagger_scores(composers: list[str], limit: int) -> list[Path]:
+    """Scores of `composers` (at most `limit` of each, 0: all) that neither the measured set nor the demo's training
+    scores hold: the tagger's fit must not know the pieces the LM learns from or is measured on."""
+    taken = set(list_scores(list(DEFAULT_COMPOSERS), MEASURED_LIMIT)) | \
+        set(training_scores(list(TRAINING_COMPOSERS), DEMO_TRAINING_LIMIT))
+    return [path for paths in scores_by_composer(composers).values()
+            for path in evenly([p for p in paths if p not in taken], limit)]
 
 
 def evenly(paths: list[Path], limit: int) -> list[Path]:
@@ -179,9 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for the .mid files")
     parser.add_argument("--composers", default="", help="music21 corpus folders, comma list (default: "
-                        f"{','.join(DEFAULT_COMPOSERS)}; with --for-training {','.join(TRAINING_COMPOSERS)})")
-    parser.add_argument("--for-training", action="store_true",
-                        help="scores for a corpus: none of the measured set, the generator's instruments (above)")
+                        f"{','.join(DEFAULT_COMPOSERS)}; with --for-training {','.join(TRAINING_COMPOSERS)}; "
+                        f"with --for-tagger {','.join(TAGGER_COMPOSERS)})")
+    purpose = parser.add_mutually_exclusive_group()
+    purpose.add_argument("--for-training", action="store_true",
+                         help="scores for a corpus: none of the measured set, the generator's instruments (above)")
+    purpose.add_argument("--for-tagger", action="store_true",
+                         help="scores for the instrument tagger's fit: none of the measured set nor of the demo's "
+                              "training scores, the generator's instruments (above)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many scores of each composer (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tempo-range", type=float, nargs=2, default=(60.0, 150.0), metavar=("LOW", "HIGH"),
@@ -191,10 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.tempo_range[0] < args.tempo_range[1]:
         parser.error(f"--tempo-range {args.tempo_range}: give 0 < LOW < HIGH")
 
-    composers = [c.strip() for c in args.composers.split(",") if c.strip()] or \
-        list(TRAINING_COMPOSERS if args.for_training else DEFAULT_COMPOSERS)
-    scores = training_scores(composers, args.limit) if args.for_training else list_scores(composers, args.limit)
-    pools = corpus_pools() if args.for_training else REGISTER_PROGRAMS
+    if args.for_training:
+        default, choose, pools = TRAINING_COMPOSERS, training_scores, corpus_pools()
+    elif args.for_tagger:
+        default, choose, pools = TAGGER_COMPOSERS, tagger_scores, corpus_pools()
+    else:
+        default, choose, pools = DEFAULT_COMPOSERS, list_scores, REGISTER_PROGRAMS
+    composers = [c.strip() for c in args.composers.split(",") if c.strip()] or list(default)
+    scores = choose(composers, args.limit)
     if not scores:
         print(f"[scores] no scores of {args.composers} in music21's corpus", file=sys.stderr)
         return 1

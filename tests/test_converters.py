@@ -570,3 +570,22 @@ def test_a_score_orchestrated_comes_back_with_its_own_labels(tmp_path):
     assert {row["task"]: row["gold"] for row in conv.rows} == {
         "key": "D minor", "meter": "6/8", "tempo": pytest.approx(drawn["quarter_bpm"] / 1.5, abs=0.01),
         "instruments": list(dict.fromkeys([program_name(treble), program_name(bass)]))}
+
+
+def test_the_tagger_scores_are_neither_measured_nor_trained_on():
+    """--for-tagger's scores share no piece with the measured set nor with the demo's training scores, whose limit
+    is the demo's own; and there are enough of them to fit on (Bach's other chorales and the trecento's songs)."""
+    pytest.importorskip("music21")
+    from llark.demo import TRAIN_SCORES
+    script = load_score_script()
+
+    assert script.DEMO_TRAINING_LIMIT == TRAIN_SCORES
+    tagger = script.tagger_scores(list(script.TAGGER_COMPOSERS), 0)
+    measured = script.list_scores(list(script.DEFAULT_COMPOSERS), script.MEASURED_LIMIT)
+    trained = script.training_scores(list(script.TRAINING_COMPOSERS), TRAIN_SCORES)
+    assert len(set(tagger)) == len(tagger) > 200
+    assert not set(tagger) & set(measured) and not set(tagger) & set(trained)
+    assert {path.parent.name for path in tagger} == {"bach", "trecento"}
+    assert len(script.tagger_scores(["bach"], 10)) == 10
+    with pytest.raises(SystemExit):  # one purpose at a time
+        script.main(["--out", "unused", "--for-training", "--for-tagger"])
