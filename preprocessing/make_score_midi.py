@@ -28,7 +28,7 @@ real music's beats and textures, not the measurement's orchestration.
 
 --for-tagger writes scores for the instrument tagger's fit (preprocessing/fit_instrument_tagger.py; README, "The
 audio pipeline"): neither measured nor among the demo's training scores (--for-training --limit 240), Bach's 110
-other chorales and the Italian trecento's songs and mass movements (207: five of the 213 files state no mode, one
+other chorales and the Italian trecento's 103 songs and mass movements (207 written: five files state no mode, one
 piece is in the corpus twice, as .xml and .mxl), each part with an instrument of the generator's for its register.
 Each --seed draws other instruments and tempi for the same scores:
 

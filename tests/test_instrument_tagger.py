@@ -164,3 +164,35 @@ def test_fit_script_trains_holds_out_by_track_and_reports_skipped_clips(tmp_path
 
 def test_shipped_tagger_is_loaded_once_per_process():
     assert instrument_tagger.load_shipped() is instrument_tagger.load_shipped()
+
+
+def test_benchmark_scores_midi_clips_apart_and_a_manifests_audio(tmp_path, capsys):
+    """benchmarks/instrument_tagger.py: clips made from MIDI files get a row of their own, and --manifest scores the
+    tagger on the audio of a manifest's instrument questions, exactly as on that audio's log-mel."""
+    script = load_script("benchmarks/instrument_tagger.py")
+    rng = np.random.default_rng(0)
+    features = tmp_path / "features"
+    features.mkdir()
+    clips = []
+    for k, (split, source) in enumerate([("train", "generated"), ("train", "midi"), ("test", "generated")]):
+        np.save(features / f"c{k}.npy", rng.normal(-0.5, 0.3, (100, 70)).astype(np.float32))
+        clips.append({"clip_id": f"c{k}", "split": split, "source": source, "labels": {"instruments": ["Flute"]}})
+    write_jsonl_atomic(tmp_path / "clips.jsonl", clips)
+    (tmp_path / "eval" / "audio").mkdir(parents=True)
+    t = np.arange(int(3.0 * SR)) / SR
+    soundfile.write(tmp_path / "eval" / "audio" / "a.wav", (0.3 * np.sin(2 * np.pi * 880 * t)).astype(np.float32), SR)
+    manifest = tmp_path / "eval" / "eval.jsonl"
+    write_jsonl_atomic(manifest, [
+        {"id": "a", "task": "key", "gold": "C major", "audio": "audio/a.wav", "start": 0.0, "end": 2.0},
+        {"id": "a", "task": "instruments", "gold": ["Flute", "Tuba"], "audio": "audio/a.wav", "start": 0.5, "end": 2.5}])
+
+    (log_mel, target), = script.manifest_log_mels(manifest)
+    encoder = MIRFeatureEncoder(sample_rate=SR)
+    wave = soundfile.read(tmp_path / "eval" / "audio" / "a.wav", dtype="float32")[0][int(0.5 * SR): int(2.5 * SR)]
+    np.testing.assert_allclose(log_mel, encoder.log_mel_frames(wave / np.abs(wave).max()), atol=1e-4)
+    assert target[[LOW, HIGH]].tolist() == [1, 1] and target.sum() == 2
+
+    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--features", str(features), "--probe-channels", "0",
+                        "--manifest", str(manifest)]) == 0
+    rows = [line.split(" | ")[0].strip("| ") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == ["train", "test", "train, real compositions", str(manifest)]
