@@ -3,8 +3,9 @@
     # the shipped fit: the first part of the beat-level model's corpus (README, "The audio pipeline": 1800 generated
     # pieces of seed 1, none of them in the demo's splits, and 491 train-split tunes) and 207 real compositions
     # orchestrated three times (make_score_midi.py --for-tagger --seed 1, 2, 3; make_corpus.py --midi), then
-    python preprocessing/fit_instrument_tagger.py --clips data/levelfit/clips.jsonl --clips data/tagscores1/clips.jsonl \
-        --clips data/tagscores2/clips.jsonl --clips data/tagscores3/clips.jsonl --steps 6000 --jobs 2
+    python preprocessing/fit_instrument_tagger.py --clips data/levelfit/clips.jsonl \
+        --clips data/tagscores1/clips.jsonl --clips data/tagscores2/clips.jsonl --clips data/tagscores3/clips.jsonl \
+        --steps 6000 --jobs 2
     python preprocessing/fit_instrument_tagger.py --clips data/x/clips.jsonl --out /tmp/tagger.safetensors --steps 200
     # the same pieces rendered with two soundfonts (make_corpus.py --soundfont); a track is held out in both
     python preprocessing/fit_instrument_tagger.py --clips data/levelfit/clips.jsonl --clips data/levelfit-gm/clips.jsonl

@@ -59,7 +59,7 @@ TRAINING_COMPOSERS = ("bach", "monteverdi", "schumann_robert", "schumann_clara",
                       "schubert", "verdi", "weber", "chopin", "beach")
 DEMO_TRAINING_LIMIT = 240  # llark.demo's TRAIN_SCORES: the demo trains on --for-training --limit 240
 # The instrument tagger's scores (--for-tagger): Bach's chorales neither measured nor in the demo's training, and the
-# Italian trecento's songs and madrigals (2-4 voices; music21's corpus has 103 with a key and its mode).
+# Italian trecento's ballate, madrigals and mass movements (2-4 voices; 103 files in music21's corpus).
 TAGGER_COMPOSERS = ("bach", "trecento")
 # General MIDI programs (0-based) a part may be given, by the register of its median pitch.
 REGISTER_PROGRAMS = {

@@ -184,7 +184,8 @@ def test_benchmark_scores_midi_clips_apart_and_a_manifests_audio(tmp_path, capsy
     manifest = tmp_path / "eval" / "eval.jsonl"
     write_jsonl_atomic(manifest, [
         {"id": "a", "task": "key", "gold": "C major", "audio": "audio/a.wav", "start": 0.0, "end": 2.0},
-        {"id": "a", "task": "instruments", "gold": ["Flute", "Tuba"], "audio": "audio/a.wav", "start": 0.5, "end": 2.5}])
+        {"id": "a", "task": "instruments", "gold": ["Flute", "Tuba"], "audio": "audio/a.wav",
+         "start": 0.5, "end": 2.5}])
 
     (log_mel, target), = script.manifest_log_mels(manifest)
     encoder = MIRFeatureEncoder(sample_rate=SR)
