@@ -41,9 +41,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from llark.audio import load_audio
+from llark.audio import CLIP_SECONDS, load_audio
 from llark.encoders.instrument_tagger import SHIPPED, InstrumentTagger, micro_f1
 from llark.encoders.mir import MIRFeatureEncoder
+from llark.inference import read_manifest
 from llark.jsonl import read_jsonl
 from llark.label_targets import MISSING, encode_label_targets
 
@@ -107,9 +108,10 @@ def manifest_log_mels(manifest: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     audio of its span (relative to the manifest's folder), peak-normalised as evaluate.py encodes it."""
     encoder = MIRFeatureEncoder()
     rows = []
-    for item in read_jsonl(manifest):
+    for item in read_manifest(manifest, required=("task", "gold")):
         if item.get("task") == "instruments" and item.get("audio"):
-            wave = load_audio(manifest.parent / item["audio"], encoder.sample_rate, item.get("start"), item.get("end"),
+            start = float(item.get("start", 0.0))
+            wave = load_audio(item["audio"], encoder.sample_rate, start, float(item.get("end", start + CLIP_SECONDS)),
                               normalise=True)
             target = encode_label_targets({"instruments": item["gold"]})["target_instruments"]
             rows.append((encoder.log_mel_frames(wave), target))

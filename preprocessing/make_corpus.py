@@ -109,6 +109,14 @@ class MidiSource:
     def track_id(self) -> str:
         return "midi-" + re.sub(r"[^A-Za-z0-9._-]+", "_", self.name.replace("/", "__"))
 
+    @property
+    def collection(self) -> str:  # what a track row and a failure row name as its source, as a tune's collection
+        return "midi"
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
 
 def list_midi(root: Path, split: str = "") -> list[MidiSource]:
     if not root.is_dir():
@@ -201,8 +209,6 @@ def build_track(task: tuple[int | TuneSource | MidiSource, Piece | None, Setting
 
 
 def failure_row(track_id: str, source: TuneSource | MidiSource | None, stage: str, reason: str) -> dict[str, str]:
-    if isinstance(source, MidiSource):
-        return {"track_id": track_id, "source": "midi", "where": str(source.path), "stage": stage, "reason": reason}
     return {"track_id": track_id, "source": source.collection if source else "generated",
             "where": source.where if source else track_id, "stage": stage, "reason": reason}
 

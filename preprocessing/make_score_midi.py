@@ -85,9 +85,7 @@ def corpus_pools() -> dict[str, tuple[int, ...]]:
 
 def training_scores(composers: list[str], limit: int) -> list[Path]:
     """Scores of `composers` (at most `limit` of each, 0: all) that the measured set does not hold."""
-    measured = set(list_scores(list(DEFAULT_COMPOSERS), MEASURED_LIMIT))
-    return [path for paths in scores_by_composer(composers).values()
-            for path in evenly([p for p in paths if p not in measured], limit)]
+    return scores_outside(composers, limit, set(list_scores(list(DEFAULT_COMPOSERS), MEASURED_LIMIT)))
 
 
 def tagger_scores(composers: list[str], limit: int) -> list[Path]:
@@ -95,6 +93,11 @@ def tagger_scores(composers: list[str], limit: int) -> list[Path]:
     scores hold: the tagger's fit must not know the pieces the LM learns from or is measured on."""
     taken = set(list_scores(list(DEFAULT_COMPOSERS), MEASURED_LIMIT)) | \
         set(training_scores(list(TRAINING_COMPOSERS), DEMO_TRAINING_LIMIT))
+    return scores_outside(composers, limit, taken)
+
+
+def scores_outside(composers: list[str], limit: int, taken: set[Path]) -> list[Path]:
+    """At most `limit` (0: all) of each composer's scores that `taken` does not hold, evenly spaced through them."""
     return [path for paths in scores_by_composer(composers).values()
             for path in evenly([p for p in paths if p not in taken], limit)]
 
