@@ -5,6 +5,7 @@ train.compile gains.
     python benchmarks/train_step.py --steps 20 --threads 1
     python benchmarks/train_step.py --compare compile --configs tiny --steps 40   # eager against compiled
     python benchmarks/train_step.py --compare precision --configs tiny --steps 20 # fp32 against bf16 autocast
+    python benchmarks/train_step.py --compare attention --configs tiny --steps 20 # sdpa against eager attention
 
 For each config it times full training steps (forward, backward, AdamW) on the same batches twice in
 one process, the two variants alternating step by step: with the LM head computed only where labels
@@ -13,8 +14,10 @@ compile`, eagerly and with the decoder layers compiled as train.compile=true doe
 configs/tiny.yaml trains, and packed rows where the config packs them; the compiling steps are among
 the warm-up steps, and the compile time is printed); or, with `--compare precision`, in fp32 and in bf16
 autocast, both compiled and packed where the config trains so: what train.precision=auto decides from
-the CPU's flags (llark.distributed.cpu_computes_bf16, printed). Prints tokens/s (all positions, audio
-included) and the speed-up.
+the CPU's flags (llark.distributed.cpu_computes_bf16, printed); or, with `--compare attention`, the LM's
+attention as PyTorch's fused kernels compute it (model.lm.attention=sdpa) and as plain matmuls (eager), both
+as the config trains otherwise (compiled, bf16 where the CPU computes it, packed). Prints tokens/s (all
+positions, audio included) and the speed-up.
 debug uses the probe task's 8-24 frame clips; tiny uses 625 frames, a 25 s clip at 25 fps, averaged to
 the config's audio tokens (model.audio_pool);
 "tiny-32k" is tiny with an LM head of Llama-2's 32000 entries, where the saving is largest.
@@ -27,6 +30,7 @@ import random
 import statistics
 import time
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -89,15 +93,17 @@ def time_interleaved(variants: dict[str, Variant], batches, warmup: int) -> tupl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default="debug,tiny,tiny-32k")
-    parser.add_argument("--compare", choices=("logits", "compile", "precision"), default="logits",
-                        help="label-only against full logits, eager against train.compile, or fp32 against bf16")
+    parser.add_argument("--compare", choices=("logits", "compile", "precision", "attention"), default="logits",
+                        help="label-only against full logits, eager against train.compile, fp32 against bf16, or "
+                             "sdpa against eager attention")
     parser.add_argument("--steps", type=int, default=12, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    names = {"logits": ("label-only", "full-logits"), "compile": ("eager", "compiled"), "precision": ("fp32", "bf16")}[args.compare]
+    names = {"logits": ("label-only", "full-logits"), "compile": ("eager", "compiled"), "precision": ("fp32", "bf16"),
+             "attention": ("sdpa", "eager-attn")}[args.compare]
     print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.steps} steps after {args.warmup} warm-up; "
           f"this CPU {'computes' if cpu_computes_bf16() else 'emulates'} bf16")
     print(f"{'config':9}{'params':>10} {'batch':>5} {'tok/step':>8} {names[0] + ' tok/s':>17} {names[1] + ' tok/s':>18} "
@@ -111,9 +117,12 @@ def main() -> None:
         builder = ExampleBuilder(tokenizer, ids, get_template(cfg.model.template), cfg.model.max_length,
                                  audio_pool=cfg.model.audio_pool)
         models = []
-        for _ in names:  # same initial weights and batches for both
+        # Same initial weights and batches for both; --compare attention builds them with sdpa and eager attention.
+        lm_configs = ([replace(cfg.model.lm, attention=attention) for attention in ("sdpa", "eager")]
+                      if args.compare == "attention" else [cfg.model.lm] * 2)
+        for lm_config in lm_configs:
             torch.manual_seed(0)
-            lm = build_lm(cfg.model.lm, HEAD_SIZE.get(config_name, ids.base_vocab_size))
+            lm = build_lm(lm_config, HEAD_SIZE.get(config_name, ids.base_vocab_size))
             models.append(LLark(cfg.model, lm, ids, len(tokenizer), projector_channel_families(cfg)).train())
         if args.compare == "logits":
             variants = {names[0]: Variant(models[0]), names[1]: Variant(models[1], label_only_logits=False)}
@@ -124,10 +133,14 @@ def main() -> None:
                 raise SystemExit("no C++ compiler: torch.compile cannot run on this CPU")
             variants = {names[0]: Variant(models[0], bf16=bf16), names[1]: Variant(models[1], bf16=bf16)}
             pack = cfg.data.pack_examples
-        else:  # precision: the config's training otherwise (compiled layers, packed rows), in fp32 and in bf16
+        else:  # precision or attention: the config's training otherwise (compiled layers, packed rows)
             if cfg.train.compile and not all(compile_decoder_layers(model, DistEnv()) for model in models):
                 raise SystemExit("no C++ compiler: torch.compile cannot run on this CPU")
-            variants = {names[0]: Variant(models[0]), names[1]: Variant(models[1], bf16=True)}
+            if args.compare == "precision":  # fp32 and bf16
+                variants = {names[0]: Variant(models[0]), names[1]: Variant(models[1], bf16=True)}
+            else:  # the precision train.precision=auto picks, for both
+                bf16 = uses_bf16(cfg.train.precision, torch.device("cpu"))
+                variants = {names[0]: Variant(models[0], bf16=bf16), names[1]: Variant(models[1], bf16=bf16)}
             pack = cfg.data.pack_examples
         batches = make_batches(models[0], builder, cfg.train.batch_size, FRAMES[config_name], args.steps + args.warmup, pack)
         tokens = statistics.mean(float(b["attention_mask"].sum()) for b in batches)

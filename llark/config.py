@@ -36,6 +36,10 @@ class LMConfig:
     intermediate_size: int = 172
     max_position_embeddings: int = 1024
     dtype: str = "float32"  # dtype the LM weights are loaded in (bfloat16 for 7B on GPU)
+    # How attention is computed (Hugging Face's attn_implementation): "sdpa", PyTorch's fused kernels (flash
+    # attention on GPU), or "eager", plain matmuls and a softmax. The same function, other kernels: on CPU the
+    # flash kernel's backward pass is slow on short rows, and eager trains configs/tiny.yaml 1.2-1.7x faster.
+    attention: str = "sdpa"
 
 
 @dataclass

@@ -142,13 +142,15 @@ def build_lm(cfg: LMConfig, vocab_size: int) -> PreTrainedModel:
             intermediate_size=cfg.intermediate_size,
             max_position_embeddings=cfg.max_position_embeddings,
             tie_word_embeddings=False,
+            attn_implementation=cfg.attention,
         )
         return LlamaForCausalLM(lm_config).to(dtype)
     if cfg.source == "pretrained":
         path = Path(cfg.path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: no Hugging Face model directory (config.json missing); set model.lm.path")
-        return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype,
+                                                    attn_implementation=cfg.attention)
     raise ValueError(f"unknown model.lm.source {cfg.source!r}; use 'scratch' or 'pretrained'")
 
 

@@ -68,12 +68,12 @@ def tiny_tokenizer():
 
 
 def tiny_model(template: str = "llama2", trainable: TrainableConfig | None = None, seed: int = 0,
-               label_loss_weight: float = 0.0) -> LLark:
+               label_loss_weight: float = 0.0, attention: str = "sdpa") -> LLark:
     torch.manual_seed(seed)
     tokenizer, ids = tiny_tokenizer()
     config = ModelConfig(
         lm=LMConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2, intermediate_size=64,
-                    max_position_embeddings=256),
+                    max_position_embeddings=256, attention=attention),
         audio_dim=16,
         template=template,
         max_length=128,

@@ -68,8 +68,10 @@ def test_label_only_logits_give_the_same_loss_and_gradients():
     torch.testing.assert_close(loss_full, torch.nn.functional.cross_entropy(logits[mask], targets[mask]))
 
 
-def test_packed_rows_give_the_same_loss_and_gradients_as_padded_rows():
-    model = tiny_model()
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_rows_give_the_same_loss_and_gradients_as_padded_rows(attention):
+    model = tiny_model(attention=attention)
+    assert model.base_lm().config._attn_implementation == attention
     rng = np.random.default_rng(1)
     builder = ExampleBuilder(model.tokenizer, model.ids, get_template(model.config.template), 128, audio_position="before")
     long_answer = "The loudest instrument is the cello, and the organ and the flute play under it. " * 2
@@ -93,6 +95,27 @@ def test_packed_rows_give_the_same_loss_and_gradients_as_padded_rows():
     # Without the restarting positions, the same rows would attend across examples: the loss changes.
     leaky = dict(packed, position_ids=None)
     assert not torch.allclose(model(**leaky), losses[0])
+
+
+def test_eager_and_sdpa_attention_compute_the_same_model():
+    """model.lm.attention picks kernels, not a model: the same weights give the same loss and gradients in
+    padded and packed rows, and the same greedy answers from the KV cache."""
+    models = {attention: tiny_model(seed=3, attention=attention) for attention in ("sdpa", "eager")}
+    models["eager"].load_state_dict(models["sdpa"].state_dict())
+    for batch in labelled_batches(models["sdpa"]):
+        results = {}
+        for attention, model in models.items():
+            loss = model(**{k: v for k, v in batch.items() if k not in TARGET_KEYS})
+            results[attention] = (loss, torch.autograd.grad(loss, list(model.parameters()), allow_unused=True))
+        torch.testing.assert_close(results["sdpa"][0], results["eager"][0])
+        for a, b in zip(results["sdpa"][1], results["eager"][1]):
+            if a is not None:
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    prompts = make_batch(models["sdpa"], left_pad=True)
+    answers = {attention: model.generate(prompts["input_ids"][:, :-6], prompts["attention_mask"][:, :-6],
+                                         prompts["audio"], prompts["audio_lengths"], max_new_tokens=8)
+               for attention, model in models.items()}
+    assert answers["sdpa"] == answers["eager"]
 
 
 CLIP_LABELS = [
