@@ -297,9 +297,10 @@ def collate(examples: list[dict[str, Any]], pad_id: int, left_pad: bool = False,
     """Pad token ids (right for training, left for generation), labels, and audio frames.
 
     With `pack`, the examples share rows: each row holds several, no longer together than the batch's
-    longest example, and `position_ids` restart at 0 for each, which tells the LM (Hugging Face's packed
-    format) to let every token attend only within its own example. The step then trains on exactly the
-    examples and label tokens it would unpacked, with the same mean loss, on fewer padded positions.
+    longest example (rounded up to a multiple of PACKED_LENGTH_MULTIPLE), and `position_ids` restart at 0 for
+    each, which tells the LM (Hugging Face's packed format) to let every token attend only within its own
+    example. The step then trains on exactly the examples and label tokens it would unpacked, with the same
+    mean loss, on fewer padded positions.
     """
     if pack:
         if left_pad:
@@ -351,16 +352,24 @@ def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
     return rows
 
 
+# Packed rows are as long as the batch's longest example rounded up to a multiple of this. On CPU, oneDNN
+# JIT-compiles a bf16 matmul kernel for every new shape and keeps only so many: rows of any length made a new
+# shape nearly every step, and stage 2 of the demo slowed from 9,300 to 6,700 tokens/s over 400 steps while
+# the process grew by 9 MB a step (benchmarks/train_step.py --compare shapes). A multiple of 8 bounds the shapes
+# for about 2 % more positions.
+PACKED_LENGTH_MULTIPLE = 8
+
+
 def _packed(examples: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
     lengths = [len(e["input_ids"]) for e in examples]
-    longest = max(lengths)
-    rows = pack_rows(lengths, longest)
+    row_length = -(-max(lengths) // PACKED_LENGTH_MULTIPLE) * PACKED_LENGTH_MULTIPLE
+    rows = pack_rows(lengths, row_length)
     dim = max(e["features"].shape[1] for e in examples)
     frames_per_row = [sum(len(examples[i]["features"]) for i in row) for row in rows]
-    input_ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), longest), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
-    position_ids = torch.zeros((len(rows), longest), dtype=torch.long)
+    input_ids = torch.full((len(rows), row_length), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), row_length), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), row_length), dtype=torch.long)
+    position_ids = torch.zeros((len(rows), row_length), dtype=torch.long)
     audio = torch.zeros((len(rows), max(frames_per_row), dim), dtype=torch.float32)
     frame_owner = []  # the example of every frame, in the order the model fills the rows' placeholders
     for r, row in enumerate(rows):
@@ -378,7 +387,7 @@ def _packed(examples: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tens
                 audio[r, frame:frame + count] = torch.from_numpy(np.asarray(example["features"], dtype=np.float32))
             frame_owner += [index] * count
             start, frame = start + n, frame + count
-        position_ids[r, start:] = torch.arange(longest - start)  # the padding is one more sequence of its own
+        position_ids[r, start:] = torch.arange(row_length - start)  # the padding is one more sequence of its own
     return {
         "input_ids": input_ids,
         "attention_mask": attention_mask,

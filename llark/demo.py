@@ -252,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     cache = os.environ.get("LIBROSA_CACHE_DIR") or str((data / "librosa-cache").resolve())
     print(f"[demo] LIBROSA_CACHE_DIR={cache}", file=sys.stderr)
     env = {**os.environ, "LIBROSA_CACHE_DIR": cache}
+    # oneDNN, which runs the bf16 matmuls of training and answering on CPU, compiles a kernel for each new shape and
+    # keeps 1024 (its own cache and PyTorch's, read when a process starts): training's shapes outnumber that,
+    # and a full cache compiles again and again (data.PACKED_LENGTH_MULTIPLE; benchmarks/matmul_shapes.py).
+    # Capacities the caller set are kept.
+    train_env = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "8192", "LRU_CACHE_CAPACITY": "8192"} | dict(os.environ)
 
     config = load_config(REPO / args.config)
     if config.encoder.name != "mir":
@@ -296,12 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         if not stage_checkpoint.is_dir():
             run(f"train, stage {number} (listen: {','.join(topics)})", times, "train.py", "--config", args.config, shards,
                 f"train.out_dir={out}", f"train.steps={stage_steps}", *LISTENING_OVERRIDES,
-                f"data.topics=[{','.join(topics)}]", *previous)
+                f"data.topics=[{','.join(topics)}]", *previous, env=train_env)
         previous = [f"train.init_from={stage_checkpoint}"]
     checkpoint = run_dir / "checkpoints" / f"step-{steps:06d}"
     if not checkpoint.is_dir():
         run("train, last stage (every family)", times, "train.py", "--config", args.config, shards,
-            f"train.out_dir={run_dir}", f"train.steps={steps}", *previous)
+            f"train.out_dir={run_dir}", f"train.steps={steps}", *previous, env=train_env)
 
     def evaluate_once(name: str, manifest: Path, out: Path, ablations: str) -> None:
         """evaluate.py on `manifest` into `out`, unless `out` already scores this checkpoint that way."""

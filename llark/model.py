@@ -30,6 +30,7 @@ from llark.tokenizer import IGNORE_INDEX, SpecialIds, special_ids
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+LABEL_ROWS_MULTIPLE = 64  # the LM head's rows in training, padded to a multiple of this (LLark.forward)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +312,10 @@ class LLark(nn.Module):
         has_label = targets != IGNORE_INDEX
         head = base.get_output_embeddings()
         if label_only_logits:
-            logits = head(hidden[has_label])
+            # The answer positions padded to a multiple of 64 rows: their count changes every step, and on CPU
+            # oneDNN compiles a bf16 matmul kernel for every new shape (data.PACKED_LENGTH_MULTIPLE).
+            at_labels = hidden[has_label]
+            logits = head(F.pad(at_labels, (0, 0, 0, -len(at_labels) % LABEL_ROWS_MULTIPLE)))[: len(at_labels)]
         else:
             logits = head(hidden)[has_label]
         token_losses = F.cross_entropy(logits.float(), targets[has_label], reduction="none")

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from llark.config import Config, EncoderConfig, LMConfig, ModelConfig, TrainableConfig
-from llark.data import ExampleBuilder, collate, pack_rows
+from llark.data import PACKED_LENGTH_MULTIPLE, ExampleBuilder, collate, pack_rows
 from llark.label_targets import TARGET_KEYS, encode_label_targets
 from llark.model import LLark, Projector, build_lm, projector_channel_families
 from llark.templates import get_template
@@ -74,12 +74,15 @@ def test_packed_rows_give_the_same_loss_and_gradients_as_padded_rows(attention):
     assert model.base_lm().config._attn_implementation == attention
     rng = np.random.default_rng(1)
     builder = ExampleBuilder(model.tokenizer, model.ids, get_template(model.config.template), 128, audio_position="before")
-    long_answer = "The loudest instrument is the cello, and the organ and the flute play under it. " * 2
+    long_answer = "The loudest instrument is the cello, and the organ and the flute play under it. " * 2 + "Oboe."
     examples = [builder(rng.normal(size=(t, 16)).astype(np.float32), QUESTIONS[t % 2], a, random.Random(t))
                 for t, a in ((9, long_answer), (2, "Cello."), (3, "The organ."), (4, "Flute."), (1, "Organ."))]
     examples.append(builder(None, "Name an instrument.", "The cello.", random.Random(0)))  # text only: no frames
     padded, packed = collate(examples, model.ids.pad), collate(examples, model.ids.pad, pack=True)
-    assert packed["input_ids"].shape[1] == padded["input_ids"].shape[1]  # rows as long as the longest example
+    # Rows as long as the longest example, rounded up to a multiple of PACKED_LENGTH_MULTIPLE (bounded shapes).
+    longest = padded["input_ids"].shape[1]
+    assert packed["input_ids"].shape[1] == -(-longest // PACKED_LENGTH_MULTIPLE) * PACKED_LENGTH_MULTIPLE
+    assert packed["input_ids"].shape[1] % PACKED_LENGTH_MULTIPLE == 0 and longest % PACKED_LENGTH_MULTIPLE != 0
     assert len(packed["input_ids"]) < len(padded["input_ids"])  # the short ones share rows
     assert packed["attention_mask"].sum() == padded["attention_mask"].sum()
     assert (packed["labels"] != -100).sum() == (padded["labels"] != -100).sum()
