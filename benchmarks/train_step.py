@@ -29,8 +29,7 @@ import argparse
 import random
 import statistics
 import time
-from dataclasses import dataclass
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np

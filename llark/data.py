@@ -355,7 +355,7 @@ def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
 # Packed rows are as long as the batch's longest example rounded up to a multiple of this. On CPU, oneDNN
 # JIT-compiles a bf16 matmul kernel for every new shape and keeps only so many: rows of any length made a new
 # shape nearly every step, and stage 2 of the demo slowed from 9,300 to 6,700 tokens/s over 400 steps while
-# the process grew by 9 MB a step (benchmarks/train_step.py --compare shapes). A multiple of 8 bounds the shapes
+# the process grew by 9 MB a step (benchmarks/matmul_shapes.py). A multiple of 8 bounds the shapes
 # for about 2 % more positions.
 PACKED_LENGTH_MULTIPLE = 8
 
