@@ -604,7 +604,10 @@ class LLark(nn.Module):
         ids = special_ids(tokenizer, meta["base_vocab_size"])
         if (directory / "lm").is_dir():
             lm_dtype = getattr(torch, run_config.model.lm.dtype)
-            lm = AutoModelForCausalLM.from_pretrained(str(directory / "lm"), local_files_only=True, dtype=lm_dtype)
+            # With the attention kernels the config names, as build_lm gives a new LM: Hugging Face's default
+            # (sdpa) would train a curriculum's later stage with other kernels than its first (model.lm.attention).
+            lm = AutoModelForCausalLM.from_pretrained(str(directory / "lm"), local_files_only=True, dtype=lm_dtype,
+                                                      attn_implementation=run_config.model.lm.attention)
         else:
             lm = build_lm(run_config.model.lm, meta["base_vocab_size"])
         model = cls(run_config.model, lm, ids, meta["num_tokens"], projector_channel_families(run_config))

@@ -459,6 +459,17 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.generate(*args, max_new_tokens=6) == model.generate(*args, max_new_tokens=6)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_a_loaded_checkpoint_keeps_its_attention_kernels(tmp_path, attention):
+    """A curriculum's later stage (train.init_from) and evaluation load the model with the kernels model.lm.attention
+    names, not Hugging Face's default: the demo's stage 2 trained with sdpa's slow CPU backward until it did."""
+    model = tiny_model(seed=5, attention=attention)
+    model.save_pretrained(tmp_path / "ckpt", run_config_for(model), model.tokenizer)
+    loaded = LLark.from_pretrained(tmp_path / "ckpt")
+    assert loaded.base_lm().config._attn_implementation == attention
+    assert loaded.run_config.model.lm.attention == attention
+
+
 def test_from_pretrained_names_a_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="not an llark checkpoint"):
         LLark.from_pretrained(tmp_path)
