@@ -312,8 +312,8 @@ class LLark(nn.Module):
         has_label = targets != IGNORE_INDEX
         head = base.get_output_embeddings()
         if label_only_logits:
-            # The answer positions padded to a multiple of 64 rows: their count changes every step, and on CPU
-            # oneDNN compiles a bf16 matmul kernel for every new shape (data.PACKED_LENGTH_MULTIPLE).
+            # The answer positions padded to a multiple of LABEL_ROWS_MULTIPLE rows: their count changes every step,
+            # and on CPU oneDNN compiles a bf16 matmul kernel for every new shape (data.PACKED_LENGTH_MULTIPLE).
             at_labels = hidden[has_label]
             logits = head(F.pad(at_labels, (0, 0, 0, -len(at_labels) % LABEL_ROWS_MULTIPLE)))[: len(at_labels)]
         else:
