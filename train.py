@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.fx.experimental._config  # use_duck_shape (compile_decoder_layers)
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -148,6 +149,12 @@ def compile_decoder_layers(model: LLark, env: DistEnv) -> bool:
                       "needs on CPU; training without compiling (install g++ or set CXX, or pass "
                       "train.compile=false)", flush=True)
             return False
+    # Dynamic shapes give input sizes that are equal one symbol ("duck sizing"). A layer reads the rotary
+    # tables as [rows, length, head_dim], so a first batch of head_dim rows (32 in configs/tiny.yaml, which
+    # packs 32 examples) ties the row count to head_dim: the graph holds for 32 rows only, and the first
+    # batch of another count compiles the layers again, 22 s on a 2-core Zen 3 (the guard failure names
+    # this setting). The setting is the process's, read when a graph is traced.
+    torch.fx.experimental._config.use_duck_shape = False
     for layer in model.base_lm().get_decoder().layers:
         layer.compile(dynamic=True)
     if env.is_main:

@@ -226,6 +226,27 @@ def test_compiled_layers_train_like_eager_ones_and_save_the_same_checkpoint(tmp_
         assert torch.allclose(weights["compiled"][name], tensor, rtol=1e-3, atol=1e-5), name
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX") or "g++") is None, reason="torch.compile needs a C++ compiler on CPU")
+def test_compiled_layers_compile_once_for_any_row_count():
+    """A first batch of head_dim rows must not tie the graph to that row count (duck sizing would: the
+    rotary tables are [rows, length, head_dim]), or the next batch of other rows compiles the layers again."""
+    from torch._dynamo.utils import counters
+
+    cfg = load_config(DEBUG)
+    tokenizer = train_bpe_tokenizer(["a tiny corpus"] * 4, cfg.model.lm.bpe_vocab_size)
+    ids = add_llark_tokens(tokenizer)
+    model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
+    head_dim = cfg.model.lm.hidden_size // cfg.model.lm.num_heads
+    torch._dynamo.reset()  # no graph of another test's layers
+    assert train.compile_decoder_layers(model, DistEnv())
+    counters.clear()
+    with torch.no_grad():
+        for rows in (head_dim, 5, 3):
+            model.base_lm()(input_ids=torch.randint(0, ids.base_vocab_size, (rows, 12)), use_cache=False)  # as in training
+    assert counters["stats"]["unique_graphs"] == 1
+
+
 def test_compile_without_a_cpp_compiler_says_so_and_trains_eagerly(tmp_path, probe_shards, monkeypatch, capsys):
     cfg = load_config(DEBUG)
     tokenizer = train_bpe_tokenizer(["a tiny corpus"] * 4, cfg.model.lm.bpe_vocab_size)
