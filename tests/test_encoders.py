@@ -14,6 +14,14 @@ from llark.encoders.mir import BAR_BEATS, BEAT_MULTIPLES, RHYTHM_DIM, TRACKED_TE
 SR = 22050
 
 
+def assert_equal_to_rounding(actual: np.ndarray, desired: np.ndarray, err_msg: str = "") -> None:
+    """Equal up to float32 rounding: the same numbers computed from another memory layout (every other column
+    of a matrix, or a copy of it) go through the BLAS's float32 matrix product, whose kernels may sum them in
+    another order. Bit for bit on an AMD EPYC with AVX-512; within 1.2e-7 on a Zen 3 with AVX2 only. A frame off
+    by one differs by orders of magnitude more."""
+    np.testing.assert_allclose(actual, desired, rtol=1e-6, atol=1e-6, err_msg=err_msg)
+
+
 @pytest.fixture(scope="module")
 def encoder():
     return MIRFeatureEncoder(rhythm=True)  # every group
@@ -97,8 +105,8 @@ def test_without_the_local_tempogram_the_other_groups_are_unchanged():
     full = MIRFeatureEncoder(rhythm=True).encode(wave)
     without = MIRFeatureEncoder(rhythm=True, tempo_bins=0).encode(wave)
     front = MIRFeatureEncoder().n_mels + 14
-    np.testing.assert_array_equal(without[:, :front], full[:, :front])
-    np.testing.assert_array_equal(without[:, front:], full[:, -RHYTHM_DIM:])
+    assert_equal_to_rounding(without[:, :front], full[:, :front])
+    assert_equal_to_rounding(without[:, front:], full[:, -RHYTHM_DIM:])
     with pytest.raises(ValueError, match="must be >= 0"):
         MIRFeatureEncoder(clip_tempo_bins=-1)
 
@@ -210,8 +218,9 @@ def test_onset_is_librosas_onset_strength():
 
 
 @pytest.mark.parametrize("samples", [SR * 4, SR * 4 + 255, SR * 4 + 256, SR * 4 + 511])
-def test_fine_spectrum_is_both_stfts_bit_for_bit(samples):
-    # every other frame at the onset hop is a frame at the spectral hop, whatever the wave's length
+def test_fine_spectrum_is_both_stfts(samples):
+    # every other frame at the onset hop is a frame at the spectral hop, whatever the wave's length: the
+    # magnitudes bit for bit; the onset's mel, a matrix product of them, to float32 rounding
     wave = clicks(118.0, 5.0)[:samples]
     encoder = MIRFeatureEncoder()
     magnitude, onset_mel = encoder._fine_spectrum(wave)
@@ -219,7 +228,7 @@ def test_fine_spectrum_is_both_stfts_bit_for_bit(samples):
     np.testing.assert_array_equal(encoder._fine_onset(onset_mel),
                                   librosa.onset.onset_strength(y=wave, sr=SR, hop_length=encoder.onset_hop))
     onset, _ = encoder._onset_and_level(wave, magnitude, np.ascontiguousarray(onset_mel[:, ::2]))
-    np.testing.assert_array_equal(onset, encoder._onset_and_level(wave, encoder._magnitude(wave))[0])
+    assert_equal_to_rounding(onset, encoder._onset_and_level(wave, encoder._magnitude(wave))[0])
 
 
 def test_interval_group_hears_the_partials_whatever_the_pitch():
@@ -311,7 +320,7 @@ def test_groups_tile_the_features_in_order(settings):
              "clip_tempogram": encoder._clip_tempogram(fine_onset) if encoder.clip_tempo_bins else None,
              "intervals": encoder._intervals(cqt) if encoder.interval_bins else None}
     for name, (start, stop) in groups.items():
-        np.testing.assert_array_equal(features[:, start:stop], pool_to_frames(alone[name], frames), err_msg=name)
+        assert_equal_to_rounding(features[:, start:stop], pool_to_frames(alone[name], frames), err_msg=name)
 
 
 def test_channel_gains_scale_the_named_groups():

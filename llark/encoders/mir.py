@@ -288,9 +288,10 @@ class MIRFeatureEncoder:
     def _fine_spectrum(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The STFT magnitude at the spectral hop (`_magnitude`) and the onset's 128-band mel power at the
         onset hop, from one STFT at the onset hop. Both hops frame the wave centred and the spectral hop
-        is twice the onset hop, so every other fine frame is a spectral frame: the same numbers, bit for
-        bit, as a second STFT at the spectral hop (tests/test_encoders.py), in 0.86 of the encoder's time
-        (benchmarks/encode.py, README)."""
+        is twice the onset hop, so every other fine frame is a spectral frame: the same magnitudes, bit for
+        bit, as a second STFT at the spectral hop, and the onset read off their mel to float32 rounding (the
+        BLAS may sum every other column in another order: tests/test_encoders.py), in 0.86 of the encoder's
+        time (benchmarks/encode.py, README)."""
         fine = np.abs(librosa.stft(wave, n_fft=2048, hop_length=self.onset_hop))
         onset_mel = librosa.feature.melspectrogram(S=fine**2, sr=self.sample_rate, n_mels=ONSET_MELS)
         return np.asfortranarray(fine[:, ::2]), onset_mel  # in the order librosa.stft returns it
