@@ -31,6 +31,14 @@ def run_train(out_dir: Path, shards: Path, *overrides: str) -> list[dict]:
     return [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
 
 
+def debug_model() -> LLark:
+    """configs/debug.yaml's model, untrained, with a BPE tokenizer of a tiny corpus."""
+    cfg = load_config(DEBUG)
+    tokenizer = train_bpe_tokenizer(["a tiny corpus"] * 4, cfg.model.lm.bpe_vocab_size)
+    ids = add_llark_tokens(tokenizer)
+    return LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
+
+
 def torchrun(out_dir: Path, shards: Path, *overrides: str) -> list[dict]:
     # gloo on CPU on every machine: with CUDA visible each rank would claim cuda:LOCAL_RANK, and a one-GPU
     # machine has no second one.
@@ -233,25 +241,19 @@ def test_compiled_layers_compile_once_for_any_row_count():
     rotary tables are [rows, length, head_dim]), or the next batch of other rows compiles the layers again."""
     from torch._dynamo.utils import counters
 
-    cfg = load_config(DEBUG)
-    tokenizer = train_bpe_tokenizer(["a tiny corpus"] * 4, cfg.model.lm.bpe_vocab_size)
-    ids = add_llark_tokens(tokenizer)
-    model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
-    head_dim = cfg.model.lm.hidden_size // cfg.model.lm.num_heads
+    model = debug_model()
+    head_dim = model.base_lm().config.head_dim
     torch._dynamo.reset()  # no graph of another test's layers
     assert train.compile_decoder_layers(model, DistEnv())
     counters.clear()
     with torch.no_grad():
         for rows in (head_dim, 5, 3):
-            model.base_lm()(input_ids=torch.randint(0, ids.base_vocab_size, (rows, 12)), use_cache=False)  # as in training
+            model.base_lm()(input_ids=torch.randint(0, model.ids.base_vocab_size, (rows, 12)), use_cache=False)  # as in training
     assert counters["stats"]["unique_graphs"] == 1
 
 
 def test_compile_without_a_cpp_compiler_says_so_and_trains_eagerly(tmp_path, probe_shards, monkeypatch, capsys):
-    cfg = load_config(DEBUG)
-    tokenizer = train_bpe_tokenizer(["a tiny corpus"] * 4, cfg.model.lm.bpe_vocab_size)
-    ids = add_llark_tokens(tokenizer)
-    model = LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
+    model = debug_model()
     monkeypatch.setenv("CXX", "no-such-compiler-for-llark")
     assert not train.compile_decoder_layers(model, DistEnv())
     assert "no C++ compiler ('no-such-compiler-for-llark' is not on PATH)" in capsys.readouterr().out
