@@ -18,8 +18,7 @@ from llark.inference import Answerer
 from llark.model import LLark, build_lm
 from llark.shards import write_shards
 from llark.synthetic import probe_records
-from llark.tokenizer import add_llark_tokens, train_bpe_tokenizer
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_tokenizer
 
 DEBUG = str(REPO / "configs" / "debug.yaml")
 TEARDOWN_ABORT = "terminate called without an active exception"
@@ -32,10 +31,9 @@ def run_train(out_dir: Path, shards: Path, *overrides: str) -> list[dict]:
 
 
 def debug_model() -> LLark:
-    """configs/debug.yaml's model, untrained, with a BPE tokenizer of a tiny corpus."""
+    """configs/debug.yaml's model, untrained, with the shared tiny BPE tokenizer (tests/conftest.py)."""
     cfg = load_config(DEBUG)
-    tokenizer = train_bpe_tokenizer(["a tiny corpus"] * 4, cfg.model.lm.bpe_vocab_size)
-    ids = add_llark_tokens(tokenizer)
+    tokenizer, ids = tiny_tokenizer()
     return LLark(cfg.model, build_lm(cfg.model.lm, ids.base_vocab_size), ids, len(tokenizer))
 
 
