@@ -163,13 +163,21 @@ def test_fit_script_cross_validates_by_track_and_reports_skipped_clips(tmp_path,
                  "labels": {"meter": "3/4"}})
     rows.append({"clip_id": "odd", "track_id": "odd", "audio": "c0.wav", "start": 0.0, "end": 6.0,
                  "labels": {"meter": "11/8"}})  # not a meter the heads know: not described
+    rows += [{"clip_id": f"rare{k}", "track_id": f"rare{k}", "audio": "c0.wav", "start": 0.0, "end": 6.0,
+              "labels": {"meter": "6/8"}} for k in range(2)]  # too few to fit: left out, and named
     write_jsonl_atomic(tmp_path / "clips.jsonl", rows)
     out = tmp_path / "meter.json"
-    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--out", str(out), "--stages", "5"]) == 0
+    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--out", str(out), "--stages", "5",
+                        "--min-clips", "3"]) == 0
     report = capsys.readouterr()
     assert "skipped: gone:" in report.err and "1 clip(s) skipped" in report.out and "cross-validated" in report.out
+    assert "left out, fewer than 3 clips each: 6/8 2" in report.out
     model = MeterModel.load(out)
-    assert model.provenance["described"] == 16 and model.provenance["skipped"] == 1
+    assert model.provenance["described"] == 18 and model.provenance["skipped"] == 1
     assert model.provenance["meters"] == {"2/4": 8, "3/4": 8} and model.provenance["stages"] == 5
+    assert model.provenance["left_out_meters"] == {"6/8": 2}
     assert 0.0 <= model.provenance["cross_validated_accuracy"]["all"] <= 1.0
     assert set(model.meters) == {"2/4", "3/4"} and model.trees.features == RHYTHM_DIM
+    # every meter under the bar (the default's 50 clips): nothing to fit, and nothing written
+    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--out", str(tmp_path / "none.json")]) == 1
+    assert "0 meter(s) with 50 clips or more" in capsys.readouterr().err and not (tmp_path / "none.json").exists()
