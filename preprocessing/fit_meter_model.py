@@ -103,7 +103,8 @@ def fit_described(rows: list[tuple[dict, np.ndarray]], failures: list[str], clip
         rows = [(c, d) for c, d in rows if c["labels"]["meter"] not in left_out]
         counts = Counter({m: n for m, n in counts.items() if m not in left_out})
     if len(counts) < 2:
-        print(f"error: {len(counts)} meter(s) with {min_clips} clips or more; a fit needs two or more", file=sys.stderr)
+        print(f"error: {len(counts)} meter(s) with {min_clips} clips or more; a fit needs two or more (--min-clips "
+              "sets the bar)", file=sys.stderr)
         return 1
     descriptors = np.stack([d for _, d in rows]).astype(np.float64)
     meters = np.array([c["labels"]["meter"] for c, _ in rows])
