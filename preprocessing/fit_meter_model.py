@@ -96,6 +96,7 @@ def fit_described(rows: list[tuple[dict, np.ndarray]], failures: list[str], clip
     if not rows:
         print(f"error: none of the clips of {', '.join(clips_files)} could be described", file=sys.stderr)
         return 1
+    described = len(rows)
     counts = Counter(c["labels"]["meter"] for c, _ in rows)
     left_out = {m: n for m, n in sorted(counts.items()) if n < min_clips}
     if left_out:
@@ -116,7 +117,7 @@ def fit_described(rows: list[tuple[dict, np.ndarray]], failures: list[str], clip
                 "other sources": right[~generated].mean() if (~generated).any() else None}
     encoder = MIRFeatureEncoder(tempo_bins=0, rhythm=True, beat_level=True)
     provenance = {
-        "clips": ", ".join(clips_files), "described": len(rows) + sum(left_out.values()), "skipped": len(failures),
+        "clips": ", ".join(clips_files), "described": described, "skipped": len(failures),
         "meters": dict(counts), **({"left_out_meters": left_out} if left_out else {}),
         "cross_validated_accuracy": {k: round(float(v), 4) for k, v in accuracy.items() if v is not None},
         "stages": stages, "encoder": {"sample_rate": encoder.sample_rate, "n_mels": encoder.n_mels},
