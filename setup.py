@@ -16,7 +16,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["llark", "llark.*"]),
     # the MIR encoder's fitted beat-level model and instrument tagger
-    package_data={"llark.encoders": ["beat_level.json", "instrument_tagger.safetensors", "meter_model.json"]},
+    package_data={"llark.encoders": ["beat_level.json", "instrument_tagger.safetensors", "meter_model.json", "key_model.json"]},
     py_modules=["train", "evaluate", "evaluate_theory"],  # `llark train` / `llark evaluate[-theory]` run these
     install_requires=[
         "torch>=2.6",

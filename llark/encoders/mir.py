@@ -33,6 +33,10 @@ Each group is computed at its own hop and pooled to exactly 25 frames per second
 |                              |           | shipped trees' probability of each meter of             |
 |                              |           | label_targets.METERS, read off each segment's rhythm    |
 |                              |           | descriptors (llark/encoders/meter_model.py): meter      |
+| then 24                      | key tags  | opt-in (`key_tags=True`): the shipped key model's        |
+|                              |           | probability of each key (label_targets.key_class's       |
+|                              |           | order), read off each segment's chroma statistics        |
+|                              |           | (llark/encoders/key_model.py): key                       |
 
 `tempo_bins=0` leaves the local tempogram out, for the clip tempogram in its place (the demo's 458 dims with the
 instrument and meter tags, README).
@@ -121,6 +125,8 @@ from llark.annotate import MIN_BARS, TempoPrior, phase_contrasts, zscore
 from llark.encoders import FRAME_RATE, frames_for, pool_to_frames
 from llark.encoders.beat_level import load_shipped as load_beat_level
 from llark.encoders.instrument_tagger import load_shipped as load_instrument_tagger
+from llark.encoders.key_model import key_statistics
+from llark.encoders.key_model import load_shipped as load_key_model
 from llark.encoders.meter_model import load_shipped as load_meter_model
 from llark.label_targets import INSTRUMENT_CLASSES, METERS
 
@@ -156,6 +162,7 @@ class MIRFeatureEncoder:
     beat_level: bool = False  # the rhythm group at the beat level llark/encoders/beat_level.json names, not librosa's
     instrument_tags: bool = False  # the instrument tagger's class probabilities (llark/encoders/instrument_tagger.py)
     meter_tags: bool = False  # the meter model's probabilities over the rhythm descriptors (llark/encoders/meter_model.py)
+    key_tags: bool = False  # the key model's probabilities over the chroma statistics (llark/encoders/key_model.py)
 
     name = "mir"
     frame_rate = FRAME_RATE
@@ -194,6 +201,12 @@ class MIRFeatureEncoder:
                 raise ValueError("the meter model (llark/encoders/meter_model.json) was fitted on descriptors at another "
                                  "beat-level fit than llark/encoders/beat_level.json: refit it "
                                  "(preprocessing/fit_meter_model.py) or set meter_tags=False")
+        if self.key_tags:
+            fitted_on = load_key_model().provenance.get("encoder")
+            if fitted_on != {"sample_rate": self.sample_rate}:
+                raise ValueError(f"the key model (llark/encoders/key_model.json) was fitted on chroma of {fitted_on}, "
+                                 f"not sample_rate={self.sample_rate}: refit it (preprocessing/fit_key_model.py) or "
+                                 "set key_tags=False")
 
     @property
     def dim(self) -> int:
@@ -206,7 +219,7 @@ class MIRFeatureEncoder:
                   "rhythm": RHYTHM_DIM if self.rhythm else 0, "timbre": self.n_mels + CONTRAST_BANDS + 2 if self.timbre else 0,
                   "clip_tempogram": self.clip_tempo_bins, "intervals": self.interval_bins,
                   "instrument_tags": len(INSTRUMENT_CLASSES) if self.instrument_tags else 0,
-                  "meter_tags": len(METERS) if self.meter_tags else 0}
+                  "meter_tags": len(METERS) if self.meter_tags else 0, "key_tags": 24 if self.key_tags else 0}
         bounds, start = {}, 0
         for name, width in widths.items():
             if width:
@@ -222,14 +235,16 @@ class MIRFeatureEncoder:
         """The fitted models the features of these settings depend on, by fingerprint: {"beat_level": ...}
         with `beat_level` (the shipped fit: llark/encoders/beat_level.json), {"instrument_tagger": ...} with
         `instrument_tags` (llark/encoders/instrument_tagger.safetensors), {"meter_model": ...} with `meter_tags`
-        (llark/encoders/meter_model.json). A refit changes a group with the
-        settings unchanged, so encoder records keep this beside them (llark.encoders.fitted_models), and
-        features of two fits are refused as another encoder's."""
+        (llark/encoders/meter_model.json), {"key_model": ...} with `key_tags` (llark/encoders/key_model.json). A refit
+        changes a group with the settings unchanged, so encoder records keep this beside them
+        (llark.encoders.fitted_models), and features of two fits are refused as another encoder's."""
         fitted = {"beat_level": load_beat_level().fingerprint()} if settings.get("beat_level") else {}
         if settings.get("instrument_tags"):
             fitted["instrument_tagger"] = load_instrument_tagger().fingerprint()
         if settings.get("meter_tags"):
             fitted["meter_model"] = load_meter_model().fingerprint()
+        if settings.get("key_tags"):
+            fitted["key_model"] = load_key_model().fingerprint()
         return fitted
 
     def encode(self, wave: np.ndarray) -> np.ndarray:
@@ -250,7 +265,8 @@ class MIRFeatureEncoder:
         decibels = self._decibels(mel_power)  # shared by the log-mel and timbre groups
         # every other fine frame, copied into the row-major order the mel at the spectral hop would have
         onset_mel = None if fine_onset_mel is None else np.ascontiguousarray(fine_onset_mel[:, ::2])
-        groups = [self._log_mel(decibels), chroma, *self._onset_and_level(wave, magnitude, onset_mel)]
+        onset, level = self._onset_and_level(wave, magnitude, onset_mel)
+        groups = [self._log_mel(decibels), chroma, onset, level]
         fine_onset = None if fine_onset_mel is None else self._fine_onset(fine_onset_mel)
         if self.tempo_bins:
             groups.append(self._tempogram(fine_onset))
@@ -270,6 +286,8 @@ class MIRFeatureEncoder:
             features = np.concatenate([features, self._instrument_tags(features[:, : self.n_mels])], axis=1)
         if meter_tags is not None:
             features = np.concatenate([features, pool_to_frames(meter_tags, frames)], axis=1)
+        if self.key_tags:
+            features = np.concatenate([features, pool_to_frames(self._key_tags(chroma, onset, level), frames)], axis=1)
         return features
 
     def log_mel_frames(self, wave: np.ndarray) -> np.ndarray:
@@ -398,6 +416,28 @@ class MIRFeatureEncoder:
         rows = np.zeros((len(rhythm), len(METERS)), np.float32)
         for start, end in self._segments(len(rhythm), self.sample_rate / self.spectral_hop):
             rows[start:end] = load_meter_model().probabilities(rhythm[start])
+        return rows
+
+    def key_statistics(self, wave: np.ndarray) -> np.ndarray:
+        """[len(key_model.STATISTICS), 12]: the chroma statistics of the whole wave as one segment, as the key tags
+        read those of a clip no longer than rhythm_seconds (preprocessing/fit_key_model.py fits on them)."""
+        wave = np.asarray(wave, dtype=np.float32)
+        magnitude = self._magnitude(wave)
+        chroma = self._chroma(self._cqt(wave, magnitude))
+        onset, level = self._onset_and_level(wave, magnitude)
+        count = min(len(chroma), len(onset), len(level))
+        return key_statistics(chroma[:count], onset[:count, 0], level[:count, 0], self.sample_rate / self.spectral_hop)
+
+    def _key_tags(self, chroma: np.ndarray, onset: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """[spectral frames, 24]: each segment's key probabilities (the shipped key model over the segment's chroma
+        statistics, `key_statistics`) on each of its frames."""
+        rate = self.sample_rate / self.spectral_hop
+        count = min(len(chroma), len(onset), len(level))  # the groups' spectral frames, which may differ by one
+        rows = np.zeros((len(chroma), 24), np.float32)
+        for start, end in self._segments(count, rate):
+            statistics = key_statistics(chroma[start:end], onset[start:end, 0], level[start:end, 0], rate)
+            rows[start:end] = load_key_model().probabilities(statistics)
+        rows[count:] = rows[count - 1] if count else 0.0
         return rows
 
     def _timbre(self, magnitude: np.ndarray, decibels: np.ndarray) -> np.ndarray:
