@@ -15,8 +15,10 @@ The scores are the same function for every tonic (transposing the audio transpos
 the fit corpus holds few clips of is read as well as any, and 2 x 7 x 12 + 2 = 170 weights are all there
 is to fit.
 
-Fitted on the demo's own train split and read on its test split, it read the key at MIREX 0.960 where
-librosa's profiles read 0.903 and the trained LM 0.90-0.95 (docs/demo-experiments.md, "Key tags").
+The shipped fit reads the demo's test split at MIREX 0.939 where librosa's profiles read 0.903 and the
+trained LM without it 0.90-0.95, and the real compositions in TimGM6mb at 0.792 against 0.737
+(benchmarks/key_model.py; docs/demo-experiments.md, "The key tags").
+
 The encoder's `key_tags` group is its probability of each key for each segment (the rhythm group's
 segments: one for a 25 s clip), repeated on every frame, so the LM is handed what it reads. Like the
 meter model, it is fitted on a corpus none of whose pieces the demo trains or is scored on

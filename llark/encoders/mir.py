@@ -38,8 +38,8 @@ Each group is computed at its own hop and pooled to exactly 25 frames per second
 |                              |           | order), read off each segment's chroma statistics        |
 |                              |           | (llark/encoders/key_model.py): key                       |
 
-`tempo_bins=0` leaves the local tempogram out, for the clip tempogram in its place (the demo's 458 dims with the
-instrument and meter tags, README).
+`tempo_bins=0` leaves the local tempogram out, for the clip tempogram in its place (the demo's 482 dims with the
+instrument, meter and key tags, README).
 
 The tempogram says which periods are strong, but not which of them is the beat and which the bar: a
 6/8 and a 3/4 at the same eighth-note rate have the same peaks. The rhythm group tracks the beat
@@ -106,7 +106,9 @@ trained model gained less (docs/demo-experiments.md, "How the recipe was chosen"
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True,
                       instrument_tags=True)                                                           # 448
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True,
-                      instrument_tags=True, meter_tags=True)                                          # 458: the demo's
+                      instrument_tags=True, meter_tags=True)                                          # 458
+    MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, beat_level=True,
+                      instrument_tags=True, meter_tags=True, key_tags=True)                           # 482: the demo's
     MIRFeatureEncoder(tempo_bins=0, rhythm=True, timbre=True, clip_tempo_bins=156, interval_bins=120)   # 522
     MIRFeatureEncoder().groups()["chroma"]           # (64, 76): channels 64..75 (model.audio_group_gains)
     python benchmarks/encode.py                        # real-time factor per core
