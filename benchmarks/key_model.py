@@ -27,16 +27,11 @@ import numpy as np  # noqa: E402
 from llark.annotate import classic_key  # noqa: E402
 from llark.audio import load_audio  # noqa: E402
 from llark.clips import map_clips  # noqa: E402
+from llark.corpus.theory import KEYS_24  # noqa: E402
 from llark.encoders.key_model import SHIPPED, KeyModel  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
 from llark.jsonl import read_jsonl  # noqa: E402
 from llark.label_targets import key_class  # noqa: E402
-
-PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-
-def key_name(key: int) -> str:
-    return f"{PITCH_CLASSES[key % 12]} {'minor' if key >= 12 else 'major'}"
 
 
 def read(job: tuple[str, dict]) -> tuple[np.ndarray, str] | str:
@@ -82,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     scores: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for clip, (statistics, librosa_key) in rows:
-        gold = key_name(keys[clip["clip_id"]])
-        read_key = key_name(int(model.scores(statistics).argmax()))
+        gold = KEYS_24[keys[clip["clip_id"]]].name
+        read_key = KEYS_24[int(model.scores(statistics).argmax())].name
         pair = (mir_eval.key.weighted_score(gold, read_key), mir_eval.key.weighted_score(gold, librosa_key))
         for group in ["all", clip.get("source", ""), *clip.get("groups", [])]:
             if group:

@@ -32,14 +32,13 @@ import numpy as np  # noqa: E402
 
 from llark.audio import load_audio  # noqa: E402
 from llark.clips import folds_by_track, map_clip_files  # noqa: E402
+from llark.corpus.theory import KEYS_24, TheoryError  # noqa: E402
 from llark.encoders.key_model import SHIPPED, fit  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
 from llark.label_targets import key_class  # noqa: E402
-from llark.corpus.theory import TheoryError  # noqa: E402
 
 FOLDS = 5
 L2 = 1e-3  # on the profiles' squared sum; the fit's 170 weights barely need it, but it keeps them finite
-PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 def labelled_key(clip: dict) -> int | None:
@@ -50,9 +49,6 @@ def labelled_key(clip: dict) -> int | None:
     except TheoryError:
         return None
 
-
-def key_name(key: int) -> str:
-    return f"{PITCH_CLASSES[key % 12]} {'minor' if key >= 12 else 'major'}"
 
 
 def describe(job: tuple[str, dict]) -> np.ndarray | str:
@@ -66,8 +62,10 @@ def describe(job: tuple[str, dict]) -> np.ndarray | str:
 
 
 def mirex_scores(predicted: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Each clip's MIREX weighted score (1 the same key, 0.5 a fifth, 0.3 relative, 0.2 parallel; mir_eval)."""
-    return np.array([mir_eval.key.weighted_score(key_name(k), key_name(p)) for p, k in zip(predicted, keys)])
+    """Each clip's MIREX weighted score (1 the same key, 0.5 a fifth, 0.3 relative, 0.2 parallel; mir_eval); 0 where
+    no key was predicted (-1: a corpus of one track has no fold to fit the others on)."""
+    return np.array([mir_eval.key.weighted_score(KEYS_24[k].name, KEYS_24[p].name) if p >= 0 else 0.0
+                     for p, k in zip(predicted, keys)])
 
 
 def cross_validated_keys(statistics: np.ndarray, keys: np.ndarray, tracks: np.ndarray) -> np.ndarray:
