@@ -217,3 +217,26 @@ def test_fit_script_cross_validates_by_track_and_reports_skipped_clips(tmp_path,
     with pytest.raises(SystemExit):
         script.main(["--clips", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "none.json")])
     assert "none.jsonl" in capsys.readouterr().err and not (tmp_path / "none.json").exists()
+
+
+def test_key_benchmark_reads_a_manifests_key_questions_beside_librosa(tmp_path, capsys):
+    bench = load_script("benchmarks/key_model.py")
+    (tmp_path / "scales" / "audio").mkdir(parents=True)  # audio paths are relative to the manifest's folder
+    items = []
+    for k, (tonic, scale, name) in enumerate([(0, MAJOR_SCALE, "C major"), (7, MAJOR_SCALE, "G major"),
+                                              (9, MINOR_SCALE, "A minor"), (2, MINOR_SCALE, "D minor")]):
+        soundfile.write(tmp_path / "scales" / "audio" / f"s{k}.wav", scale_wave(tonic, scale, 6.0, seed=10 + k), SR)
+        group = "major" if scale is MAJOR_SCALE else "minor"
+        items.append({"id": f"s{k}", "task": "key", "gold": name, "audio": f"audio/s{k}.wav", "start": 0.0, "end": 6.0,
+                      "groups": [group]})
+        items.append({"id": f"s{k}", "task": "tempo", "gold": 120.0, "audio": f"audio/s{k}.wav", "start": 0.0,
+                      "end": 6.0})  # not a key question: not read
+    items.append({"id": "gone", "task": "key", "gold": "C major", "audio": "audio/gone.wav", "start": 0.0, "end": 6.0})
+    write_jsonl_atomic(tmp_path / "scales" / "eval.jsonl", items)
+    assert bench.main(["--manifest", str(tmp_path / "scales" / "eval.jsonl"), "--jobs", "1"]) == 0
+    report = capsys.readouterr()
+    assert "skipped: gone:" in report.err and "1 clip(s) skipped" in report.out
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in report.out.splitlines() if line.startswith("scales")}
+    assert set(rows) == {("scales", "all"), ("scales", "major"), ("scales", "minor")}
+    clips, model_mirex, model_accuracy, librosa_mirex, librosa_accuracy = rows[("scales", "all")]
+    assert int(clips) == 4 and float(model_mirex) >= 0.75 and 0.0 <= float(librosa_mirex) <= 1.0
