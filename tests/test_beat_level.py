@@ -130,9 +130,29 @@ def test_fit_script_fits_on_a_small_corpus_and_reports_skipped_clips(tmp_path, c
                  "labels": {"tempo": 100.0}})
     write_jsonl_atomic(tmp_path / "clips.jsonl", rows)
     out = tmp_path / "level.json"
-    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--out", str(out)]) == 0
+    assert script.main(["--clips", str(tmp_path / "clips.jsonl"), "--out", str(out), "--min-clips", "3"]) == 0
     report = capsys.readouterr()
     assert "skipped: gone:" in report.err and "1 clip(s) skipped" in report.out
     model = BeatLevelModel.load(out)
     assert model.provenance["described"] == 12 and model.provenance["skipped"] == 1
     assert model.provenance["levels"]["1"] == 6 and model.provenance["levels"]["0.5"] == 6
+
+
+def test_fit_script_leaves_out_a_level_too_rare_to_fit_and_names_it(tmp_path, capsys):
+    script = load_script("preprocessing/fit_beat_level.py")
+    rng = np.random.default_rng(0)
+    labelled = [100.0] * 10 + [50.0] * 10 + [200.0] * 2 + [115.0]  # tracked at 100: levels 1, 1/2, 2, and none
+    rows = [({"clip_id": f"c{k}", "track_id": f"t{k}", "source": "generated", "labels": {"tempo": bpm}},
+             (rng.normal(0.0, 1.0, RHYTHM_DIM).astype(np.float32) + (bpm == 50.0), 100.0))
+            for k, bpm in enumerate(labelled)]
+    out = tmp_path / "level.json"
+    assert script.fit_described(rows, [], ["clips.jsonl"], str(out), min_clips=3) == 0
+    report = capsys.readouterr().out
+    assert "left out, fewer than 3 clips each: 2 2" in report and "at none of them 1" in report
+    model = BeatLevelModel.load(out)
+    assert model.provenance["left_out_levels"] == {"2": 2} and model.provenance["fitted"] == 20
+    assert model.provenance["levels"]["1"] == 10 and model.provenance["levels"]["0.5"] == 10
+    assert model.provenance["levels"]["2"] == 0 and set(model.trees.classes) == {"1", "1/2"}
+    # every level under the bar: nothing to fit, and nothing written
+    assert script.fit_described(rows, [], ["clips.jsonl"], str(tmp_path / "none.json"), min_clips=11) == 1
+    assert "0 level(s)" in capsys.readouterr().err and not (tmp_path / "none.json").exists()
