@@ -25,24 +25,20 @@ import mir_eval  # noqa: E402
 import numpy as np  # noqa: E402
 
 from llark.annotate import classic_key  # noqa: E402
-from llark.audio import load_audio  # noqa: E402
-from llark.clips import map_clips  # noqa: E402
+from llark.clips import clip_wave, map_clips  # noqa: E402
 from llark.corpus.theory import KEYS_24  # noqa: E402
 from llark.encoders.key_model import SHIPPED, KeyModel  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
 from llark.jsonl import read_jsonl  # noqa: E402
-from llark.label_targets import key_class  # noqa: E402
+from llark.label_targets import MISSING, key_target  # noqa: E402
 
 
 def read(job: tuple[str, dict]) -> tuple[np.ndarray, str] | str:
     """The clip's chroma statistics and librosa's key, or a message naming the file that could not be read."""
     root, clip = job
     encoder = MIRFeatureEncoder(tempo_bins=0)
-    try:
-        wave = load_audio(os.path.join(root, clip["audio"]), encoder.sample_rate, clip["start"], clip["end"], normalise=True)
-    except ValueError as err:  # llark.audio's errors name the file
-        return f"{clip['clip_id']}: {err}"
-    return encoder.key_statistics(wave), classic_key(wave, encoder.sample_rate)
+    wave = clip_wave(root, clip, encoder.sample_rate)
+    return wave if isinstance(wave, str) else (encoder.key_statistics(wave), classic_key(wave, encoder.sample_rate))
 
 
 def manifest_clips(path: str) -> list[dict]:
@@ -64,12 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     model = KeyModel.load(args.model)
     path = args.manifest or args.clips
     clips = manifest_clips(path) if args.manifest else list(read_jsonl(path))
-    labelled = []
-    for clip in clips:
-        try:
-            labelled.append((clip, key_class((clip.get("labels") or {}).get("key") or "")))
-        except ValueError:  # no key, or a mode that is none of the 24 (TheoryError is a ValueError)
-            continue
+    labelled = [(clip, key_target((clip.get("labels") or {}).get("key"))) for clip in clips]
+    labelled = [(clip, key) for clip, key in labelled if key != MISSING]  # no key, or a mode none of the 24
     if not labelled:
         parser.error(f"{path}: no clip with one of the 24 major and minor keys")
     rows, failures = map_clips(read, [clip for clip, _ in labelled], os.path.dirname(os.path.abspath(path)), args.jobs)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from llark.audio import CLIP_SECONDS, audio_info, clip_id, clip_windows
+from llark.audio import CLIP_SECONDS, audio_info, clip_id, clip_windows, load_audio
 from llark.jsonl import read_jsonl, relative_path, resolve_path
 
 # Labels that hold for the whole piece, so for any span of it.
@@ -66,6 +66,15 @@ def clips_of_track(
             "labels": crop_labels(labels, start, end, covers),
         })
     return clips
+
+
+def clip_wave(root: str, clip: dict, sample_rate: int) -> np.ndarray | str:
+    """A clips.jsonl line's span of its audio (relative to `root`), mono at `sample_rate` and peak-normalised, or a
+    message naming the clip and why it could not be read: what a `map_clips` worker returns for it."""
+    try:
+        return load_audio(os.path.join(root, clip["audio"]), sample_rate, clip["start"], clip["end"], normalise=True)
+    except ValueError as err:  # llark.audio's errors name the file
+        return f"{clip['clip_id']}: {err}"
 
 
 def map_clips(worker: Callable[[tuple[str, dict]], Any], clips: list[dict], root: str,

@@ -44,14 +44,20 @@ def key_class(name: str) -> int:
     return key.pc + (12 if key.mode == "minor" else 0)
 
 
+def key_target(name: str | None) -> int:
+    """key_class of a labelled key, or MISSING where there is none or it is not one of the 24 (a mode, a typo)."""
+    if name:
+        try:
+            return key_class(name)
+        except TheoryError:
+            pass
+    return MISSING
+
+
 def encode_label_targets(labels: dict[str, Any]) -> dict[str, Any]:
     """Class targets of one clip; a missing or unrecognised label is MISSING (its loss term is skipped)."""
     targets: dict[str, Any] = {name: MISSING for name in TARGET_KEYS}
-    if labels.get("key"):
-        try:
-            targets["target_key"] = key_class(labels["key"])
-        except TheoryError:  # not one of the 24 keys (a mode, a typo): it stays MISSING; the other labels still count
-            pass
+    targets["target_key"] = key_target(labels.get("key"))  # a key none of the 24: the other labels still count
     if labels.get("tempo"):
         targets["target_tempo"] = tempo_class(labels["tempo"])
     if labels.get("meter") in METERS:

@@ -30,35 +30,26 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "
 import mir_eval  # noqa: E402
 import numpy as np  # noqa: E402
 
-from llark.audio import load_audio  # noqa: E402
-from llark.clips import folds_by_track, map_clip_files  # noqa: E402
-from llark.corpus.theory import KEYS_24, TheoryError  # noqa: E402
+from llark.clips import clip_wave, folds_by_track, map_clip_files  # noqa: E402
+from llark.corpus.theory import KEYS_24  # noqa: E402
 from llark.encoders.key_model import SHIPPED, fit  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
-from llark.label_targets import key_class  # noqa: E402
+from llark.label_targets import MISSING, key_target  # noqa: E402
 
 FOLDS = 5
 L2 = 1e-3  # on the profiles' squared sum; the fit's 170 weights barely need it, but it keeps them finite
 
 
-def labelled_key(clip: dict) -> int | None:
-    """The clip's key as key_class numbers it, or None where it has none of the 24 (a mode, none at all)."""
-    key = (clip.get("labels") or {}).get("key")
-    try:
-        return key_class(key) if key else None
-    except TheoryError:
-        return None
-
+def labelled_key(clip: dict) -> int:
+    """The clip's key as key_class numbers it, or MISSING where it has none of the 24 (a mode, none at all)."""
+    return key_target((clip.get("labels") or {}).get("key"))
 
 
 def describe(job: tuple[str, dict]) -> np.ndarray | str:
     root, clip = job
     encoder = MIRFeatureEncoder(tempo_bins=0)
-    try:
-        wave = load_audio(os.path.join(root, clip["audio"]), encoder.sample_rate, clip["start"], clip["end"], normalise=True)
-    except ValueError as err:  # llark.audio's errors name the file
-        return f"{clip['clip_id']}: {err}"
-    return encoder.key_statistics(wave)
+    wave = clip_wave(root, clip, encoder.sample_rate)
+    return wave if isinstance(wave, str) else encoder.key_statistics(wave)
 
 
 def mirex_scores(predicted: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -89,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        rows, failures = map_clip_files(describe, args.clips, lambda c: labelled_key(c) is not None,
+        rows, failures = map_clip_files(describe, args.clips, lambda c: labelled_key(c) != MISSING,
                                         "a labelled key, one of the 24 major and minor keys", args.jobs, args.limit)
     except ValueError as err:
         parser.error(str(err))
