@@ -74,6 +74,10 @@ class ModelConfig:
     # With standardize_audio: the standardized channels of these encoder groups (names: the encoder's groups(),
     # e.g. {chroma: 3.0}) multiplied by the gain, so a narrow group is not drowned among wide ones (README).
     audio_group_gains: dict[str, float] = field(default_factory=dict)
+    # For "grouped_mlp2", in training only: each example's audio tokens leave out each family's output with this
+    # probability (the others scaled by 1 / (1 - p), as dropout does), drawn once per example and family, so no
+    # reading can rest on one family alone (modality dropout; 0: off). README, "The demo".
+    projector_family_dropout: float = 0.0
     template: str = "llama2"  # conversation template name, see llark/templates.py
     system_prompt: str = ""  # "" keeps the template's default system sentence
     max_length: int = 512  # tokens per example, audio placeholders included; longer examples are cut

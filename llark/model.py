@@ -48,8 +48,13 @@ class Projector(nn.Module):
     """
 
     def __init__(self, kind: str, audio_dim: int, hidden_size: int, standardize: bool = False,
-                 families: list[list[int]] | None = None):
+                 families: list[list[int]] | None = None, family_dropout: float = 0.0):
         super().__init__()
+        if not 0.0 <= family_dropout < 1.0:
+            raise ValueError(f"model.projector_family_dropout must be in [0, 1), got {family_dropout}")
+        if family_dropout > 0 and kind != "grouped_mlp2":
+            raise ValueError(f"model.projector_family_dropout leaves out families of channels: it needs "
+                             f"model.projector='grouped_mlp2', not {kind!r}")
         self.standardize = standardize
         if standardize:
             self.register_buffer("feature_mean", torch.zeros(audio_dim))
@@ -64,7 +69,7 @@ class Projector(nn.Module):
         elif kind == "mlp2":
             self.net = nn.Sequential(nn.Linear(audio_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
         elif kind == "grouped_mlp2":
-            self.net = GroupedMLP(families, audio_dim, hidden_size)
+            self.net = GroupedMLP(families, audio_dim, hidden_size, family_dropout)
         else:
             raise ValueError(f"unknown projector {kind!r}; use 'linear', 'mlp2' or 'grouped_mlp2'")
 
@@ -100,8 +105,9 @@ class GroupedMLP(nn.Module):
     (docs/demo-experiments.md, "How the recipe was chosen", rows 40-42).
     """
 
-    def __init__(self, families: list[list[int]], audio_dim: int, hidden_size: int):
+    def __init__(self, families: list[list[int]], audio_dim: int, hidden_size: int, family_dropout: float = 0.0):
         super().__init__()
+        self.family_dropout = family_dropout
         if sorted(channel for family in families for channel in family) != list(range(audio_dim)):
             raise ValueError(f"the projector's channel families must hold each of the {audio_dim} channels once")
         for index, family in enumerate(families):  # saved, so a checkpoint says which channels its MLPs read
@@ -112,7 +118,14 @@ class GroupedMLP(nn.Module):
         )
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return sum(mlp(frames.index_select(-1, getattr(self, f"channels_{index}"))) for index, mlp in enumerate(self.mlps))
+        """frames: [B, T, D] (one example per row) -> [B, T, H]. In training with family_dropout, each family's
+        output is left out of each example's tokens with that probability, the kept ones scaled by 1 / (1 - p)."""
+        outputs = [mlp(frames.index_select(-1, getattr(self, f"channels_{index}"))) for index, mlp in enumerate(self.mlps)]
+        if self.training and self.family_dropout > 0:
+            keep = torch.rand(len(outputs), *frames.shape[:-2], 1, 1, device=frames.device) >= self.family_dropout
+            scale = keep.to(outputs[0].dtype) / (1.0 - self.family_dropout)
+            outputs = [output * family_scale for output, family_scale in zip(outputs, scale)]
+        return sum(outputs)
 
 
 def projector_channel_families(run_config: Config) -> list[list[int]] | None:
@@ -187,7 +200,7 @@ class LLark(nn.Module):
         self.ids = ids
         hidden_size = lm.get_input_embeddings().embedding_dim
         self.projector = Projector(config.projector, config.audio_dim, hidden_size, config.standardize_audio,
-                                   channel_families)
+                                   channel_families, config.projector_family_dropout)
         # New tokens (<audio_start>, <audio>, <audio_end>, maybe <pad>) live in their own table, so the
         # LM's embedding matrix stays the pretrained one (a frozen base LM is referenced, not copied).
         # LLark initialises them to the mean of the existing embeddings.

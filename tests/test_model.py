@@ -549,6 +549,34 @@ def test_grouped_projector_sums_one_mlp_per_family_and_reloads(tmp_path):
         Projector("grouped_mlp2", 16, 8, families=[list(range(15))])
 
 
+def test_family_dropout_leaves_whole_families_out_of_an_example_in_training_only():
+    torch.manual_seed(0)
+    families = [[0, 1], [2], [3, 4, 5]]
+    projector = Projector("grouped_mlp2", 6, 8, families=families, family_dropout=0.5)
+    frames = torch.randn(64, 3, 6)
+    with torch.no_grad():
+        per_family = torch.stack([mlp(frames[..., family]) for mlp, family in zip(projector.net.mlps, families)])  # [F, B, T, H]
+        projector.eval()
+        torch.testing.assert_close(projector(frames), per_family.sum(0))  # answering: every family, unscaled
+        projector.train()
+        dropped = projector(frames)
+    # Each example's tokens are the sum of some of its families' outputs, each kept one times 1 / (1 - 0.5),
+    # the same families on every frame of the example.
+    subsets = torch.tensor([[(mask >> f) & 1 for f in range(3)] for mask in range(8)], dtype=torch.float32)  # [8, F]
+    candidates = torch.einsum("sf,fbth->sbth", subsets * 2.0, per_family)
+    error = (candidates - dropped).abs().amax(dim=(2, 3))  # [8 subsets, B]
+    assert bool((error.min(0).values < 1e-5).all())
+    chosen = error.argmin(0)
+    assert len(set(chosen.tolist())) >= 4  # the subsets differ from example to example
+    kept = subsets[chosen].mean(0)
+    assert bool(((kept > 0.3) & (kept < 0.7)).all())  # each family kept about half the time
+    with pytest.raises(ValueError, match=r"projector_family_dropout must be in \[0, 1\), got 1.0"):
+        Projector("grouped_mlp2", 6, 8, families=families, family_dropout=1.0)
+    with pytest.raises(ValueError, match="projector_family_dropout leaves out families of channels: it needs "
+                                         "model.projector='grouped_mlp2', not 'mlp2'"):
+        Projector("mlp2", 6, 8, family_dropout=0.1)
+
+
 def test_the_checkpoint_keeps_the_fitted_models_its_features_were_made_with(tmp_path):
     # train.py passes the shards' record (the beat-level fit); None, where unknown, is not written
     model = tiny_model(seed=4)
