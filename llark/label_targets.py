@@ -46,12 +46,12 @@ def key_class(name: str) -> int:
 
 def key_target(name: str | None) -> int:
     """key_class of a labelled key, or MISSING where there is none or it is not one of the 24 (a mode, a typo)."""
-    if name:
-        try:
-            return key_class(name)
-        except TheoryError:
-            pass
-    return MISSING
+    if not name:
+        return MISSING
+    try:
+        return key_class(name)
+    except TheoryError:  # not one of the 24 keys: the label is missing for the key head, not an error for the clip
+        return MISSING
 
 
 def encode_label_targets(labels: dict[str, Any]) -> dict[str, Any]:

@@ -22,8 +22,9 @@ the tempo Acc1 of the tracked beat and of the corrected one on clips no fold was
 stored in the model's provenance. A level with fewer than --min-clips clips is left out of the fit and its
 cross-validation, and named, as fit_meter_model.py leaves out a rare meter: boosting's log loss can diverge on a
 class that rare (the shipped corpus's rarest level, 3, has 78 clips and does not). A clip whose audio cannot be
-read is reported and skipped; the count is printed at the end. Do not fit on a corpus whose pieces you evaluate on. Refit the meter model after
-(preprocessing/fit_meter_model.py): it reads the descriptors at the level this model names.
+read is reported and skipped; the count is printed at the end. Do not fit on a corpus whose pieces you evaluate
+on. Refit the meter model after (preprocessing/fit_meter_model.py): it reads the descriptors at the level this
+model names.
 
 On the shipped corpus (2 cores): descriptors of 8885 clips in about 15 min, each fit about 10 s.
 """
