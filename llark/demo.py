@@ -73,7 +73,8 @@ PRIMARY_METRICS = {"key": "mirex", "tempo": "acc1", "meter": "accuracy", "instru
 LISTENING_STAGES = ("key,mode,chords,tempo,meter,instruments:1000",)
 # Real compositions in the train split: with 240 (308 scores), the real-composition set read meter 0.781 against
 # 0.419 and tempo Acc1 0.819 against 0.590; on the test split key and tempo within a training's spread, meter
-# and instruments just below (README, "Measured: a fresh clone with real compositions in training").
+# and instruments just below (docs/demo-measurements.md, "Measured: a fresh clone with real compositions in
+# training").
 TRAIN_SCORES = 240
 # What a listening stage changes in the config besides its topics and steps (recorded in recipe.json: stages
 # trained before the listening stages took the config's train.loss_per_example ran with the token mean).
