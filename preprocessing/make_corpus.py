@@ -8,6 +8,8 @@
         --soundfont data/soundfonts/FluidR3_GM.sf2       # the demo's test pieces, other instrument samples
     python preprocessing/make_corpus.py --out data/corpus-2sf --generated 400 --tunes 200 --augment \
         --train-soundfont data/soundfonts/sf_GMbank.sf2  # train pieces in either soundfont; val, test in TimGM6mb
+    python preprocessing/make_corpus.py --out data/corpus-fs --generated 400 --tunes 200 --augment --formant-shift 3
+                                                         # each track's timbres as if from other samples
     python preprocessing/make_corpus.py --out data/mine --generated 400 --tunes 200 --augment --midi my-midi/
                                                          # and every MIDI file under my-midi/ (labels: what it states)
 
@@ -45,6 +47,13 @@ its track id: the model hears every instrument in more than one set of samples, 
 soundfont's sound. Val and test pieces keep --soundfont, byte for byte as without the option, so the
 held-out splits measure the same audio; a piece rendered with the primary soundfont is the same bytes
 either way. Each line's "render" names the soundfont its audio came from.
+
+--formant-shift N renders each track with its instruments' formants shifted by a whole number of semitones drawn
+by its track id from -N..N (llark.corpus.render, `formant_semitones`): the notes, key and beats are as written,
+the spectral envelopes and envelope times are not those of the soundfont's own samples, as if another soundfont
+had played. Each line's "render" holds the shift ("formant_semitones"). The instrument tagger's fit corpus uses
+3 (README, "The instrument tags"): its tagger read the demo's test pieces in FluidR3_GM better than one fitted on
+the same corpus rendered in a second and a third soundfont.
 """
 
 from __future__ import annotations
@@ -89,6 +98,7 @@ class Settings:
     augment: bool = False
     soundfont: str = str(DEFAULT_SOUNDFONT)
     train_soundfonts: tuple[str, ...] = ()  # more soundfonts a train-split piece may be rendered with
+    formant_shift: int = 0  # each track's formants shifted by a whole number of semitones drawn from -N..N
     enable_essen: bool = False
     generator: str = GENERATOR_VERSION
 
@@ -158,8 +168,17 @@ def soundfont_for(track_id: str, split: str, settings: Settings) -> str:
     return choices[int(rng.integers(len(choices)))]
 
 
+def formant_for(track_id: str, settings: Settings) -> int:
+    """The track's formant shift in semitones, uniform over -N..N for --formant-shift N (0 without it), drawn with a
+    generator of its own, so the other draws of a track do not move."""
+    if not settings.formant_shift:
+        return 0
+    rng = np.random.default_rng([settings.seed, zlib.crc32(track_id.encode()), 13])
+    return int(rng.integers(-settings.formant_shift, settings.formant_shift + 1))
+
+
 def track_row(track_id: str, split: str, piece: Piece, source: TuneSource | MidiSource | None, settings: Settings,
-              seconds: float, applied: dict | None, soundfont: str) -> dict[str, Any]:
+              seconds: float, applied: dict | None, soundfont: str, formant_semitones: int = 0) -> dict[str, Any]:
     if source is None:
         origin, licence = "generated", GENERATED_LICENCE
         provenance = f"{GENERATOR_VERSION}, seed {settings.seed}, piece {int(track_id.split('-')[1])}"
@@ -172,6 +191,8 @@ def track_row(track_id: str, split: str, piece: Piece, source: TuneSource | Midi
            "split": split, "source": origin, "licence": licence, "provenance": provenance,
            "duration": round(seconds, 6), "sample_rate": settings.sample_rate, "labels": piece.labels,
            "render": {"soundfont": Path(soundfont).name}}
+    if settings.formant_shift:
+        row["render"]["formant_semitones"] = formant_semitones
     if applied is not None:
         row["augment"] = applied
     return row
@@ -194,15 +215,17 @@ def build_track(task: tuple[int | TuneSource | MidiSource, Piece | None, Setting
         soundfont = soundfont_for(track_id, split, settings)
         rng = np.random.default_rng([settings.seed, zlib.crc32(track_id.encode()), 11])
         tuning = float(rng.uniform(-15, 15)) if settings.augment else 0.0  # A4 = 436..444 Hz: the key is unchanged
+        formant = formant_for(track_id, settings)
         wave = peak_normalise(render_midi(piece.midi, settings.sample_rate, soundfont, tail=TAIL_SECONDS,
-                                          tuning_cents=tuning))
+                                          tuning_cents=tuning, formant_semitones=formant))
         applied = None
         if settings.augment:
             wave, applied = augment(wave, settings.sample_rate, rng)
             applied["tuning_cents"] = round(tuning, 2)
         midi = io.BytesIO()
         piece.midi.write(midi)
-        row = track_row(track_id, split, piece, source, settings, wave.size / settings.sample_rate, applied, soundfont)
+        row = track_row(track_id, split, piece, source, settings, wave.size / settings.sample_rate, applied, soundfont,
+                        formant)
         return {"row": row, "flac": flac_bytes(wave, settings.sample_rate), "midi": midi.getvalue()}
     except Exception as err:  # a batch job: recorded with its reason, and the run goes on
         return {"failure": failure_row(track_id, source, stage, f"{type(err).__name__}: {err}")}
@@ -232,13 +255,16 @@ def read_rows(path: Path) -> dict[str, dict]:
 
 def fingerprint(settings: Settings) -> dict[str, Any]:
     """The settings as recorded in corpus.json; soundfonts by name and content, not by path. Without
-    --train-soundfont the record has no such key, as before the option existed (older folders still match)."""
+    --train-soundfont or --formant-shift the record has no such key, as before the options existed (older folders
+    still match)."""
     record = asdict(settings)
     record["soundfont"] = soundfont_fingerprint(Path(settings.soundfont))
     if settings.train_soundfonts:
         record["train_soundfonts"] = [soundfont_fingerprint(Path(s)) for s in settings.train_soundfonts]
     else:
         del record["train_soundfonts"]
+    if not settings.formant_shift:
+        del record["formant_shift"]
     return record
 
 
@@ -338,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-soundfont", action="append", default=[], metavar="SF2",
                         help="another General MIDI .sf2 a train-split piece may be rendered with, drawn per piece "
                         "among it and --soundfont (repeatable; val and test keep --soundfont)")
+    parser.add_argument("--formant-shift", type=int, default=0, metavar="N",
+                        help="shift each track's formants by a whole number of semitones drawn from -N..N, its pitches "
+                        "and times as written (see above; 0: none)")
     parser.add_argument("--midi", default="", metavar="DIR",
                         help="also every MIDI file under DIR, labelled by what it states (see above)")
     parser.add_argument("--midi-split", default="", choices=("", "train", "val", "test"),
@@ -352,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--splits {args.splits}: each must be one of {', '.join(names)}")
     if args.generated < 0 or args.tunes < 0 or args.seconds <= 0 or args.sample_rate <= 0:
         parser.error("--generated/--tunes must be >= 0, --seconds and --sample-rate > 0")
+    if not 0 <= args.formant_shift <= 12:
+        parser.error(f"--formant-shift {args.formant_shift}: must be 0-12 semitones")
     for flag, path in [("--soundfont", args.soundfont), *(("--train-soundfont", s) for s in args.train_soundfont)]:
         if not Path(path).is_file():
             parser.error(f"{flag} {path}: file not found")
@@ -359,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(seed=args.seed, sample_rate=args.sample_rate, seconds=args.seconds, augment=args.augment,
                         soundfont=str(Path(args.soundfont).resolve()),
                         train_soundfonts=tuple(str(Path(s).resolve()) for s in args.train_soundfont),
-                        enable_essen=args.enable_essen)
+                        formant_shift=args.formant_shift, enable_essen=args.enable_essen)
     midi = list_midi(Path(args.midi), args.midi_split) if args.midi else []
     summary = build_corpus(args.out, args.generated, args.tunes, settings, workers=args.workers,
                            progress=not args.no_progress, splits=splits, midi=midi)

@@ -233,6 +233,31 @@ def test_render_errors_name_the_soundfont(tmp_path):
     assert wave.shape == (40000,) and wave.dtype == np.float32 and np.abs(wave).max() > 0
 
 
+def test_formant_shift_keeps_pitches_and_times_and_moves_the_spectrum():
+    import librosa
+
+    midi = generate_piece(2, seed=0, seconds=6.0).midi
+    plain = render_midi(midi, 16000)
+    assert np.array_equal(render_midi(midi, 16000, formant_semitones=0), plain)
+    waves = {k: render_midi(midi, 16000, formant_semitones=k) for k in (-3, 3)}
+
+    def chroma(wave):
+        return librosa.feature.chroma_stft(y=wave, sr=16000).mean(axis=1)
+
+    def level(wave):  # RMS in 0.25 s frames: when the notes sound
+        return np.sqrt((wave[: wave.size // 4000 * 4000].reshape(-1, 4000) ** 2).mean(axis=1))
+
+    def centroid(wave):
+        return float(librosa.feature.spectral_centroid(y=wave, sr=16000).mean())
+
+    for k, wave in waves.items():
+        assert wave.shape == plain.shape and np.isfinite(wave).all()
+        assert np.corrcoef(chroma(wave), chroma(plain))[0, 1] > 0.9, k  # the pitches as written
+        assert np.corrcoef(level(wave), level(plain))[0, 1] > 0.9, k  # the notes at their times
+        assert not np.allclose(wave, plain)
+    assert centroid(waves[3]) < centroid(plain) < centroid(waves[-3])  # the spectra move the other way
+
+
 def test_augmentation_is_seeded_and_keeps_length():
     wave = render_midi(generate_piece(1, seed=0, seconds=6.0).midi, 16000)
     results = []
@@ -338,6 +363,32 @@ def test_make_corpus_train_soundfonts(tmp_path):
         make_corpus.build_corpus(tmp_path / "plain", 20, 0, mixed, progress=False)
     with pytest.raises(SystemExit):
         make_corpus.main(["--out", str(tmp_path / "c"), "--generated", "1", "--train-soundfont", str(tmp_path / "none.sf2")])
+
+
+def test_make_corpus_formant_shift(tmp_path):
+    # Each track draws its shift from -N..N by its id; a track that drew 0 is the same bytes as without the option.
+    plain = make_corpus.Settings(seed=0, sample_rate=16000, seconds=6.0)
+    shifted = make_corpus.Settings(seed=0, sample_rate=16000, seconds=6.0, formant_shift=3)
+    make_corpus.build_corpus(tmp_path / "plain", 12, 0, plain, progress=False)
+    make_corpus.build_corpus(tmp_path / "shifted", 12, 0, shifted, progress=False)
+    rows = {name: {r["track_id"]: r for r in map(json.loads, (tmp_path / name / "tracks.jsonl").read_text().splitlines())}
+            for name in ("plain", "shifted")}
+    drawn = set()
+    for track_id, row in rows["shifted"].items():
+        shift = row["render"]["formant_semitones"]
+        assert shift == make_corpus.formant_for(track_id, shifted) and -3 <= shift <= 3
+        same = (tmp_path / "shifted" / row["audio"]).read_bytes() == (tmp_path / "plain" / row["audio"]).read_bytes()
+        assert same == (shift == 0), (track_id, shift)
+        assert row["labels"] == rows["plain"][track_id]["labels"]
+        assert "formant_semitones" not in rows["plain"][track_id]["render"]
+        drawn.add(shift)
+    assert len(drawn) >= 3
+    assert "formant_shift" not in json.loads((tmp_path / "plain" / "corpus.json").read_text())
+    assert json.loads((tmp_path / "shifted" / "corpus.json").read_text())["formant_shift"] == 3
+    with pytest.raises(SystemExit, match="other settings"):
+        make_corpus.build_corpus(tmp_path / "plain", 12, 0, shifted, progress=False)
+    with pytest.raises(SystemExit):
+        make_corpus.main(["--out", str(tmp_path / "c"), "--generated", "1", "--formant-shift", "13"])
 
 
 def test_make_corpus_adds_midi_files_with_the_labels_they_state(tmp_path):

@@ -2,11 +2,18 @@
 
     wave = render_midi(piece.midi, sample_rate=22050)                         # pretty_midi's TimGM6mb.sf2
     wave = render_midi(piece.midi, 44100, soundfont="FluidR3_GM.sf2", tail=1.0)
+    wave = render_midi(piece.midi, 22050, formant_semitones=2)   # the same notes, every timbre's formants 2 lower
 
 Events are applied at exact sample positions (note-offs before note-ons at the same sample, so a
 repeated pitch is re-struck, not cut), on a fresh synthesizer per call: the same score always renders
 to the same samples. Each pitched instrument gets its own channel; drums play on channel 10 with the
 instrument's program as the drum kit (bank 128).
+
+`formant_semitones=k` plays every pitched note k semitones higher on a synthesizer running at 2^(k/12) times
+the sample rate, and keeps its samples as if at the sample rate: the pitches and the times come out as written,
+and every instrument's spectral envelope (its formants) k semitones lower, its attacks and decays 2^(k/12) times
+longer, as if another set of samples had been recorded. Drums are not transposed (their pitch picks the drum), so
+the kit sounds k semitones lower. An augmentation for models that should hear an instrument in any soundfont.
 """
 
 from __future__ import annotations
@@ -66,8 +73,10 @@ def _select_programs(synth: tinysoundfont.Synth, sfid: int, midi: pretty_midi.Pr
 
 
 def render_midi(midi: pretty_midi.PrettyMIDI, sample_rate: int, soundfont: str | Path | None = None,
-                tail: float = 1.0, duration: float | None = None, tuning_cents: float = 0.0) -> np.ndarray:
-    """Mono float32 audio of `midi`: `duration` seconds, or the last note's end plus `tail` (release)."""
+                tail: float = 1.0, duration: float | None = None, tuning_cents: float = 0.0,
+                formant_semitones: int = 0) -> np.ndarray:
+    """Mono float32 audio of `midi`: `duration` seconds, or the last note's end plus `tail` (release);
+    `formant_semitones` shifts every timbre's formants down by that many semitones (module docstring)."""
     soundfont = Path(soundfont) if soundfont else DEFAULT_SOUNDFONT
     if not soundfont.is_file():
         raise RenderError(f"{soundfont}: soundfont file not found")
@@ -75,7 +84,9 @@ def render_midi(midi: pretty_midi.PrettyMIDI, sample_rate: int, soundfont: str |
         duration = midi.get_end_time() + tail
     total = max(1, math.ceil(duration * sample_rate))
 
-    synth = tinysoundfont.Synth(samplerate=sample_rate)
+    # The synthesizer's clock runs 2^(k/12) fast and its notes k semitones high: heard at sample_rate, the
+    # pitches are as written and the samples' spectra k semitones lower.
+    synth = tinysoundfont.Synth(samplerate=int(round(sample_rate * 2.0 ** (formant_semitones / 12.0))))
     try:
         sfid = synth.sfload(_soundfont_bytes(str(soundfont)))
     except Exception as err:  # tinysoundfont raises a bare Exception for unreadable files
@@ -85,9 +96,11 @@ def render_midi(midi: pretty_midi.PrettyMIDI, sample_rate: int, soundfont: str |
 
     events = []  # (sample, 0 = off / 1 = on, channel, pitch, velocity)
     for instrument, channel in zip(midi.instruments, channels):
-        for note in instrument.notes:
-            events.append((round(note.start * sample_rate), 1, channel, note.pitch, note.velocity))
-            events.append((round(note.end * sample_rate), 0, channel, note.pitch, 0))
+        shift = 0 if instrument.is_drum else formant_semitones
+        for note in instrument.notes:  # a note shifted past MIDI's 0-127 is clipped there (none in the corpus is)
+            pitch = min(127, max(0, note.pitch + shift))
+            events.append((round(note.start * sample_rate), 1, channel, pitch, note.velocity))
+            events.append((round(note.end * sample_rate), 0, channel, pitch, 0))
     events.sort()
 
     buffer = memoryview(bytearray(total * 2 * 4))  # stereo float32, filled in place between events
