@@ -18,7 +18,7 @@ TEXT_SUFFIXES = {".py", ".md", ".yaml", ".txt", ".cfg", ".toml"}
 # A path inside the repo's own folders, as the text writes it (not data/..., which runs create).
 REPO_PATH = re.compile(r"(?<![\w/.-])((?:benchmarks|preprocessing|llark|configs|docs|tests)/[\w/.-]*"
                        r"\.(?:py|yaml|md|json|safetensors))")
-# 'README, "Name"', "README's "Name"", 'docs/x.md, "Name"': a section (or a bold lead) the reader is sent to.
+# README or a docs/ file, then a comma (or "'s") and a quoted name: a section (or a bold lead) the reader is sent to.
 SECTION_POINTER = re.compile(r"\b(README|docs/[\w-]+\.md)(?:'s)?,? \"([^\"]{3,100})\"")
 
 
