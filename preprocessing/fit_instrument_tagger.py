@@ -1,11 +1,12 @@
 """Fit the MIR encoder's instrument tagger (llark/encoders/instrument_tagger.py) on a corpus with labelled instruments.
 
-    # the shipped fit: the first part of the beat-level model's corpus (README, "The audio pipeline": 1800 generated
-    # pieces of seed 1, none of them in the demo's splits, and 491 train-split tunes) and 207 real compositions
-    # orchestrated three times (make_score_midi.py --for-tagger --seed 1, 2, 3; make_corpus.py --midi), then
-    python preprocessing/fit_instrument_tagger.py --clips data/levelfit/clips.jsonl \
-        --clips data/tagscores1/clips.jsonl --clips data/tagscores2/clips.jsonl --clips data/tagscores3/clips.jsonl \
-        --steps 6000 --jobs 2
+    # the shipped fit: the pieces of the beat-level model's corpus's first part (1800 generated pieces of seed 1,
+    # none of them in the demo's splits, and 491 train-split tunes) and 207 real compositions orchestrated three
+    # times (make_score_midi.py --for-tagger --seed 1, 2, 3; make_corpus.py --midi), every track rendered with
+    # make_corpus.py --formant-shift 3 (README, "The instrument tags", has the commands), then
+    python preprocessing/fit_instrument_tagger.py --clips data/tagfit/clips.jsonl \
+        --clips data/tagfit-scores1/clips.jsonl --clips data/tagfit-scores2/clips.jsonl \
+        --clips data/tagfit-scores3/clips.jsonl --steps 6000 --jobs 2
     python preprocessing/fit_instrument_tagger.py --clips data/x/clips.jsonl --out /tmp/tagger.safetensors --steps 200
     # the same pieces rendered with two soundfonts (make_corpus.py --soundfont); a track is held out in both
     python preprocessing/fit_instrument_tagger.py --clips data/levelfit/clips.jsonl --clips data/levelfit-gm/clips.jsonl
@@ -18,7 +19,7 @@ trained on nine tenths is the one written: its held-out figures, stored in its p
 exactly. A clip whose audio cannot be read is reported and skipped; the count is printed at the end. Do not
 fit on a corpus whose pieces you train the LM on or evaluate on (the module's docstring says why).
 
-On the shipped corpus (2 cores): log-mel of 2912 clips in 55 s, 6000 steps in 13.8 min.
+On the shipped corpus (2 cores): log-mel of 2912 clips in 41-55 s, 6000 steps in 12-14 min.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Fit the MIR encoder's key model (llark/encoders/key_model.py) on a corpus with labelled keys.
 
-    # the shipped fit: the instrument tagger's corpus (README, "The instrument tagger": data/levelfit, 2291 clips of
-    # generated pieces and train-split tunes, and the three orchestrations of 207 real compositions), then
+    # the shipped fit: the instrument tagger's pieces without its formant shift (README, "The instrument tags":
+    # data/levelfit, 2291 clips of generated pieces and train-split tunes, and data/tagscores1-3, the three
+    # orchestrations of 207 real compositions), then
     python preprocessing/fit_key_model.py --clips data/levelfit/clips.jsonl --clips data/tagscores1/clips.jsonl \
         --clips data/tagscores2/clips.jsonl --clips data/tagscores3/clips.jsonl --jobs 2
     python preprocessing/fit_key_model.py --clips data/x/clips.jsonl --out /tmp/key.json
