@@ -97,7 +97,7 @@ def render_midi(midi: pretty_midi.PrettyMIDI, sample_rate: int, soundfont: str |
     events = []  # (sample, 0 = off / 1 = on, channel, pitch, velocity)
     for instrument, channel in zip(midi.instruments, channels):
         shift = 0 if instrument.is_drum else formant_semitones
-        for note in instrument.notes:  # a note shifted past MIDI's 0-127 is clipped there (none in the corpus is)
+        for note in instrument.notes:  # a note shifted past MIDI's 0-127 is clipped there
             pitch = min(127, max(0, note.pitch + shift))
             events.append((round(note.start * sample_rate), 1, channel, pitch, note.velocity))
             events.append((round(note.end * sample_rate), 0, channel, pitch, 0))
