@@ -13,6 +13,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".txt", ".cfg", ".toml"}
 # A path inside the repo's own folders, as the text writes it (not data/..., which runs create).
@@ -23,7 +25,10 @@ SECTION_POINTER = re.compile(r"\b(README|docs/[\w-]+\.md)(?:'s)?,? \"([^\"]{3,10
 
 
 def tracked_texts() -> dict[str, str]:
-    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    listing = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if listing.returncode != 0:  # an unpacked archive, no git index: nothing says which files are the repo's
+        pytest.skip(f"not a git checkout ({listing.stderr.strip()})")
+    names = listing.stdout.split()
     return {name: (ROOT / name).read_text(encoding="utf-8") for name in names
             if Path(name).suffix in TEXT_SUFFIXES or name == "Makefile"}
 
