@@ -16,8 +16,10 @@ For every clip with labelled instruments it computes the MIR encoder's log-mel g
 the CNN on the rest (`--steps` batches of 16 random 6 s crops) and scores the held-out clips with
 evaluate.py's instrument metric (micro-F1 over classes; the classes above 0.3 and above 0.5). The model
 trained on nine tenths is the one written: its held-out figures, stored in its provenance, describe it
-exactly. A clip whose audio cannot be read is reported and skipped; the count is printed at the end. Do not
-fit on a corpus whose pieces you train the LM on or evaluate on (the module's docstring says why).
+exactly. `--midi-share S` draws the clips made from MIDI files (the real compositions) for a share S of the crops
+whatever their number, so more orchestrations of them add variety without weighing more (docs/demo-experiments.md,
+"Five more ways to fit the tagger"). A clip whose audio cannot be read is reported and skipped; the count is printed
+at the end. Do not fit on a corpus whose pieces you train the LM on or evaluate on (the module's docstring says why).
 
 On the shipped corpus (2 cores): log-mel of 2912 clips in 41-55 s, 6000 steps in 12-14 min.
 """
@@ -68,10 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(SHIPPED), help="the tagger's safetensors (default: the shipped one)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for the log-mel")
     parser.add_argument("--steps", type=int, default=6000, help="training batches of 16 crops (the shipped fit's)")
+    parser.add_argument("--midi-share", type=float, default=0.0,
+                        help="draw this share of the training crops from the clips made from MIDI files (make_corpus.py "
+                             "--midi: the real compositions) and the rest from the others, each clip of a group alike "
+                             "(0: every clip alike, whatever its source)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads while training")
     parser.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.midi_share < 1.0:
+        parser.error(f"--midi-share {args.midi_share}: a share of the crops is at least 0 and below 1")
 
     started = time.time()
     try:
@@ -93,11 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"log-mel in {time.time() - started:.0f} s; training on {int(taught.sum())} clips, scoring {int(scored.sum())}",
           flush=True)
 
+    weights = None
+    if args.midi_share:
+        from_midi = np.array([c.get("source") == "midi" for c, _ in rows], dtype=bool)[taught]
+        if from_midi.all() or not from_midi.any():
+            parser.error(f"--midi-share {args.midi_share}: needs clips made from MIDI files ({int(from_midi.sum())}) "
+                         f"and others ({int((~from_midi).sum())}) to train on")
+        weights = np.where(from_midi, args.midi_share / from_midi.sum(), (1.0 - args.midi_share) / (~from_midi).sum())
+
     torch.set_num_threads(args.threads)
     mels = [m for _, m in rows]
     started = time.time()
     tagger = fit([m for m, t in zip(mels, taught) if t], targets[taught], args.steps, seed=args.seed,
-                 log_every=max(1, args.steps // 10))
+                 log_every=max(1, args.steps // 10), weights=weights)
     seconds = time.time() - started
     probabilities = np.stack([tagger.probabilities(m) for m, s in zip(mels, scored) if s])
     scores = {f"held_out_micro_f1_{threshold}": round(micro_f1(probabilities, targets[scored], threshold), 4)
@@ -105,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = MIRFeatureEncoder()
     tagger.provenance = {"clips": ", ".join(args.clips), "read": len(rows), "skipped": len(failures),
                          "trained_on": int(taught.sum()), "held_out": int(scored.sum()), **scores,
-                         "steps": args.steps, "seed": args.seed, "train_seconds": round(seconds),
+                         "steps": args.steps, "midi_share": args.midi_share, "seed": args.seed, "train_seconds": round(seconds),
                          "encoder": {"sample_rate": encoder.sample_rate, "n_mels": encoder.n_mels}}
     tagger.save(args.out)
     print(f"held-out micro-F1 ({int(scored.sum())} clips): {scores['held_out_micro_f1_0.3']:.3f} above 0.3, "

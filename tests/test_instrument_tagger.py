@@ -50,6 +50,19 @@ def test_fit_learns_which_bands_play_on_clips_it_never_saw():
     assert tagger.provenance == {"clips": "x"} and tagger.n_mels == 64
 
 
+def test_fit_draws_clips_as_often_as_their_weights_say():
+    """A clip weighted 0 is never trained on: with every clip where the "flute" plays at 0, the flute is never learnt."""
+    clips, targets = banded_clips(48, seed=0)
+    weights = np.where(targets[:, HIGH] == 1, 0.0, 1.0)
+    tagger = fit(clips, targets, steps=150, batch_size=8, width=4, weights=weights / weights.sum())
+    held_clips, held_targets = banded_clips(16, seed=1)
+    probabilities = np.stack([tagger.probabilities(mel) for mel in held_clips])
+    assert probabilities[held_targets[:, HIGH] == 1, HIGH].max() < 0.5
+    assert micro_f1(probabilities[:, [LOW]], held_targets[:, [LOW]]) >= 0.8  # the rest is learnt
+    with pytest.raises(ValueError, match="weights must be one per clip"):
+        fit(clips, targets, steps=1, weights=np.ones(48))
+
+
 def test_micro_f1_counts_every_class_of_every_clip():
     truth = np.array([[1, 0, 1], [0, 1, 0]], np.float32)
     assert micro_f1(np.array([[0.9, 0.1, 0.8], [0.2, 0.7, 0.1]]), truth) == 1.0
@@ -145,7 +158,7 @@ def test_fit_script_trains_holds_out_by_track_and_reports_skipped_clips(tmp_path
             soundfile.write(folder / f"{track}.wav", wave.astype(np.float32), SR)
             names = ["Tuba"] * low + ["Flute"] * high or ["Violin"]
             rows.append({"clip_id": track, "track_id": track, "audio": f"{track}.wav", "start": 0.0, "end": 4.0,
-                         "labels": {"instruments": names}})
+                         "labels": {"instruments": names}, "source": "midi" if rendering == "second" else "generated"})
         if rendering == "second":
             rows.append({"clip_id": "gone", "track_id": "gone", "audio": "missing.wav", "start": 0.0, "end": 4.0,
                          "labels": {"instruments": ["Tuba"]}})
@@ -159,7 +172,17 @@ def test_fit_script_trains_holds_out_by_track_and_reports_skipped_clips(tmp_path
     assert tagger.provenance["read"] == 80 and tagger.provenance["skipped"] == 1 and tagger.provenance["steps"] == 8
     assert tagger.provenance["held_out"] == 2 * len(held) and tagger.provenance["trained_on"] == 2 * (40 - len(held))
     assert tagger.provenance["clips"] == f"{tmp_path / 'first' / 'clips.jsonl'}, {tmp_path / 'second' / 'clips.jsonl'}"
-    assert 0.0 <= tagger.provenance["held_out_micro_f1_0.5"] <= 1.0
+    assert 0.0 <= tagger.provenance["held_out_micro_f1_0.5"] <= 1.0 and tagger.provenance["midi_share"] == 0.0
+    with pytest.raises(SystemExit):  # no clip made from a MIDI file to draw the share from
+        script.main(["--clips", str(tmp_path / "first" / "clips.jsonl"), "--out", str(out), "--steps", "8",
+                     "--midi-share", "0.3"])
+    assert "--midi-share 0.3: needs clips made from MIDI files (0)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main(["--clips", str(tmp_path / "first" / "clips.jsonl"), "--midi-share", "1.5"])
+    assert "--midi-share 1.5: a share" in capsys.readouterr().err
+    assert script.main(["--clips", str(tmp_path / "first" / "clips.jsonl"), "--clips", str(tmp_path / "second" / "clips.jsonl"),
+                        "--out", str(out), "--steps", "8", "--threads", "1", "--midi-share", "0.3"]) == 0
+    assert InstrumentTagger.load(out).provenance["midi_share"] == 0.3
 
 
 def test_shipped_tagger_is_loaded_once_per_process():

@@ -157,11 +157,14 @@ def micro_f1(probabilities: np.ndarray, targets: np.ndarray, threshold: float = 
 
 def fit(log_mels: list[np.ndarray], targets: np.ndarray, steps: int, batch_size: int = 16, seed: int = 0,
         learning_rate: float = 2e-3, width: int = WIDTH, provenance: dict[str, Any] | None = None,
-        log_every: int = 0) -> InstrumentTagger:
+        log_every: int = 0, weights: np.ndarray | None = None) -> InstrumentTagger:
     """Train a tagger on clips' log-mel ([frames, n_mels] each) and their 0/1 instrument targets [clips, classes]:
-    random CROP_FRAMES crops with a random level shift, binary cross-entropy, AdamW with a one-cycle schedule."""
+    random CROP_FRAMES crops with a random level shift, binary cross-entropy, AdamW with a one-cycle schedule.
+    `weights` (one per clip, summing to 1) is how often each clip is drawn; None: every clip alike."""
     if len(log_mels) != len(targets) or not log_mels:
         raise ValueError(f"{len(log_mels)} log-mel clips against {len(targets)} target rows")
+    if weights is not None and (len(weights) != len(log_mels) or not np.isclose(np.sum(weights), 1.0)):
+        raise ValueError(f"weights must be one per clip ({len(log_mels)}) and sum to 1")
     n_mels = log_mels[0].shape[1]
     generator = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -171,7 +174,8 @@ def fit(log_mels: list[np.ndarray], targets: np.ndarray, steps: int, batch_size:
     truth = torch.as_tensor(np.asarray(targets, np.float32))
     net.train()
     for step in range(steps):
-        chosen = generator.integers(0, len(log_mels), batch_size)
+        chosen = generator.integers(0, len(log_mels), batch_size) if weights is None else \
+            generator.choice(len(log_mels), batch_size, p=weights)
         crops = np.zeros((batch_size, n_mels, CROP_FRAMES), np.float32)
         for row, index in enumerate(chosen):
             clip = log_mels[index]
