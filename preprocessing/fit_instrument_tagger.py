@@ -62,6 +62,12 @@ def held_out(track_id: str) -> bool:
     return zlib.crc32(track_id.encode()) % HELD_OUT_EVERY == 0
 
 
+def share_weights(chosen: np.ndarray, share: float) -> np.ndarray:
+    """Each clip's weight (summing to 1) when the `chosen` clips (a boolean per clip) are drawn for `share` of the
+    crops and the others for the rest, each clip of a group alike."""
+    return np.where(chosen, share / chosen.sum(), (1.0 - share) / (~chosen).sum())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", required=True, action="append",
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if from_midi.all() or not from_midi.any():
             parser.error(f"--midi-share {args.midi_share}: needs clips made from MIDI files ({int(from_midi.sum())}) "
                          f"and others ({int((~from_midi).sum())}) to train on")
-        weights = np.where(from_midi, args.midi_share / from_midi.sum(), (1.0 - args.midi_share) / (~from_midi).sum())
+        weights = share_weights(from_midi, args.midi_share)
 
     torch.set_num_threads(args.threads)
     mels = [m for _, m in rows]

@@ -183,6 +183,8 @@ def test_fit_script_trains_holds_out_by_track_and_reports_skipped_clips(tmp_path
     assert script.main(["--clips", str(tmp_path / "first" / "clips.jsonl"), "--clips", str(tmp_path / "second" / "clips.jsonl"),
                         "--out", str(out), "--steps", "8", "--threads", "1", "--midi-share", "0.3"]) == 0
     assert InstrumentTagger.load(out).provenance["midi_share"] == 0.3
+    weights = script.share_weights(np.array([True, False, False, False, True]), 0.3)
+    np.testing.assert_allclose(weights, [0.15, 0.7 / 3, 0.7 / 3, 0.7 / 3, 0.15])
 
 
 def test_shipped_tagger_is_loaded_once_per_process():
