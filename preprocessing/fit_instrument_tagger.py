@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for the log-mel")
     parser.add_argument("--steps", type=int, default=6000, help="training batches of 16 crops (the shipped fit's)")
     parser.add_argument("--midi-share", type=float, default=0.0,
-                        help="draw this share of the training crops from the clips made from MIDI files (make_corpus.py "
-                             "--midi: the real compositions) and the rest from the others, each clip of a group alike "
-                             "(0: every clip alike, whatever its source)")
+                        help="draw this share of the training crops from the clips made from MIDI files "
+                             "(make_corpus.py --midi: the real compositions) and the rest from the others, each clip "
+                             "of a group alike (0: every clip alike, whatever its source)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads while training")
     parser.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     encoder = MIRFeatureEncoder()
     tagger.provenance = {"clips": ", ".join(args.clips), "read": len(rows), "skipped": len(failures),
                          "trained_on": int(taught.sum()), "held_out": int(scored.sum()), **scores,
-                         "steps": args.steps, "midi_share": args.midi_share, "seed": args.seed, "train_seconds": round(seconds),
+                         "steps": args.steps, "midi_share": args.midi_share, "seed": args.seed,
+                         "train_seconds": round(seconds),
                          "encoder": {"sample_rate": encoder.sample_rate, "n_mels": encoder.n_mels}}
     tagger.save(args.out)
     print(f"held-out micro-F1 ({int(scored.sum())} clips): {scores['held_out_micro_f1_0.3']:.3f} above 0.3, "

@@ -51,7 +51,8 @@ def test_fit_learns_which_bands_play_on_clips_it_never_saw():
 
 
 def test_fit_draws_clips_as_often_as_their_weights_say():
-    """A clip weighted 0 is never trained on: with every clip where the "flute" plays at 0, the flute is never learnt."""
+    """A clip weighted 0 is never trained on: with every clip where the "flute" plays at 0, the flute is never
+    learnt."""
     clips, targets = banded_clips(48, seed=0)
     weights = np.where(targets[:, HIGH] == 1, 0.0, 1.0)
     tagger = fit(clips, targets, steps=150, batch_size=8, width=4, weights=weights / weights.sum())
@@ -180,8 +181,8 @@ def test_fit_script_trains_holds_out_by_track_and_reports_skipped_clips(tmp_path
     with pytest.raises(SystemExit):
         script.main(["--clips", str(tmp_path / "first" / "clips.jsonl"), "--midi-share", "1.5"])
     assert "--midi-share 1.5: a share" in capsys.readouterr().err
-    assert script.main(["--clips", str(tmp_path / "first" / "clips.jsonl"), "--clips", str(tmp_path / "second" / "clips.jsonl"),
-                        "--out", str(out), "--steps", "8", "--threads", "1", "--midi-share", "0.3"]) == 0
+    both = ["--clips", str(tmp_path / "first" / "clips.jsonl"), "--clips", str(tmp_path / "second" / "clips.jsonl")]
+    assert script.main([*both, "--out", str(out), "--steps", "8", "--threads", "1", "--midi-share", "0.3"]) == 0
     assert InstrumentTagger.load(out).provenance["midi_share"] == 0.3
     weights = script.share_weights(np.array([True, False, False, False, True]), 0.3)
     np.testing.assert_allclose(weights, [0.15, 0.7 / 3, 0.7 / 3, 0.7 / 3, 0.15])
