@@ -41,7 +41,7 @@ import torch  # noqa: E402
 
 from llark.audio import load_audio  # noqa: E402
 from llark.clips import map_clip_files  # noqa: E402
-from llark.encoders.instrument_tagger import SHIPPED, fit, micro_f1  # noqa: E402
+from llark.encoders.instrument_tagger import SHIPPED, WIDTH, fit, micro_f1  # noqa: E402
 from llark.encoders.mir import MIRFeatureEncoder  # noqa: E402
 from llark.label_targets import MISSING, encode_label_targets  # noqa: E402
 
@@ -80,12 +80,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="draw this share of the training crops from the clips made from MIDI files "
                              "(make_corpus.py --midi: the real compositions) and the rest from the others, each clip "
                              "of a group alike (0: every clip alike, whatever its source)")
+    parser.add_argument("--width", type=int, default=WIDTH,
+                        help=f"the first block's channels; the others are 2, 4 and 6 times it (default {WIDTH}, the "
+                             "shipped fit's: 220k weights)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads while training")
     parser.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")
     args = parser.parse_args(argv)
     if not 0.0 <= args.midi_share < 1.0:
         parser.error(f"--midi-share {args.midi_share}: a share of the crops is at least 0 and below 1")
+    if args.width < 1:
+        parser.error(f"--width {args.width}: a block needs at least one channel")
 
     started = time.time()
     try:
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     mels = [m for _, m in rows]
     started = time.time()
     tagger = fit([m for m, t in zip(mels, taught) if t], targets[taught], args.steps, seed=args.seed,
-                 log_every=max(1, args.steps // 10), weights=weights)
+                 log_every=max(1, args.steps // 10), weights=weights, width=args.width)
     seconds = time.time() - started
     probabilities = np.stack([tagger.probabilities(m) for m, s in zip(mels, scored) if s])
     scores = {f"held_out_micro_f1_{threshold}": round(micro_f1(probabilities, targets[scored], threshold), 4)

@@ -182,8 +182,13 @@ def test_fit_script_trains_holds_out_by_track_and_reports_skipped_clips(tmp_path
         script.main(["--clips", str(tmp_path / "first" / "clips.jsonl"), "--midi-share", "1.5"])
     assert "--midi-share 1.5: a share" in capsys.readouterr().err
     both = ["--clips", str(tmp_path / "first" / "clips.jsonl"), "--clips", str(tmp_path / "second" / "clips.jsonl")]
-    assert script.main([*both, "--out", str(out), "--steps", "8", "--threads", "1", "--midi-share", "0.3"]) == 0
-    assert InstrumentTagger.load(out).provenance["midi_share"] == 0.3
+    assert script.main([*both, "--out", str(out), "--steps", "8", "--threads", "1", "--midi-share", "0.3",
+                        "--width", "4"]) == 0
+    narrow = InstrumentTagger.load(out)  # the width is stored with the weights, so a load builds the same net
+    assert narrow.provenance["midi_share"] == 0.3 and narrow.net.blocks[0].out_channels == 4
+    with pytest.raises(SystemExit):
+        script.main([*both, "--width", "0"])
+    assert "--width 0: a block needs at least one channel" in capsys.readouterr().err
     weights = script.share_weights(np.array([True, False, False, False, True]), 0.3)
     np.testing.assert_allclose(weights, [0.15, 0.7 / 3, 0.7 / 3, 0.7 / 3, 0.15])
 
