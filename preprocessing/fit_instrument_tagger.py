@@ -21,7 +21,8 @@ whatever their number, so more orchestrations of them add variety without weighi
 "Five more ways to fit the tagger"). A clip whose audio cannot be read is reported and skipped; the count is printed
 at the end. Do not fit on a corpus whose pieces you train the LM on or evaluate on (the module's docstring says why).
 
-On the shipped corpus (2 cores): log-mel of 2912 clips in 41-55 s, 6000 steps in 12-14 min.
+On the shipped corpus (2 cores): log-mel of 2912 clips in 41-55 s, 6000 steps in 24 min (12-14 min at
+`--width 16`, the fit before 2026-12-07's eighth session: README, "The instrument tags").
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                              "of a group alike (0: every clip alike, whatever its source)")
     parser.add_argument("--width", type=int, default=WIDTH,
                         help=f"the first block's channels; the others are 2, 4 and 6 times it (default {WIDTH}, the "
-                             "shipped fit's: 220k weights)")
+                             "shipped fit's: 487k weights)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads while training")
     parser.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")
